@@ -1,0 +1,6 @@
+"""Imports every table so ``Base.metadata`` is complete (migrations, tests)."""
+
+from interlink.core.models import AuditEvent, IntegrationSecret, Tenant
+from interlink.keys.models import ApiKey, SecurityEvent
+
+__all__ = ["ApiKey", "AuditEvent", "IntegrationSecret", "SecurityEvent", "Tenant"]

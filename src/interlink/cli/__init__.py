@@ -1,0 +1,1 @@
+"""The ``interlink`` command line."""

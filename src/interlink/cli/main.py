@@ -1,0 +1,92 @@
+"""``interlink``: run the service (serve, migrate) and manage it through the REST API.
+
+Server-side commands (``serve``, ``migrate``, ``admin``, ``secrets``) work on the database named by
+``INTERLINK_DATABASE_URL``. Client commands (``tenants``, ``keys``, ``audit``) call the REST API at
+``INTERLINK_API_URL`` with ``INTERLINK_API_KEY``, exactly as any other API user would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import typer
+
+from interlink.core.logging import configure_logging
+from interlink.core.settings import Settings
+
+app = typer.Typer(
+    help="Interlink: the integration layer for multi-tenant SaaS backends.", no_args_is_help=True
+)
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (creates the embedded SQLite file when needed)."""
+    from interlink.core.migrate import head_revision, upgrade
+
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.effective_database_url)
+    typer.echo(f"database migrated to {head_revision()}")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(None, help="Bind address (default INTERLINK_HOST or 127.0.0.1)."),
+    port: int = typer.Option(None, help="Port (default INTERLINK_PORT or 8000)."),
+) -> None:
+    """Start the REST API (and, on the embedded default, everything else) in one process."""
+    import uvicorn
+
+    from interlink.bootstrap import bootstrap_if_empty
+    from interlink.core.migrate import pending_migration_message
+    from interlink.http.app import create_app
+    from interlink.runtime import Runtime
+
+    settings = _settings()
+    if host:
+        settings.host = host
+    if port is not None:
+        settings.port = port
+    problem = asyncio.run(pending_migration_message(settings.effective_database_url))
+    if problem:
+        typer.echo(f"interlink: refusing to start: {problem}", err=True)
+        raise typer.Exit(code=2)
+
+    async def _bootstrap() -> object:
+        runtime = Runtime(settings)
+        try:
+            return await bootstrap_if_empty(runtime) if settings.bootstrap else None
+        finally:
+            await runtime.stop()
+
+    created = asyncio.run(_bootstrap())
+    url = settings.public_url or f"http://{settings.host}:{settings.port}"
+    typer.echo(f"Interlink is starting at {url}  (API docs: {url}/docs)")
+    if created is not None:
+        typer.echo("First start: created tenant 'default' and a platform admin API key.")
+        typer.echo(f"Admin API key (shown once, store it now): {created.key}")  # type: ignore[attr-defined]
+    sys.stdout.flush()
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+    )
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Cross-cutting building blocks: settings, database, enums, ids, crypto, errors, audit, tenancy."""

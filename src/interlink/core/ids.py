@@ -1,0 +1,50 @@
+"""Prefixed, time-sortable identifiers (``key_01J...``).
+
+An id is ``<prefix>_`` followed by 26 Crockford base32 characters: 48 bits of milliseconds since
+the epoch and 80 random bits. Within one process ids are strictly increasing, so sorting by id is
+sorting by creation time, which is what cursor pagination relies on.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+
+_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_RANDOM_BITS = 80
+_lock = threading.Lock()
+_last = 0
+
+PREFIXES = frozenset(
+    {"ten", "key", "evt", "msg", "del", "ep", "conn", "map", "job", "sec", "aud", "sev", "att", "rpl"}
+)
+ID_PATTERN = re.compile(r"^[a-z]{2,5}_[0-9A-HJKMNP-TV-Z]{26}$")
+
+
+def _encode(value: int) -> str:
+    chars = []
+    for _ in range(26):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def new_id(prefix: str) -> str:
+    """Return a new id with the given prefix; strictly increasing within this process."""
+    global _last
+    now_ms = int(time.time() * 1000)
+    with _lock:
+        candidate = (now_ms << _RANDOM_BITS) | int.from_bytes(os.urandom(10), "big")
+        if candidate <= _last:
+            candidate = _last + 1
+        _last = candidate
+    return f"{prefix}_{_encode(candidate)}"
+
+
+def is_id(value: str, prefix: str | None = None) -> bool:
+    """True when ``value`` looks like an id (with ``prefix`` when given)."""
+    if not ID_PATTERN.match(value):
+        return False
+    return prefix is None or value.startswith(prefix + "_")

@@ -1,0 +1,86 @@
+"""Shared pydantic types: camelCase models, pages, problems, tenants, audit events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+T = TypeVar("T")
+
+
+class ApiModel(BaseModel):
+    """Response model: camelCase JSON, built from attributes."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
+
+
+class RequestModel(BaseModel):
+    """Request model: camelCase JSON; unknown fields are refused (named in the error)."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class PageOut(ApiModel, Generic[T]):
+    """One page of a list, newest first. Pass ``nextCursor`` as ``after`` for the next page."""
+
+    data: list[T]
+    has_more: bool
+    next_cursor: str | None = None
+
+
+class FieldError(ApiModel):
+    field: str
+    message: str
+
+
+class Problem(ApiModel):
+    """RFC 9457 problem details. ``type`` is stable: ``urn:interlink:problem:<code>``."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    correlation_id: str | None = None
+    reason: str | None = None
+    errors: list[FieldError] | None = None
+    retry_after: int | None = None
+
+
+class TenantCreate(RequestModel):
+    name: str = Field(min_length=1, max_length=200)
+    slug: str | None = Field(default=None, min_length=1, max_length=100, pattern=r"^[a-z0-9][a-z0-9-]*$")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class TenantUpdate(RequestModel):
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    metadata: dict[str, Any] | None = None
+
+
+class TenantInfo(ApiModel):
+    id: str
+    name: str
+    slug: str
+    metadata: dict[str, Any] = Field(validation_alias="meta")
+    created_at: datetime
+    updated_at: datetime
+
+
+class AuditEventInfo(ApiModel):
+    id: str
+    tenant_id: str
+    occurred_at: datetime
+    action: str
+    resource_type: str
+    resource_id: str | None
+    actor_key_id: str | None
+    actor_tenant_id: str | None
+    actor_type: str
+    correlation_id: str | None
+    source_ip: str | None
+    user_agent: str | None
+    changes: dict[str, Any]

@@ -1,0 +1,108 @@
+"""Service settings, read from ``INTERLINK_*`` environment variables (see docs/configuration.md)."""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from interlink.core.enums import IntegrationEnvironment
+
+
+class Settings(BaseSettings):
+    """Every setting of the service. Field docs are the reference in docs/configuration.md."""
+
+    model_config = SettingsConfigDict(env_prefix="INTERLINK_", env_file=None, extra="ignore")
+
+    database_url: str = Field(
+        default="",
+        description="SQLAlchemy URL. Empty means the embedded SQLite file `<data_dir>/interlink.db`. "
+        "PostgreSQL: `postgresql+psycopg://user@host:5432/db`.",
+    )
+    data_dir: Path = Field(
+        default=Path(".interlink"),
+        description="Folder for the embedded database and, when not configured, generated local secrets.",
+    )
+    master_keys: str = Field(
+        default="",
+        description="Comma-separated `kid:base64(32 bytes)` AES-256 keys for secrets; the first encrypts. "
+        "Empty: generated into `<data_dir>/local-secrets.json` with a warning.",
+    )
+    key_pepper: str = Field(
+        default="",
+        description="Server pepper (base64, ≥32 bytes) for API key hashes. Empty: generated into "
+        "`<data_dir>/local-secrets.json` with a warning. Changing it invalidates every key.",
+    )
+    redis_url: str = Field(
+        default="",
+        description="Optional Redis URL (`redis://127.0.0.1:6379/0`): shared rate limits and cache "
+        "invalidation across processes.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address `interlink serve` binds to.")
+    port: int = Field(default=8000, ge=0, le=65535, description="Port `interlink serve` binds to.")
+    public_url: str = Field(default="", description="Public base URL; defaults to http://host:port.")
+    log_level: str = Field(default="INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
+    log_format: Literal["json", "console"] = Field(default="json", description="Log line format.")
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest accepted request body.")
+    db_pool_size: int = Field(default=10, ge=1, description="Connections per process (PostgreSQL).")
+    db_max_overflow: int = Field(default=10, ge=0, description="Extra connections under load (PostgreSQL).")
+    key_cache_ttl_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        description="How long a verified key stays in the in-process cache. Revocations are pushed "
+        "to every process at once; the TTL only bounds staleness if a push is lost.",
+    )
+    key_cache_size: int = Field(default=100_000, ge=0, description="Most keys kept in the cache.")
+    key_usage_flush_seconds: float = Field(
+        default=5.0, gt=0, description="How often lastUsedAt and usage counters are written (batched)."
+    )
+    key_environment: IntegrationEnvironment = Field(
+        default=IntegrationEnvironment.PRODUCTION,
+        description="Default environment tag of new keys (`il_live_`, `il_test_`, ...).",
+    )
+    default_rotation_grace_seconds: int = Field(
+        default=86_400, ge=0, description="Grace period of a rotated key when the request names none."
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="CIDRs of reverse proxies whose `X-Forwarded-For` is believed (JSON list).",
+    )
+    bootstrap: bool = Field(
+        default=True,
+        description="On first start, create a `default` tenant and print a platform admin key once.",
+    )
+    secret_rotation_days: int = Field(
+        default=90, ge=1, description="Default `rotateBy` of a stored secret, in days after (re)rotation."
+    )
+    security_new_ip_window_days: int = Field(
+        default=30, ge=1, description="A source IP not seen for a key within this window counts as new."
+    )
+    run_worker: bool = Field(default=True, description="Run the background worker inside `interlink serve`.")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_cidrs(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ipaddress.ip_network(item, strict=False)
+        return value
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL, defaulting to the embedded SQLite file."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'interlink.db').as_posix()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Process-wide settings (cached; tests build their own ``Settings``)."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""HTTP layer: app factory, auth dependency, problem+json errors, one thin router per domain."""

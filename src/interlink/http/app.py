@@ -1,0 +1,76 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from interlink import __version__
+from interlink.core.schemas import Problem
+from interlink.core.settings import Settings, get_settings
+from interlink.http.errors import install_error_handlers
+from interlink.http.middleware import RequestContextMiddleware
+from interlink.http.routers import audit, health, keys, tenants
+from interlink.runtime import Runtime
+
+DESCRIPTION = """Interlink: API keys, webhooks, external references and connections for multi-tenant
+SaaS backends. Authenticate with `Authorization: Bearer <key>`. Errors are RFC 9457 problem+json.
+Lists are newest first with cursor pagination (`limit`, `after`)."""
+
+
+def create_app(
+    settings: Settings | None = None, runtime: Runtime | None = None, *, access_log: bool = True
+) -> FastAPI:
+    """Build the app. The runtime's background tasks start and stop with the app's lifespan."""
+    settings = settings or get_settings()
+    rt = runtime or Runtime(settings)
+    owns_runtime = runtime is None
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await rt.start()
+        try:
+            yield
+        finally:
+            if owns_runtime:
+                await rt.stop()
+
+    app = FastAPI(
+        title="Interlink",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.runtime = rt
+    install_error_handlers(app)
+    app.add_middleware(
+        RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, access_log=access_log
+    )
+    for router in (health.router, tenants.router, keys.router, audit.router):
+        app.include_router(router)
+    _ensure_problem_schema(app)
+    return app
+
+
+def _ensure_problem_schema(app: FastAPI) -> None:
+    """Make sure ``Problem`` is in the OpenAPI components even if only referenced by $ref."""
+    original = app.openapi
+
+    def openapi() -> dict[str, object]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        components = schema.setdefault("components", {})
+        schemas = components.setdefault("schemas", {})
+        if "Problem" not in schemas:
+            schemas["Problem"] = Problem.model_json_schema(
+                ref_template="#/components/schemas/{model}", by_alias=True
+            )
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

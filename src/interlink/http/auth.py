@@ -1,0 +1,152 @@
+"""Authentication and authorisation for every route.
+
+``Authorization: Bearer <key>`` is verified by :class:`~interlink.keys.service.KeyVerifier` with the
+scope the route needs. A platform key may name another tenant with ``X-Tenant-Id``; a tenant key
+naming any tenant but its own gets 404, as if the tenant did not exist.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Awaitable, Callable
+
+from fastapi import Depends, Header, Request, Response, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from interlink.core import audit
+from interlink.core.actor import Actor
+from interlink.core.context import current_correlation_id
+from interlink.core.enums import ApiKeyScope
+from interlink.core.errors import Forbidden, NotFound, RateLimited, Unauthorized
+from interlink.core.ids import is_id
+from interlink.core.tenancy import tenant_exists
+from interlink.keys.security import SecurityContext
+from interlink.keys.service import VerifyCode
+from interlink.runtime import Runtime
+
+bearer_scheme = HTTPBearer(auto_error=False, description="An Interlink API key: `il_live_...`")
+
+_UNAUTHORIZED_DETAIL = {
+    VerifyCode.MALFORMED: "the API key is malformed or its checksum is wrong",
+    VerifyCode.UNKNOWN: "the API key is not known",
+    VerifyCode.EXPIRED: "the API key has expired",
+    VerifyCode.REVOKED: "the API key has been revoked",
+}
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def client_ip(request: Request, runtime: Runtime) -> str | None:
+    """The caller's IP; ``X-Forwarded-For`` is believed only from configured trusted proxies."""
+    peer = request.client.host if request.client else None
+    trusted = runtime.trusted_proxy_networks
+    if not peer or not trusted:
+        return peer
+    try:
+        if not any(ipaddress.ip_address(peer) in net for net in trusted):
+            return peer
+    except ValueError:
+        return peer
+    forwarded = request.headers.get("x-forwarded-for", "")
+    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+        try:
+            address = ipaddress.ip_address(hop)
+        except ValueError:
+            return peer
+        if not any(address in net for net in trusted):
+            return hop
+    return peer
+
+
+async def _resolve_tenant(runtime: Runtime, actor: Actor, requested: str | None) -> Actor:
+    if requested is None or requested == actor.home_tenant_id:
+        return actor
+    if not actor.is_platform or not is_id(requested, "ten"):
+        raise NotFound(f"tenant {requested} not found")
+    if requested not in runtime.known_tenants:
+        async with runtime.db.unit_of_work(write=False) as session:
+            if not await tenant_exists(session, requested):
+                raise NotFound(f"tenant {requested} not found")
+        runtime.known_tenants.add(requested)
+    return actor.for_tenant(requested)
+
+
+def require(scope: ApiKeyScope) -> Callable[..., Awaitable[Actor]]:
+    """A dependency that authenticates the caller and checks it holds ``scope``."""
+
+    async def dependency(
+        request: Request,
+        response: Response,
+        credentials: HTTPAuthorizationCredentials | None = Security(bearer_scheme),
+        x_tenant_id: str | None = Header(
+            default=None, max_length=64, description="Platform keys: the tenant to act for."
+        ),
+    ) -> Actor:
+        runtime = get_runtime(request)
+        if credentials is None:
+            raise Unauthorized("send your API key as 'Authorization: Bearer <key>'", reason="missing")
+        ip = client_ip(request, runtime)
+        user_agent = request.headers.get("user-agent")
+        context = SecurityContext(ip, user_agent, current_correlation_id())
+        result = await runtime.verifier.verify(
+            credentials.credentials, ip=ip, context=context, required_scopes=(scope.value,)
+        )
+        if result.rate_limit is not None:
+            for name, value in result.rate_limit.headers.items():
+                response.headers[name] = value
+        if result.code in _UNAUTHORIZED_DETAIL:
+            raise Unauthorized(_UNAUTHORIZED_DETAIL[result.code], reason=result.code.value)
+        if result.code is VerifyCode.IP_DENIED:
+            raise Forbidden("this key may not be used from your IP address", extra={"reason": "ip_denied"})
+        if result.code is VerifyCode.INSUFFICIENT_SCOPE:
+            raise Forbidden(
+                f"this key lacks the scope {scope.value!r}", extra={"reason": "insufficient_scope"}
+            )
+        if result.code is VerifyCode.RATE_LIMITED:
+            assert result.rate_limit is not None
+            raise RateLimited(
+                "rate limit exceeded for this key",
+                retry_after=max(1, result.rate_limit.reset_seconds),
+                headers=result.rate_limit.headers,
+            )
+        key = result.key
+        assert key is not None
+        actor = Actor(
+            tenant_id=key.tenant_id,
+            key_id=key.id,
+            home_tenant_id=key.tenant_id,
+            kind=key.kind,
+            scopes=key.scopes,
+            source_ip=ip,
+            user_agent=user_agent,
+            correlation_id=current_correlation_id(),
+        )
+        actor = await _resolve_tenant(runtime, actor, x_tenant_id)
+        if actor.acts_for_other_tenant and request.method in ("GET", "HEAD"):
+            async with runtime.db.unit_of_work() as session:
+                audit.record(
+                    session,
+                    actor,
+                    "platform.accessed",
+                    "route",
+                    request.url.path,
+                    {"method": {"old": None, "new": request.method}},
+                )
+        return actor
+
+    return dependency
+
+
+def require_platform(scope: ApiKeyScope) -> Callable[..., Awaitable[Actor]]:
+    """Like :func:`require`, and the key must be a platform key."""
+    base = require(scope)
+
+    async def dependency(actor: Actor = Depends(base)) -> Actor:
+        if not actor.is_platform:
+            raise Forbidden("this operation needs a platform key", extra={"reason": "platform_only"})
+        return actor
+
+    return dependency

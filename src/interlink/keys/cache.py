@@ -1,0 +1,228 @@
+"""The in-process verification cache and the bus that keeps every process's cache honest.
+
+A cached entry is a snapshot of a key row (:class:`CachedKey`). Entries live for
+``key_cache_ttl_seconds``; revocation, rotation and updates are pushed to every process at once:
+
+* PostgreSQL: ``NOTIFY interlink_key_changes`` is sent inside the changing transaction, so it is
+  delivered exactly when the change commits; each process ``LISTEN``s on a dedicated connection.
+* Redis (when configured): a pub/sub channel, published after commit.
+* SQLite (embedded, one process): local eviction is enough.
+
+If a listener connection drops, the process clears its whole cache when it reconnects, so a missed
+message can never keep a revoked key alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger(__name__)
+CHANNEL = "interlink_key_changes"
+
+
+@dataclass(frozen=True, slots=True)
+class CachedKey:
+    """What verification needs to know about a key, without touching the database."""
+
+    id: str
+    tenant_id: str
+    kind: str
+    name: str
+    prefix: str
+    key_hash: str
+    environment: str
+    scopes: frozenset[str]
+    status: str
+    expires_at: float | None
+    grace_until: float | None
+    allowed_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]
+    rate_limit: int | None
+    rate_limit_period_seconds: int | None
+    meta: dict[str, Any]
+    expires_at_dt: datetime | None
+
+
+class VerificationCache:
+    """Bounded map from key hash to :class:`CachedKey`, with a TTL and eviction by key id."""
+
+    def __init__(self, ttl_seconds: float, max_size: int) -> None:
+        self.ttl = ttl_seconds
+        self.max_size = max_size
+        self._entries: dict[str, tuple[CachedKey, float]] = {}
+        self._hash_by_id: dict[str, str] = {}
+
+    def get(self, key_hash: str) -> CachedKey | None:
+        hit = self._entries.get(key_hash)
+        if hit is None:
+            return None
+        if hit[1] < time.monotonic():
+            self._drop(key_hash)
+            return None
+        return hit[0]
+
+    def put(self, entry: CachedKey) -> None:
+        if self.max_size <= 0 or self.ttl <= 0:
+            return
+        if len(self._entries) >= self.max_size:
+            oldest = next(iter(self._entries))
+            self._drop(oldest)
+        self._entries[entry.key_hash] = (entry, time.monotonic() + self.ttl)
+        self._hash_by_id[entry.id] = entry.key_hash
+
+    def invalidate(self, key_id: str) -> None:
+        key_hash = self._hash_by_id.get(key_id)
+        if key_hash is not None:
+            self._drop(key_hash)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._hash_by_id.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _drop(self, key_hash: str) -> None:
+        entry = self._entries.pop(key_hash, None)
+        if entry is not None:
+            self._hash_by_id.pop(entry[0].id, None)
+
+
+Handler = Callable[[str], None]
+
+
+class InvalidationBus:
+    """Delivers "key X changed" to every process. The base class is local-only (one process)."""
+
+    def __init__(self, handler: Handler, on_reset: Callable[[], None]) -> None:
+        self.handler = handler
+        self.on_reset = on_reset
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+    async def publish_after_commit(self, key_ids: list[str]) -> None:
+        """Called after the changing transaction committed."""
+        for key_id in key_ids:
+            self.handler(key_id)
+
+
+class _ListenerBus(InvalidationBus):
+    """Common loop for buses that hold a listening connection and reconnect on failure."""
+
+    def __init__(self, handler: Handler, on_reset: Callable[[], None]) -> None:
+        super().__init__(handler, on_reset)
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._stopping = False
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"{type(self).__name__}-listener")
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout=5)
+        except TimeoutError:
+            log.warning("key_invalidation_listener_not_ready", bus=type(self).__name__)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+
+    async def _run(self) -> None:
+        delay = 0.2
+        while not self._stopping:
+            try:
+                await self._listen(self._mark_ready)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("key_invalidation_listener_lost", error=str(exc), bus=type(self).__name__)
+            self._ready.clear()
+            self.on_reset()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    def _mark_ready(self) -> None:
+        self.on_reset()
+        self._ready.set()
+
+    async def _listen(self, ready: Callable[[], None]) -> None:
+        raise NotImplementedError
+
+
+class PostgresBus(_ListenerBus):
+    """LISTEN/NOTIFY on PostgreSQL; publishing happens inside the changing transaction."""
+
+    def __init__(self, handler: Handler, on_reset: Callable[[], None], dsn: str) -> None:
+        super().__init__(handler, on_reset)
+        self.dsn = dsn
+
+    async def _listen(self, ready: Callable[[], None]) -> None:
+        import psycopg
+
+        async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
+            await conn.execute(f"LISTEN {CHANNEL}")
+            ready()
+            async for notify in conn.notifies():
+                self.handler(notify.payload)
+
+    async def publish_after_commit(self, key_ids: list[str]) -> None:
+        # NOTIFY was sent in the transaction; evict locally too, without waiting for the echo.
+        for key_id in key_ids:
+            self.handler(key_id)
+
+
+class RedisBus(_ListenerBus):
+    """Redis pub/sub; used whenever ``INTERLINK_REDIS_URL`` is set."""
+
+    def __init__(self, handler: Handler, on_reset: Callable[[], None], url: str) -> None:
+        super().__init__(handler, on_reset)
+        self.url = url
+        self._client: Any = None
+
+    async def _listen(self, ready: Callable[[], None]) -> None:
+        import redis.asyncio as aioredis
+
+        client = aioredis.from_url(self.url)
+        pubsub = client.pubsub()
+        try:
+            await pubsub.subscribe(CHANNEL)
+            ready()
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    data = message["data"]
+                    self.handler(data.decode() if isinstance(data, bytes) else str(data))
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await client.aclose()
+
+    async def publish_after_commit(self, key_ids: list[str]) -> None:
+        import redis.asyncio as aioredis
+
+        for key_id in key_ids:
+            self.handler(key_id)
+        if self._client is None:
+            self._client = aioredis.from_url(self.url)
+        for key_id in key_ids:
+            await self._client.publish(CHANNEL, key_id)
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self._client is not None:
+            await self._client.aclose()
+
+
+NotifyInTransaction = Callable[[Any, list[str]], Awaitable[None]]

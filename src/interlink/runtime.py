@@ -1,0 +1,84 @@
+"""Wiring: the long-lived objects of one process, built from :class:`Settings`.
+
+The HTTP app, the worker and the CLI's maintenance commands all start from a :class:`Runtime`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+import structlog
+
+from interlink.core.crypto import Keyring, load_local_secrets
+from interlink.core.db import Database
+from interlink.core.settings import Settings
+from interlink.keys.cache import InvalidationBus, PostgresBus, RedisBus, VerificationCache
+from interlink.keys.ratelimit import KeyRateLimiter
+from interlink.keys.security import SecurityLog
+from interlink.keys.service import KeyManager, KeyVerifier
+from interlink.keys.usage import UsageRecorder
+
+log = structlog.get_logger(__name__)
+
+
+def psycopg_dsn(sqlalchemy_url: str) -> str:
+    """``postgresql+psycopg://...`` → ``postgresql://...`` for a raw psycopg connection."""
+    scheme, sep, rest = sqlalchemy_url.partition("://")
+    return f"{scheme.split('+', 1)[0]}{sep}{rest}"
+
+
+class Runtime:
+    """Everything a process needs; ``start``/``stop`` run background tasks (listeners, flushers)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.db = Database(
+            settings.effective_database_url,
+            pool_size=settings.db_pool_size,
+            max_overflow=settings.db_max_overflow,
+        )
+        local = load_local_secrets(settings.master_keys, settings.key_pepper, settings.data_dir)
+        self.local_secrets = local
+        self.keyring = Keyring.from_spec(local.master_keys)
+        self.cache = VerificationCache(settings.key_cache_ttl_seconds, settings.key_cache_size)
+        self.bus = self._make_bus()
+        self.limiter = KeyRateLimiter(settings.redis_url)
+        self.usage = UsageRecorder(self.db, settings.key_usage_flush_seconds)
+        self.security = SecurityLog(self.db, settings.security_new_ip_window_days)
+        self.keys = KeyManager(
+            local.key_pepper,
+            self.bus,
+            default_environment=settings.key_environment,
+            default_grace_seconds=settings.default_rotation_grace_seconds,
+            new_ip_window_days=settings.security_new_ip_window_days,
+        )
+        self.verifier = KeyVerifier(
+            self.db, local.key_pepper, self.cache, self.limiter, self.usage, self.security
+        )
+        self.trusted_proxy_networks = [
+            ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies
+        ]
+        self.known_tenants: set[str] = set()
+        self._started = False
+
+    def _make_bus(self) -> InvalidationBus:
+        if self.settings.redis_url:
+            return RedisBus(self.cache.invalidate, self.cache.clear, self.settings.redis_url)
+        if not self.db.is_sqlite:
+            return PostgresBus(self.cache.invalidate, self.cache.clear, psycopg_dsn(self.db.url))
+        return InvalidationBus(self.cache.invalidate, self.cache.clear)
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        await self.bus.start()
+        self.usage.start()
+        self._started = True
+
+    async def stop(self) -> None:
+        if self._started:
+            await self.usage.stop()
+            await self.bus.stop()
+            self._started = False
+        await self.db.dispose()
