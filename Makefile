@@ -32,8 +32,8 @@ lint: $(STAMP)
 test: lint
 	$(BIN)/pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
-bench: $(STAMP)
-	$(BIN)/python bench/keys.py
+bench: $(STAMP)  ## e.g. make bench BENCH_ARGS=--breakdown (see bench/keys.py --help)
+	$(BIN)/python bench/keys.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .interlink .pytest_cache .mypy_cache .ruff_cache

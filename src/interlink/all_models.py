@@ -1,6 +1,7 @@
 """Imports every table so ``Base.metadata`` is complete (migrations, tests)."""
 
 from interlink.core.models import AuditEvent, IntegrationSecret, Tenant
+from interlink.jobs.models import Job, JobSchedule
 from interlink.keys.models import ApiKey, SecurityEvent
 
-__all__ = ["ApiKey", "AuditEvent", "IntegrationSecret", "SecurityEvent", "Tenant"]
+__all__ = ["ApiKey", "AuditEvent", "IntegrationSecret", "Job", "JobSchedule", "SecurityEvent", "Tenant"]

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from interlink.core.actor import system_actor
 from interlink.core.enums import ApiKeyScope
 from interlink.core.errors import Conflict
+from interlink.core.ids import new_id
 from interlink.core.tenancy import create_tenant, first_tenant_id
 from interlink.keys.service import KeySpec
 from interlink.runtime import Runtime
@@ -29,9 +30,10 @@ async def bootstrap_if_empty(runtime: Runtime) -> BootstrapResult | None:
             return None
     try:
         async with runtime.db.unit_of_work() as session:
-            placeholder = system_actor("ten_bootstrap")
-            tenant = await create_tenant(session, placeholder, "Default", "default", {"bootstrap": True})
-            actor = system_actor(tenant.id)
+            actor = system_actor(new_id("ten"))  # the system acting in the tenant it creates
+            tenant = await create_tenant(
+                session, actor, "Default", "default", {"bootstrap": True}, tenant_id=actor.tenant_id
+            )
             key, plaintext = await runtime.keys.create(
                 session,
                 actor,

@@ -5,6 +5,8 @@ The HTTP app, the worker and the CLI's maintenance commands all start from a :cl
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 
 import structlog
@@ -12,6 +14,7 @@ import structlog
 from interlink.core.crypto import Keyring, load_local_secrets
 from interlink.core.db import Database
 from interlink.core.settings import Settings
+from interlink.jobs.worker import Worker, WorkerConfig
 from interlink.keys.cache import InvalidationBus, PostgresBus, RedisBus, VerificationCache
 from interlink.keys.ratelimit import KeyRateLimiter
 from interlink.keys.security import SecurityLog
@@ -60,6 +63,8 @@ class Runtime:
             ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies
         ]
         self.known_tenants: set[str] = set()
+        self.worker: Worker | None = None
+        self._worker_task: asyncio.Task[None] | None = None
         self._started = False
 
     def _make_bus(self) -> InvalidationBus:
@@ -69,15 +74,40 @@ class Runtime:
             return PostgresBus(self.cache.invalidate, self.cache.clear, psycopg_dsn(self.db.url))
         return InvalidationBus(self.cache.invalidate, self.cache.clear)
 
-    async def start(self) -> None:
+    def make_worker(self) -> Worker:
+        """A job worker bound to this runtime (LISTEN wake-ups on PostgreSQL)."""
+        from interlink.jobs.registry import build_handlers
+
+        config = WorkerConfig(
+            concurrency=self.settings.worker_concurrency,
+            batch_size=self.settings.worker_concurrency,
+            lease_seconds=self.settings.worker_lease_seconds,
+            poll_interval=self.settings.worker_poll_seconds,
+            listen_dsn=None if self.db.is_sqlite else psycopg_dsn(self.db.url),
+        )
+        return Worker(self.db, build_handlers(self), config, services=self)
+
+    async def start(self, *, with_worker: bool = False) -> None:
+        """Start background tasks; ``with_worker`` also runs a job worker in this process."""
         if self._started:
             return
         await self.bus.start()
         self.usage.start()
+        if with_worker:
+            from interlink.jobs.registry import ensure_builtin_schedules
+
+            await ensure_builtin_schedules(self.db)
+            self.worker = self.make_worker()
+            self._worker_task = asyncio.create_task(self.worker.run(), name="job-worker")
         self._started = True
 
     async def stop(self) -> None:
         if self._started:
+            if self.worker is not None and self._worker_task is not None:
+                self.worker.stop()
+                with contextlib.suppress(Exception):
+                    await self._worker_task
+                self.worker, self._worker_task = None, None
             await self.usage.stop()
             await self.bus.stop()
             self._started = False

@@ -12,12 +12,22 @@ import sys
 
 import typer
 
+from interlink.cli.admin_commands import admin_app
+from interlink.cli.client_commands import audit_app, keys_app, tenants_app
+from interlink.cli.secrets_commands import app as secrets_app
+from interlink.cli.worker_command import worker
 from interlink.core.logging import configure_logging
 from interlink.core.settings import Settings
 
 app = typer.Typer(
     help="Interlink: the integration layer for multi-tenant SaaS backends.", no_args_is_help=True
 )
+app.add_typer(admin_app, name="admin")
+app.add_typer(secrets_app, name="secrets")
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
+app.command("worker")(worker)
 
 
 def _settings() -> Settings:

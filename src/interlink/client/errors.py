@@ -25,6 +25,10 @@ class InterlinkConnectionError(InterlinkClientError):
         self.correlation_id = correlation_id
 
 
+class InterlinkTimeoutError(InterlinkConnectionError):
+    """The service did not answer within the client's timeout (after the allowed retries)."""
+
+
 @dataclass(frozen=True)
 class FieldProblem:
     """One invalid field named by a 422 answer."""

@@ -21,8 +21,9 @@ REDACTED = "[redacted]"
 
 
 def _is_secret_field(name: str) -> bool:
-    lowered = name.lower()
-    return any(hint in lowered for hint in SECRET_FIELD_HINTS)
+    """True for names that look secret, in snake_case or camelCase (``key_hash``, ``keyHash``)."""
+    lowered = name.lower().replace("_", "").replace("-", "")
+    return any(hint.replace("_", "") in lowered for hint in SECRET_FIELD_HINTS)
 
 
 def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -33,7 +34,10 @@ def diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
         if old == new:
             continue
         if _is_secret_field(name):
-            changes[name] = {"old": REDACTED if old is not None else None, "new": REDACTED}
+            changes[name] = {
+                "old": REDACTED if old is not None else None,
+                "new": REDACTED if new is not None else None,
+            }
         else:
             changes[name] = {"old": _jsonable(old), "new": _jsonable(new)}
     return changes

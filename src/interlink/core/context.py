@@ -18,7 +18,7 @@ def new_correlation_id() -> str:
 
 def accept_correlation_id(value: str | None) -> str:
     """Use the caller's id when it is safe to log and store, otherwise make a new one."""
-    if value and _CORRELATION_ID_RE.match(value):
+    if value and _CORRELATION_ID_RE.fullmatch(value):
         return value
     return new_correlation_id()
 

@@ -104,7 +104,12 @@ class Keyring:
         cipher = self._ciphers.get(kid)
         if cipher is None:
             raise CryptoError(f"ciphertext uses master key {kid!r}, which is not configured")
-        blob = _b64decode(token.split(".", 2)[2])
+        try:
+            blob = _b64decode(token.split(".", 2)[2])
+        except ValueError as exc:
+            raise CryptoError("ciphertext is not valid base64") from exc
+        if len(blob) < 12 + 16:
+            raise CryptoError("ciphertext is truncated")
         try:
             return cipher.decrypt(blob[:12], blob[12:], associated_data)
         except InvalidTag as exc:

@@ -131,9 +131,12 @@ class Database:
                     log.warning("after_commit_callback_failed", error=str(exc))
 
     async def ping(self) -> None:
-        """Raise if the database cannot answer ``SELECT 1``."""
+        """Raise unless the database answers and holds the migrated schema (``alembic_version``).
+
+        An empty database (e.g. a SQLite file that went missing and was recreated) is not ready.
+        """
         async with self.engine.connect() as conn:
-            await conn.execute(sa.text("SELECT 1"))
+            await conn.execute(sa.text("SELECT version_num FROM alembic_version"))
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from interlink.core.enums import IntegrationEnvironment
+from interlink.core.enums import IntegrationEnvironment, RetentionPolicy
 
 
 class Settings(BaseSettings):
@@ -81,7 +81,24 @@ class Settings(BaseSettings):
     security_new_ip_window_days: int = Field(
         default=30, ge=1, description="A source IP not seen for a key within this window counts as new."
     )
-    run_worker: bool = Field(default=True, description="Run the background worker inside `interlink serve`.")
+    audit_retention: RetentionPolicy = Field(
+        default=RetentionPolicy.DAYS_365, description="How long audit events are kept (daily purge)."
+    )
+    security_event_retention: RetentionPolicy = Field(
+        default=RetentionPolicy.DAYS_90, description="How long security events are kept (daily purge)."
+    )
+    worker_concurrency: int = Field(default=8, ge=1, description="Jobs one worker process runs at once.")
+    worker_poll_seconds: float = Field(
+        default=1.0, gt=0, description="How often an idle worker polls (PostgreSQL also wakes it by NOTIFY)."
+    )
+    worker_lease_seconds: float = Field(
+        default=60.0, gt=1, description="How long a claimed job stays held without a heartbeat."
+    )
+    run_worker: bool = Field(
+        default=True,
+        description="Run the job worker inside `interlink serve`; turn off when running separate "
+        "`interlink worker` processes.",
+    )
 
     @field_validator("trusted_proxies")
     @classmethod

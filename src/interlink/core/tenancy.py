@@ -35,15 +35,19 @@ async def create_tenant(
     name: str,
     slug: str | None = None,
     meta: dict[str, Any] | None = None,
+    *,
+    tenant_id: str | None = None,
 ) -> Tenant:
-    """Create a tenant (platform keys only)."""
+    """Create a tenant (platform keys only). ``tenant_id`` fixes the id in advance (bootstrap)."""
     if not actor.is_platform:
         raise Forbidden("only platform keys can create tenants")
     slug = slug or slugify(name)
     if not SLUG_RE.match(slug):
         raise ValidationFailed("slug must be lowercase letters, digits and dashes", field="slug")
     now = utcnow()
-    tenant = Tenant(id=new_id("ten"), name=name, slug=slug, meta=meta or {}, created_at=now, updated_at=now)
+    tenant = Tenant(
+        id=tenant_id or new_id("ten"), name=name, slug=slug, meta=meta or {}, created_at=now, updated_at=now
+    )
     session.add(tenant)
     try:
         await session.flush()

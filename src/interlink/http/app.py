@@ -10,9 +10,10 @@ from fastapi import FastAPI
 from interlink import __version__
 from interlink.core.schemas import Problem
 from interlink.core.settings import Settings, get_settings
-from interlink.http.errors import install_error_handlers
+from interlink.http.errors import finish_openapi, install_error_handlers
 from interlink.http.middleware import RequestContextMiddleware
-from interlink.http.routers import audit, health, keys, tenants
+from interlink.http.routers import audit, health, keys, secrets, tenants, ui
+from interlink.http.verify_path import KeyVerifyFastPath
 from interlink.runtime import Runtime
 
 DESCRIPTION = """Interlink: API keys, webhooks, external references and connections for multi-tenant
@@ -23,14 +24,18 @@ Lists are newest first with cursor pagination (`limit`, `after`)."""
 def create_app(
     settings: Settings | None = None, runtime: Runtime | None = None, *, access_log: bool = True
 ) -> FastAPI:
-    """Build the app. The runtime's background tasks start and stop with the app's lifespan."""
+    """Build the app. The runtime's background tasks start and stop with the app's lifespan.
+
+    When the app owns its runtime and ``run_worker`` is set (the embedded default), a job worker
+    runs in the same process.
+    """
     settings = settings or get_settings()
     rt = runtime or Runtime(settings)
     owns_runtime = runtime is None
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await rt.start()
+        await rt.start(with_worker=owns_runtime and settings.run_worker)
         try:
             yield
         finally:
@@ -47,10 +52,12 @@ def create_app(
     )
     app.state.runtime = rt
     install_error_handlers(app)
+    # Added first, so it runs inside the request context (correlation id, body limit, metrics, log).
+    app.add_middleware(KeyVerifyFastPath, runtime=rt)
     app.add_middleware(
         RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, access_log=access_log
     )
-    for router in (health.router, tenants.router, keys.router, audit.router):
+    for router in (health.router, tenants.router, keys.router, audit.router, secrets.router, ui.router):
         app.include_router(router)
     _ensure_problem_schema(app)
     return app
@@ -70,7 +77,7 @@ def _ensure_problem_schema(app: FastAPI) -> None:
             schemas["Problem"] = Problem.model_json_schema(
                 ref_template="#/components/schemas/{model}", by_alias=True
             )
-        app.openapi_schema = schema
-        return schema
+        app.openapi_schema = finish_openapi(schema)
+        return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

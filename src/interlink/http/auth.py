@@ -20,7 +20,7 @@ from interlink.core.enums import ApiKeyScope
 from interlink.core.errors import Forbidden, NotFound, RateLimited, Unauthorized
 from interlink.core.ids import is_id
 from interlink.core.tenancy import tenant_exists
-from interlink.keys.security import SecurityContext
+from interlink.keys.security import SecurityContext, SecurityEventType
 from interlink.keys.service import VerifyCode
 from interlink.runtime import Runtime
 
@@ -42,6 +42,11 @@ def get_runtime(request: Request) -> Runtime:
 def client_ip(request: Request, runtime: Runtime) -> str | None:
     """The caller's IP; ``X-Forwarded-For`` is believed only from configured trusted proxies."""
     peer = request.client.host if request.client else None
+    return resolve_client_ip(peer, request.headers.get("x-forwarded-for"), runtime)
+
+
+def resolve_client_ip(peer: str | None, forwarded: str | None, runtime: Runtime) -> str | None:
+    """The client IP from the peer address and ``X-Forwarded-For`` (trusted proxies only)."""
     trusted = runtime.trusted_proxy_networks
     if not peer or not trusted:
         return peer
@@ -50,8 +55,7 @@ def client_ip(request: Request, runtime: Runtime) -> str | None:
             return peer
     except ValueError:
         return peer
-    forwarded = request.headers.get("x-forwarded-for", "")
-    for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+    for hop in reversed([h.strip() for h in (forwarded or "").split(",") if h.strip()]):
         try:
             address = ipaddress.ip_address(hop)
         except ValueError:
@@ -74,6 +78,71 @@ async def _resolve_tenant(runtime: Runtime, actor: Actor, requested: str | None)
     return actor.for_tenant(requested)
 
 
+async def authenticate(
+    runtime: Runtime,
+    *,
+    key: str | None,
+    tenant_header: str | None,
+    scope: ApiKeyScope,
+    ip: str | None,
+    user_agent: str | None,
+    method: str,
+    path: str,
+) -> tuple[Actor, dict[str, str]]:
+    """Verify the presented key for ``scope`` and resolve the tenant acted for.
+
+    Returns the actor and the ``RateLimit-*`` headers to send (empty for unlimited keys). Raises
+    401 (missing, malformed, unknown, expired, revoked), 403 (ip_denied, insufficient_scope),
+    429 (rate_limited) or 404 (a tenant the key may not act for). Every failure is a security
+    event; a platform key reading another tenant's data writes a ``platform.accessed`` audit row.
+    """
+    context = SecurityContext(ip, user_agent, current_correlation_id())
+    if key is None:
+        await runtime.security.failure(
+            SecurityEventType.AUTH_FAILED,
+            tenant_id=None,
+            key_id=None,
+            key_prefix=None,
+            context=context,
+            reason="missing",
+        )
+        raise Unauthorized("send your API key as 'Authorization: Bearer <key>'", reason="missing")
+    result = await runtime.verifier.verify(key, ip=ip, context=context, required_scopes=(scope.value,))
+    rate_headers = result.rate_limit.headers if result.rate_limit is not None else {}
+    if result.code in _UNAUTHORIZED_DETAIL:
+        raise Unauthorized(_UNAUTHORIZED_DETAIL[result.code], reason=result.code.value)
+    if result.code is VerifyCode.IP_DENIED:
+        raise Forbidden("this key may not be used from your IP address", extra={"reason": "ip_denied"})
+    if result.code is VerifyCode.INSUFFICIENT_SCOPE:
+        raise Forbidden(f"this key lacks the scope {scope.value!r}", extra={"reason": "insufficient_scope"})
+    if result.code is VerifyCode.RATE_LIMITED:
+        assert result.rate_limit is not None
+        raise RateLimited(
+            "rate limit exceeded for this key",
+            retry_after=max(1, result.rate_limit.reset_seconds),
+            headers=rate_headers,
+        )
+    cached = result.key
+    assert cached is not None
+    actor = Actor(
+        tenant_id=cached.tenant_id,
+        key_id=cached.id,
+        home_tenant_id=cached.tenant_id,
+        kind=cached.kind,
+        scopes=cached.scopes,
+        source_ip=ip,
+        user_agent=user_agent,
+        correlation_id=context.correlation_id,
+    )
+    actor = await _resolve_tenant(runtime, actor, tenant_header)
+    if actor.acts_for_other_tenant and method in ("GET", "HEAD"):
+        async with runtime.db.unit_of_work() as session:
+            audit.record(
+                session, actor, "platform.accessed", "route", path, {"method": {"old": None, "new": method}}
+            )
+    return actor, rate_headers
+
+
 def require(scope: ApiKeyScope) -> Callable[..., Awaitable[Actor]]:
     """A dependency that authenticates the caller and checks it holds ``scope``."""
 
@@ -86,66 +155,35 @@ def require(scope: ApiKeyScope) -> Callable[..., Awaitable[Actor]]:
         ),
     ) -> Actor:
         runtime = get_runtime(request)
-        if credentials is None:
-            raise Unauthorized("send your API key as 'Authorization: Bearer <key>'", reason="missing")
-        ip = client_ip(request, runtime)
-        user_agent = request.headers.get("user-agent")
-        context = SecurityContext(ip, user_agent, current_correlation_id())
-        result = await runtime.verifier.verify(
-            credentials.credentials, ip=ip, context=context, required_scopes=(scope.value,)
+        actor, rate_headers = await authenticate(
+            runtime,
+            key=credentials.credentials if credentials is not None else None,
+            tenant_header=x_tenant_id,
+            scope=scope,
+            ip=client_ip(request, runtime),
+            user_agent=request.headers.get("user-agent"),
+            method=request.method,
+            path=request.url.path,
         )
-        if result.rate_limit is not None:
-            for name, value in result.rate_limit.headers.items():
-                response.headers[name] = value
-        if result.code in _UNAUTHORIZED_DETAIL:
-            raise Unauthorized(_UNAUTHORIZED_DETAIL[result.code], reason=result.code.value)
-        if result.code is VerifyCode.IP_DENIED:
-            raise Forbidden("this key may not be used from your IP address", extra={"reason": "ip_denied"})
-        if result.code is VerifyCode.INSUFFICIENT_SCOPE:
-            raise Forbidden(
-                f"this key lacks the scope {scope.value!r}", extra={"reason": "insufficient_scope"}
-            )
-        if result.code is VerifyCode.RATE_LIMITED:
-            assert result.rate_limit is not None
-            raise RateLimited(
-                "rate limit exceeded for this key",
-                retry_after=max(1, result.rate_limit.reset_seconds),
-                headers=result.rate_limit.headers,
-            )
-        key = result.key
-        assert key is not None
-        actor = Actor(
-            tenant_id=key.tenant_id,
-            key_id=key.id,
-            home_tenant_id=key.tenant_id,
-            kind=key.kind,
-            scopes=key.scopes,
-            source_ip=ip,
-            user_agent=user_agent,
-            correlation_id=current_correlation_id(),
-        )
-        actor = await _resolve_tenant(runtime, actor, x_tenant_id)
-        if actor.acts_for_other_tenant and request.method in ("GET", "HEAD"):
-            async with runtime.db.unit_of_work() as session:
-                audit.record(
-                    session,
-                    actor,
-                    "platform.accessed",
-                    "route",
-                    request.url.path,
-                    {"method": {"old": None, "new": request.method}},
-                )
+        response.headers.update(rate_headers)
         return actor
 
     return dependency
 
 
 def require_platform(scope: ApiKeyScope) -> Callable[..., Awaitable[Actor]]:
-    """Like :func:`require`, and the key must be a platform key."""
+    """Like :func:`require`, and the key must be a platform key.
+
+    A tenant key gets 404 when the path names another tenant (``tenant_id``), 403 otherwise.
+    """
     base = require(scope)
 
-    async def dependency(actor: Actor = Depends(base)) -> Actor:
+    async def dependency(request: Request, actor: Actor = Depends(base)) -> Actor:
         if not actor.is_platform:
+            named = request.path_params.get("tenant_id")
+            if named is not None and named != actor.tenant_id:
+                # Another tenant does not exist for a tenant key, whatever the operation.
+                raise NotFound(f"tenant {named} not found")
             raise Forbidden("this operation needs a platform key", extra={"reason": "platform_only"})
         return actor
 

@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-import structlog
+import fastapi.routing
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from sqlalchemy.exc import (
+    DatabaseError,
+    DataError,
+    DBAPIError,
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+)
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute
 
 from interlink.core.context import current_correlation_id
-from interlink.core.errors import InterlinkError, RateLimited
+from interlink.core.errors import InterlinkError, RateLimited, ServiceUnavailable
 from interlink.core.schemas import Problem
 
-log = structlog.get_logger(__name__)
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 _LOCATIONS = {"body", "query", "path", "header", "cookie"}
 
@@ -77,63 +87,100 @@ def _validation_problem(request: Request, exc: RequestValidationError) -> JSONRe
     )
 
 
-def _is_database_unavailable(exc: BaseException) -> bool:
-    if isinstance(exc, (OperationalError, PoolTimeout, ConnectionError, OSError)):
+def is_database_unavailable(exc: BaseException) -> bool:
+    """True for errors that mean "the database cannot be reached right now" (answered with 503)."""
+    if isinstance(exc, (OperationalError, InterfaceError, DisconnectionError, PoolTimeout)):
         return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    if type(exc) is DatabaseError:  # no finer class: e.g. a SQLite file that is not a database
+        return True
+    if isinstance(exc, (RedisConnectionError, RedisTimeoutError)):  # shared rate limits, cache bus
+        return True
+    return isinstance(exc, ConnectionError)
+
+
+def interlink_problem(exc: InterlinkError, path: str) -> JSONResponse:
+    """The problem response for a domain error (used by the handlers and the verify fast path)."""
+    headers: dict[str, str] | None = None
+    if isinstance(exc, RateLimited):
+        headers = exc.headers
+    elif isinstance(exc, ServiceUnavailable):
+        headers = {"Retry-After": "1"}
+    return problem_response(
+        exc.status, exc.code, exc.title, exc.detail, instance=path, headers=headers, **exc.extra
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InterlinkError)
     async def _interlink_error(request: Request, exc: InterlinkError) -> JSONResponse:
-        headers = exc.headers if isinstance(exc, RateLimited) else None
-        return problem_response(
-            exc.status,
-            exc.code,
-            exc.title,
-            exc.detail,
-            instance=request.url.path,
-            headers=headers,
-            **exc.extra,
-        )
+        return interlink_problem(exc, request.url.path)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         return _validation_problem(request, exc)
 
+    @app.exception_handler(DataError)
+    async def _unstorable_value(request: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value that passed validation (e.g. a NUL character in text on
+        # PostgreSQL): the request is at fault, and nothing was written.
+        detail = "a value in the request cannot be stored (for example a NUL character in text)"
+        return problem_response(
+            422,
+            "validation-error",
+            "Validation failed",
+            detail,
+            instance=request.url.path,
+            errors=[{"field": "body", "message": detail}],
+        )
+
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        titles = {404: ("not-found", "Not found"), 405: ("method-not-allowed", "Method not allowed")}
-        code, title = titles.get(exc.status_code, ("http-error", "HTTP error"))
+        code, title = _HTTP_TITLES.get(exc.status_code, ("http-error", "HTTP error"))
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(request))
         return problem_response(
             exc.status_code,
             code,
             title,
             str(exc.detail),
             instance=request.url.path,
-            headers=getattr(exc, "headers", None),
+            headers=headers or None,
         )
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        if _is_database_unavailable(exc):
-            log.warning("database_unavailable", error=type(exc).__name__, path=request.url.path)
-            return problem_response(
-                503,
-                "service-unavailable",
-                "Service unavailable",
-                "the database is unavailable; retry shortly",
-                instance=request.url.path,
-                headers={"Retry-After": "1"},
-            )
-        log.error("unhandled_error", error=type(exc).__name__, path=request.url.path, exc_info=exc)
-        return problem_response(
-            500,
-            "internal-error",
-            "Internal error",
-            "an unexpected error occurred; quote the correlation id when reporting it",
-            instance=request.url.path,
-        )
+
+def effective_routes(routes: Sequence[BaseRoute]) -> Iterator[Any]:
+    """Every route with its full path, including those of included routers (flattened).
+
+    Each item has ``path``, ``path_regex``, ``methods`` and, for API routes, ``dependant`` and
+    ``body_field``.
+    """
+    flatten = getattr(fastapi.routing, "iter_route_contexts", None)
+    if flatten is None:  # FastAPI versions that copy included routes into ``app.routes``
+        yield from routes
+        return
+    yield from flatten(routes)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route accepts for this path (the router names only the first route's)."""
+    methods: set[str] = set()
+    path = request.url.path
+    for route in effective_routes(request.app.router.routes):
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(path):
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
+
+
+_HTTP_TITLES = {
+    400: ("bad-request", "Bad request"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    413: ("payload-too-large", "Payload too large"),
+}
 
 
 def _problem_content() -> dict[str, Any]:
@@ -160,3 +207,36 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 STANDARD_ERRORS = error_responses(400, 401, 403, 404, 413, 422, 429, 503)
+
+
+_CORRELATION_HEADER = {
+    "description": "The request's correlation id: the caller's `X-Correlation-Id` when it was "
+    "acceptable (1-128 of `A-Za-z0-9._:-`), otherwise a generated one.",
+    "required": True,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 128, "pattern": "^[A-Za-z0-9._:-]+$"},
+}
+_RETRY_AFTER_HEADER = {
+    "description": "Seconds to wait before retrying.",
+    "schema": {"type": "integer", "minimum": 1},
+}
+
+
+def finish_openapi(schema: dict[str, Any]) -> dict[str, Any]:
+    """Document what every response really carries.
+
+    * Error responses are ``application/problem+json`` only.
+    * Every response has ``X-Correlation-Id``; 429 and 503 have ``Retry-After``.
+    """
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            if not isinstance(operation, dict):
+                continue
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content")
+                if str(status)[:1] in ("4", "5") and content and PROBLEM_MEDIA_TYPE in content:
+                    content.pop("application/json", None)
+                headers = response.setdefault("headers", {})
+                headers.setdefault("X-Correlation-Id", _CORRELATION_HEADER)
+                if str(status) in ("429", "503"):
+                    headers.setdefault("Retry-After", _RETRY_AFTER_HEADER)
+    return schema

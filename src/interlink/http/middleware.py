@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: correlation id, body size limit, access log and Prometheus metrics."""
+"""Pure ASGI middleware: correlation id, body size limit, access log, Prometheus metrics, and the
+last line of defence that turns any escaped exception into a problem+json response."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from typing import Any
 
 import structlog
 from prometheus_client import Counter, Histogram
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from interlink.core.context import accept_correlation_id, correlation_id_var
+from interlink.http.errors import PROBLEM_MEDIA_TYPE, is_database_unavailable, problem_type
 
 log = structlog.get_logger("interlink.http")
 
@@ -23,17 +26,30 @@ HTTP_LATENCY = Histogram(
 )
 
 
-class _BodyTooLarge(Exception):
-    pass
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
-def _problem_bytes(status: int, code: str, title: str, detail: str, correlation_id: str) -> bytes:
+class BodyTooLarge(HTTPException):
+    """Raised while reading a body (with or without Content-Length) that outgrows the limit.
+
+    An ``HTTPException``, so the framework passes it through its body parsing untouched and the
+    problem handler answers 413.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body exceeds {limit} bytes")
+
+
+def _problem_bytes(
+    status: int, code: str, title: str, detail: str, correlation_id: str, instance: str | None
+) -> bytes:
     return json.dumps(
         {
-            "type": f"urn:interlink:problem:{code}",
+            "type": problem_type(code),
             "title": title,
             "status": status,
             "detail": detail,
+            "instance": instance,
             "correlationId": correlation_id,
         }
     ).encode()
@@ -61,13 +77,16 @@ class RequestContextMiddleware:
         correlation_id = accept_correlation_id(incoming)
         token = correlation_id_var.set(correlation_id)
         started = time.perf_counter()
-        status_holder = [500]
+        status_holder = [0]
         cid_header = (b"x-correlation-id", correlation_id.encode())
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder[0] = message["status"]
-                message["headers"] = [*message.get("headers", []), cid_header]
+                message["headers"] = [
+                    *(h for h in message.get("headers", []) if h[0].lower() != b"x-correlation-id"),
+                    cid_header,
+                ]
             await send(message)
 
         try:
@@ -77,7 +96,15 @@ class RequestContextMiddleware:
                 except ValueError:
                     too_large = False
                 if too_large:
-                    await self._reject(send_wrapper, 413, correlation_id)
+                    await self._send_problem(
+                        send_wrapper,
+                        413,
+                        "payload-too-large",
+                        "Payload too large",
+                        f"the request body exceeds {self.max_body_bytes} bytes",
+                        correlation_id,
+                        scope,
+                    )
                     return
             received = 0
 
@@ -87,45 +114,99 @@ class RequestContextMiddleware:
                 if message["type"] == "http.request":
                     received += len(message.get("body", b""))
                     if received > self.max_body_bytes:
-                        raise _BodyTooLarge
+                        raise BodyTooLarge(self.max_body_bytes)
                 return message
 
             try:
                 await self.app(scope, receive_wrapper, send_wrapper)
-            except _BodyTooLarge:
-                await self._reject(send_wrapper, 413, correlation_id)
+            except BodyTooLarge:
+                if not status_holder[0]:
+                    await self._send_problem(
+                        send_wrapper,
+                        413,
+                        "payload-too-large",
+                        "Payload too large",
+                        f"the request body exceeds {self.max_body_bytes} bytes",
+                        correlation_id,
+                        scope,
+                    )
+            except Exception as exc:
+                await self._unhandled(
+                    exc, send_wrapper, correlation_id, scope, started=bool(status_holder[0])
+                )
         finally:
             elapsed = time.perf_counter() - started
             route: Any = scope.get("route")
             route_path = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "")
-            HTTP_REQUESTS.labels(method, route_path, str(status_holder[0])).inc()
-            HTTP_LATENCY.labels(method, route_path).observe(elapsed)
+            # Clients choose methods freely; the label set stays bounded.
+            method_label = method if method in _METHODS else "OTHER"
+            status = status_holder[0] or 500
+            HTTP_REQUESTS.labels(method_label, route_path, str(status)).inc()
+            HTTP_LATENCY.labels(method_label, route_path).observe(elapsed)
             if self.access_log:
                 log.info(
                     "http_request",
                     method=method,
                     path=scope.get("path"),
-                    status=status_holder[0],
+                    route=route_path,
+                    status=status,
                     duration_ms=round(elapsed * 1000, 2),
                 )
             correlation_id_var.reset(token)
 
-    async def _reject(self, send: Send, status: int, correlation_id: str) -> None:
-        body = _problem_bytes(
-            status,
-            "payload-too-large",
-            "Payload too large",
-            f"the request body exceeds {self.max_body_bytes} bytes",
-            correlation_id,
-        )
+    async def _unhandled(
+        self, exc: Exception, send: Send, correlation_id: str, scope: Scope, *, started: bool
+    ) -> None:
+        """503 when the database is unreachable, otherwise 500; the trace goes to the log only."""
+        path = scope.get("path")
+        if is_database_unavailable(exc):
+            log.warning("database_unavailable", error=type(exc).__name__, path=path)
+            if not started:
+                await self._send_problem(
+                    send,
+                    503,
+                    "service-unavailable",
+                    "Service unavailable",
+                    "a backing service (database or Redis) is unavailable; retry shortly",
+                    correlation_id,
+                    scope,
+                    extra_headers=[(b"retry-after", b"1")],
+                )
+            return
+        log.error("unhandled_error", error=type(exc).__name__, path=path, exc_info=exc)
+        if not started:
+            await self._send_problem(
+                send,
+                500,
+                "internal-error",
+                "Internal error",
+                "an unexpected error occurred; quote the correlation id when reporting it",
+                correlation_id,
+                scope,
+            )
+
+    async def _send_problem(
+        self,
+        send: Send,
+        status: int,
+        code: str,
+        title: str,
+        detail: str,
+        correlation_id: str,
+        scope: Scope,
+        *,
+        extra_headers: list[tuple[bytes, bytes]] | None = None,
+    ) -> None:
+        body = _problem_bytes(status, code, title, detail, correlation_id, scope.get("path"))
         await send(
             {
                 "type": "http.response.start",
                 "status": status,
                 "headers": [
-                    (b"content-type", b"application/problem+json"),
+                    (b"content-type", PROBLEM_MEDIA_TYPE.encode()),
                     (b"content-length", str(len(body)).encode()),
+                    *(extra_headers or []),
                 ],
             }
         )

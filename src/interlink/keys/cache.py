@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from datetime import datetime
 from typing import Any
 
 import structlog
+
+from interlink.core import pg_listen
 
 log = structlog.get_logger(__name__)
 CHANNEL = "interlink_key_changes"
@@ -52,11 +55,17 @@ class CachedKey:
 
 
 class VerificationCache:
-    """Bounded map from key hash to :class:`CachedKey`, with a TTL and eviction by key id."""
+    """Bounded map from key hash to :class:`CachedKey`, with a TTL and eviction by key id.
+
+    ``generation`` counts invalidations. A reader that loaded a row from the database passes the
+    generation it saw *before* the read to :meth:`put`; if any invalidation arrived meanwhile the
+    entry is not cached, so a revocation racing with a cache miss cannot leave a stale entry behind.
+    """
 
     def __init__(self, ttl_seconds: float, max_size: int) -> None:
         self.ttl = ttl_seconds
         self.max_size = max_size
+        self.generation = 0
         self._entries: dict[str, tuple[CachedKey, float]] = {}
         self._hash_by_id: dict[str, str] = {}
 
@@ -69,8 +78,11 @@ class VerificationCache:
             return None
         return hit[0]
 
-    def put(self, entry: CachedKey) -> None:
+    def put(self, entry: CachedKey, generation: int | None = None) -> None:
+        """Cache ``entry``, unless an invalidation happened since ``generation`` was read."""
         if self.max_size <= 0 or self.ttl <= 0:
+            return
+        if generation is not None and generation != self.generation:
             return
         if len(self._entries) >= self.max_size:
             oldest = next(iter(self._entries))
@@ -79,11 +91,13 @@ class VerificationCache:
         self._hash_by_id[entry.id] = entry.key_hash
 
     def invalidate(self, key_id: str) -> None:
+        self.generation += 1
         key_hash = self._hash_by_id.get(key_id)
         if key_hash is not None:
             self._drop(key_hash)
 
     def clear(self) -> None:
+        self.generation += 1
         self._entries.clear()
         self._hash_by_id.clear()
 
@@ -137,9 +151,12 @@ class _ListenerBus(InvalidationBus):
     async def stop(self) -> None:
         self._stopping = True
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=2)
+            except (TimeoutError, Exception):
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._task
 
     async def _run(self) -> None:
         delay = 0.2
@@ -150,10 +167,12 @@ class _ListenerBus(InvalidationBus):
                 raise
             except Exception as exc:
                 log.warning("key_invalidation_listener_lost", error=str(exc), bus=type(self).__name__)
+            if self._stopping:
+                return
+            delay = 0.2 if self._ready.is_set() else min(delay * 2, 5.0)
             self._ready.clear()
             self.on_reset()
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
 
     def _mark_ready(self) -> None:
         self.on_reset()
@@ -171,13 +190,9 @@ class PostgresBus(_ListenerBus):
         self.dsn = dsn
 
     async def _listen(self, ready: Callable[[], None]) -> None:
-        import psycopg
-
-        async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
-            await conn.execute(f"LISTEN {CHANNEL}")
-            ready()
-            async for notify in conn.notifies():
-                self.handler(notify.payload)
+        await pg_listen.listen(
+            self.dsn, CHANNEL, self.handler, should_stop=lambda: self._stopping, on_ready=ready
+        )
 
     async def publish_after_commit(self, key_ids: list[str]) -> None:
         # NOTIFY was sent in the transaction; evict locally too, without waiting for the echo.
@@ -192,17 +207,21 @@ class RedisBus(_ListenerBus):
         super().__init__(handler, on_reset)
         self.url = url
         self._client: Any = None
+        self.client_name = f"interlink-key-listener-{os.getpid()}-{id(self):x}"
+        """Name of the listening connection, as shown by Redis ``CLIENT LIST``."""
 
     async def _listen(self, ready: Callable[[], None]) -> None:
         import redis.asyncio as aioredis
 
-        client = aioredis.from_url(self.url)
+        client = aioredis.from_url(self.url, client_name=self.client_name)
         pubsub = client.pubsub()
         try:
             await pubsub.subscribe(CHANNEL)
             ready()
-            async for message in pubsub.listen():
-                if message.get("type") == "message":
+            # Wait in short slices so that stop() ends the loop without cancelling a read.
+            while not self._stopping:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
+                if message is not None and message.get("type") == "message":
                     data = message["data"]
                     self.handler(data.decode() if isinstance(data, bytes) else str(data))
         finally:

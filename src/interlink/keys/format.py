@@ -24,21 +24,26 @@ KEY_RE = re.compile(
     + str(RANDOM_LENGTH)
     + "})([0-9A-Za-z]{"
     + str(CHECKSUM_LENGTH)
-    + "})$"
+    + r"})\Z"
 )
+"""The whole key, nothing around it (``\\Z``: unlike ``$``, no trailing newline is accepted)."""
 
 
-def _base62(value: int, width: int) -> str:
-    out = []
-    for _ in range(width):
-        value, rem = divmod(value, 62)
-        out.append(BASE62[rem])
-    return "".join(reversed(out))
+_PAIRS = [first + second for first in BASE62 for second in BASE62]
+"""Every two-digit base62 string, by value (0 to 62² - 1): three lookups encode a checksum."""
+_PAIR_BASE = len(_PAIRS)
 
 
 def checksum(head: str) -> str:
-    """Six base62 characters of CRC32 over ``il_<env>_<random>``."""
-    return _base62(zlib.crc32(head.encode()), CHECKSUM_LENGTH)
+    """CRC32 of ``il_<env>_<random>`` as six base62 digits, most significant first, zero-padded."""
+    high, low = divmod(zlib.crc32(head.encode()), _PAIR_BASE)
+    top, middle = divmod(high, _PAIR_BASE)  # CRC32 < 2**32 < 62**6, so ``top`` < 62**2
+    return _PAIRS[top] + _PAIRS[middle] + _PAIRS[low]
+
+
+def is_well_formed(key: str) -> bool:
+    """True when ``key`` has the Interlink format and a correct checksum (``parse_key`` minus the result)."""
+    return KEY_RE.match(key) is not None and checksum(key[:-CHECKSUM_LENGTH]) == key[-CHECKSUM_LENGTH:]
 
 
 def generate_key(environment: IntegrationEnvironment) -> str:

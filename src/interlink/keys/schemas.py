@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, field_validator
 
 from interlink.core.enums import ApiKeyScope, ApiKeyStatus, IntegrationEnvironment
 from interlink.core.schemas import ApiModel, RequestModel
@@ -96,8 +97,18 @@ class VerifyKeyRequest(RequestModel):
     key: str = Field(min_length=1, max_length=512)
     scopes: list[ApiKeyScope] = Field(default_factory=list, max_length=len(ApiKeyScope))
     ip: str | None = Field(
-        default=None, max_length=64, description="The end client's IP, for allowed ranges."
+        default=None, max_length=64, description="The end client's IP address, for allowed ranges."
     )
+
+    @field_validator("ip")
+    @classmethod
+    def _ip_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(ipaddress.ip_address(value.strip()))
+        except ValueError as exc:
+            raise ValueError("must be an IPv4 or IPv6 address") from exc
 
 
 class VerifyRateLimit(ApiModel):

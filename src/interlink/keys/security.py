@@ -7,14 +7,21 @@ Risk score, 0 to 100 (higher is worse), the sum of:
 * +25 when the source IP is *new* for the key: no earlier security event from that IP for that key
   within ``security_new_ip_window_days`` and it is not the key's last-used IP (for an unknown key:
   no earlier event from that IP at all). Only applied to failures;
-* +25 when the source IP has caused 5 or more failures in the last 10 minutes (a burst).
+* +25 when the source IP has caused 5 or more failures in the last 10 minutes, counting this one
+  (a burst: the fifth failure and every later one in the window). Only applied to failures;
 
 capped at 100. A score of 70 or more should page someone; 40 to 69 deserves a look.
+
+Rate-limited events are kept to one per key per minute per process (by the service clock), so a
+client hammering a limited key cannot flood the table. Likewise failures that cannot be tied to a
+key (missing, malformed or unknown keys) are written at most
+:data:`UNATTRIBUTED_EVENTS_PER_MINUTE` times per source IP per minute per process; the rest are
+only counted in the ``interlink_security_events_dropped_total`` metric. A scanner sending garbage
+keys therefore costs a bounded number of writes.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -22,6 +29,7 @@ from typing import Any
 
 import sqlalchemy as sa
 import structlog
+from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interlink.core.clock import utcnow
@@ -155,6 +163,14 @@ async def add_event(
     return event
 
 
+UNATTRIBUTED_EVENTS_PER_MINUTE = 10
+DROPPED_EVENTS = Counter(
+    "interlink_security_events_dropped_total",
+    "Security events not written because of the per-key or per-IP write limits",
+    ["event_type"],
+)
+
+
 class SecurityLog:
     """Writes failure events in their own transaction (there is no request transaction to join)."""
 
@@ -162,6 +178,21 @@ class SecurityLog:
         self.db = db
         self.new_ip_window = timedelta(days=new_ip_window_days)
         self._last_rate_limited: dict[str, float] = {}
+        self._unattributed: dict[str, tuple[float, int]] = {}
+
+    def _allow_unattributed(self, source_ip: str | None) -> bool:
+        """At most UNATTRIBUTED_EVENTS_PER_MINUTE writes per source IP per minute (fixed window)."""
+        now = utcnow().timestamp()
+        ip = source_ip or "unknown"
+        window_start, count = self._unattributed.get(ip, (now, 0))
+        if now - window_start >= 60 or now < window_start:
+            window_start, count = now, 0
+        if count >= UNATTRIBUTED_EVENTS_PER_MINUTE:
+            return False
+        if len(self._unattributed) >= 10_000:
+            self._unattributed.clear()
+        self._unattributed[ip] = (window_start, count + 1)
+        return True
 
     async def failure(
         self,
@@ -176,10 +207,17 @@ class SecurityLog:
     ) -> None:
         """Record a failed use. Rate-limit events are kept to one per key per minute per process."""
         if event_type is SecurityEventType.RATE_LIMITED and key_id:
-            now = time.monotonic()
-            if now - self._last_rate_limited.get(key_id, 0.0) < RATE_LIMIT_EVENT_INTERVAL:
+            now = utcnow().timestamp()
+            last = self._last_rate_limited.get(key_id)
+            if last is not None and 0 <= now - last < RATE_LIMIT_EVENT_INTERVAL:
+                DROPPED_EVENTS.labels(event_type.value).inc()
                 return
+            if len(self._last_rate_limited) >= 10_000:
+                self._last_rate_limited.clear()
             self._last_rate_limited[key_id] = now
+        if key_id is None and not self._allow_unattributed(context.source_ip):
+            DROPPED_EVENTS.labels(event_type.value).inc()
+            return
         try:
             async with self.db.unit_of_work() as session:
                 await add_event(

@@ -12,7 +12,7 @@ Contracts:
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -31,7 +31,7 @@ from interlink.core.errors import Conflict, Forbidden, NotFound, ValidationFaile
 from interlink.core.ids import new_id
 from interlink.core.pagination import Page, PageRequest, make_page, paginate_query
 from interlink.keys.cache import CHANNEL, CachedKey, InvalidationBus, VerificationCache
-from interlink.keys.format import generate_key, parse_key
+from interlink.keys.format import display_prefix, generate_key, is_well_formed, parse_key
 from interlink.keys.models import ApiKey
 from interlink.keys.ratelimit import KeyRateLimiter, RateLimitDecision
 from interlink.keys.security import SecurityContext, SecurityEventType, SecurityLog, add_event
@@ -331,24 +331,12 @@ class KeyManager:
             rate_limit=old.rate_limit,
             rate_limit_period_seconds=old.rate_limit_period_seconds,
         )
-        # The new key inherits the old key's grants, which the caller may not hold itself: the
-        # caller can already use or revoke the old key, so this is not an escalation.
-        inherit = (
-            actor
-            if actor.has_scope(ApiKeyScope.ADMIN)
-            else Actor(
-                tenant_id=actor.tenant_id,
-                key_id=actor.key_id,
-                home_tenant_id=actor.home_tenant_id,
-                kind=actor.kind if old.kind == "tenant" else "platform",
-                scopes=actor.scopes | frozenset(old.scopes),
-                actor_type=actor.actor_type,
-                source_ip=actor.source_ip,
-                user_agent=actor.user_agent,
-                correlation_id=actor.correlation_id,
-            )
-        )
-        new, plaintext = await self.create(session, inherit, spec)
+        # Rotation hands the caller a usable copy of the old key, so the caller must hold every
+        # grant of it, exactly as if it created the key (no escalation through rotation).
+        lacking = sorted(scope for scope in old.scopes if not actor.has_scope(scope))
+        if lacking:
+            raise Forbidden(f"you cannot rotate a key with scope {lacking[0]!r}: your key does not hold it")
+        new, plaintext = await self.create(session, actor, spec)
         now = utcnow()
         new.rotated_from_id = old.id
         old.status = ApiKeyStatus.ROTATING
@@ -431,8 +419,10 @@ _FAILURE_EVENTS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Verification:
+    """The outcome of :meth:`KeyVerifier.verify` (not frozen: that would add 0.4 µs to every call)."""
+
     code: VerifyCode
     key: CachedKey | None = None
     rate_limit: RateLimitDecision | None = None
@@ -490,12 +480,13 @@ class KeyVerifier:
         entry = self.cache.get(key_hash)
         if entry is not None:
             return entry
+        generation = self.cache.generation
         async with self.db.unit_of_work(write=False) as session:
             row = await session.scalar(sa.select(ApiKey).where(ApiKey.key_hash == key_hash))
         if row is None:
             return None
         entry = _to_cached(row)
-        self.cache.put(entry)
+        self.cache.put(entry, generation)
         return entry
 
     async def verify(
@@ -504,27 +495,34 @@ class KeyVerifier:
         *,
         ip: str | None,
         context: SecurityContext,
-        required_scopes: Iterable[str] = (),
+        required_scopes: Collection[str] = (),
         restrict_tenant: str | None = None,
         now: float | None = None,
     ) -> Verification:
-        """Check ``key`` and count one use of it. Failures are written as security events."""
-        parsed = parse_key(key)
-        if parsed is None:
+        """Check ``key`` and count one use of it. Failures are written as security events.
+
+        Hot path (see ``bench/keys.py``): a cached key costs a format check, one HMAC and a dict
+        lookup; the clock is read only for keys that can expire.
+        """
+        if not is_well_formed(key):
             return await self._fail(VerifyCode.MALFORMED, None, context)
         key_hash = keyed_hash(self.pepper, key)
-        entry = await self._lookup(key_hash)
+        entry = self.cache.get(key_hash)
+        if entry is None:
+            entry = await self._lookup(key_hash)
         if entry is None or not constant_time_equals(entry.key_hash, key_hash):
-            return await self._fail(VerifyCode.UNKNOWN, None, context, prefix=parsed.prefix)
+            return await self._fail(VerifyCode.UNKNOWN, None, context, prefix=display_prefix(key))
         if restrict_tenant is not None and entry.tenant_id != restrict_tenant:
-            return await self._fail(VerifyCode.UNKNOWN, None, context, prefix=parsed.prefix)
-        moment = now if now is not None else utcnow().timestamp()
-        if entry.status == "REVOKED":
+            return await self._fail(VerifyCode.UNKNOWN, None, context, prefix=display_prefix(key))
+        status = entry.status
+        if status == "REVOKED":
             return await self._fail(VerifyCode.REVOKED, entry, context)
-        if (
-            entry.status == "EXPIRED"
-            or (entry.expires_at is not None and entry.expires_at <= moment)
-            or (entry.status == "ROTATING" and entry.grace_until is not None and entry.grace_until <= moment)
+        # Expired when past expiresAt, or a rotated key past its grace period: the earlier deadline.
+        deadline = entry.expires_at
+        if status == "ROTATING" and entry.grace_until is not None:
+            deadline = entry.grace_until if deadline is None else min(deadline, entry.grace_until)
+        if status == "EXPIRED" or (
+            deadline is not None and deadline <= (now if now is not None else utcnow().timestamp())
         ):
             return await self._fail(VerifyCode.EXPIRED, entry, context)
         if entry.allowed_networks:
@@ -534,10 +532,10 @@ class KeyVerifier:
                 address = None
             if address is None or not any(address in net for net in entry.allowed_networks):
                 return await self._fail(VerifyCode.IP_DENIED, entry, context)
-        if required_scopes and "admin" not in entry.scopes:
-            missing = tuple(s for s in required_scopes if s not in entry.scopes)
-            if missing:
-                return await self._fail(VerifyCode.INSUFFICIENT_SCOPE, entry, context, missing=missing)
+        scopes = entry.scopes
+        if required_scopes and "admin" not in scopes and not scopes.issuperset(required_scopes):
+            missing = tuple(s for s in required_scopes if s not in scopes)
+            return await self._fail(VerifyCode.INSUFFICIENT_SCOPE, entry, context, missing=missing)
         decision = None
         if entry.rate_limit is not None and entry.rate_limit_period_seconds is not None:
             decision = await self.limiter.hit(entry.id, entry.rate_limit, entry.rate_limit_period_seconds)

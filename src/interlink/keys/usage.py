@@ -28,6 +28,8 @@ class UsageRecorder:
     """Accumulates uses in memory and writes them every ``interval`` seconds (and on shutdown).
 
     A crash loses at most one interval of usage counts: counters are statistics, not records.
+    Flushes never overlap: when :meth:`flush` returns, every use recorded before the call has been
+    written (or the call raised and the uses stay pending for the next flush).
     """
 
     def __init__(self, db: Database, interval: float) -> None:
@@ -35,6 +37,7 @@ class UsageRecorder:
         self.interval = interval
         self._pending: dict[str, _Pending] = {}
         self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
 
     def record(self, key_id: str, ip: str | None) -> None:
         pending = self._pending.get(key_id)
@@ -49,6 +52,23 @@ class UsageRecorder:
 
     async def flush(self) -> int:
         """Write what has accumulated; returns the number of keys updated."""
+        async with self._lock:
+            return await self._flush()
+
+    def _restore(self, batch: dict[str, _Pending]) -> None:
+        for key_id, p in batch.items():
+            current = self._pending.get(key_id)
+            if current is None:
+                self._pending[key_id] = p
+                continue
+            current.count += p.count
+            if p.last_used_at > current.last_used_at:
+                current.last_used_at = p.last_used_at
+                current.last_ip = p.last_ip or current.last_ip
+            elif current.last_ip is None:
+                current.last_ip = p.last_ip
+
+    async def _flush(self) -> int:
         if not self._pending:
             return 0
         batch, self._pending = self._pending, {}
@@ -77,21 +97,21 @@ class UsageRecorder:
             async with self.db.unit_of_work() as session:
                 conn = await session.connection()
                 await conn.execute(stmt, params)
-        except Exception:
-            for key_id, p in batch.items():  # put them back for the next flush
-                current = self._pending.get(key_id)
-                if current is None:
-                    self._pending[key_id] = p
-                else:
-                    current.count += p.count
+        except BaseException:
+            self._restore(batch)  # put them back for the next flush
             raise
         return len(params)
 
     async def _loop(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
+            # Shielded: stopping the loop must not abandon a batch halfway; stop() waits for it.
+            flushing = asyncio.ensure_future(self.flush())
             try:
-                await self.flush()
+                await asyncio.shield(flushing)
+            except asyncio.CancelledError:
+                await asyncio.gather(flushing, return_exceptions=True)
+                raise
             except Exception as exc:
                 log.warning("key_usage_flush_failed", error=str(exc))
 

@@ -19,14 +19,27 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "The database is not reachable"}})
+@router.get(
+    "/readyz", responses={503: {"description": "The database (or the configured Redis) is not reachable"}}
+)
 async def readyz(request: Request) -> JSONResponse:
-    """Ready to serve: the database answers within 2 seconds."""
+    """Ready to serve: the database, and Redis when configured, answer within 2 seconds."""
+    runtime = get_runtime(request)
+    checks: dict[str, str] = {}
     try:
-        await asyncio.wait_for(get_runtime(request).db.ping(), timeout=2)
+        await asyncio.wait_for(runtime.db.ping(), timeout=2)
+        checks["database"] = "ok"
     except Exception as exc:
-        return JSONResponse({"status": "unavailable", "database": type(exc).__name__}, status_code=503)
-    return JSONResponse({"status": "ok", "database": "ok"})
+        checks["database"] = type(exc).__name__
+    if runtime.settings.redis_url:
+        try:
+            healthy = await asyncio.wait_for(runtime.limiter.storage.check(), timeout=2)
+            checks["redis"] = "ok" if healthy else "unreachable"
+        except Exception as exc:
+            checks["redis"] = type(exc).__name__
+    if all(value == "ok" for value in checks.values()):
+        return JSONResponse({"status": "ok", **checks})
+    return JSONResponse({"status": "unavailable", **checks}, status_code=503, headers={"Retry-After": "1"})
 
 
 @router.get("/metrics", response_class=Response)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query, Request
 
 from interlink.core.actor import Actor
-from interlink.core.context import current_correlation_id
 from interlink.core.enums import ApiKeyScope, ApiKeyStatus
 from interlink.core.pagination import PageRequest
 from interlink.core.schemas import PageOut
 from interlink.http.auth import client_ip, get_runtime, require
 from interlink.http.errors import STANDARD_ERRORS, error_responses
+from interlink.http.verify_path import verify_for
 from interlink.keys.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -21,10 +21,8 @@ from interlink.keys.schemas import (
     ApiKeyUpdate,
     VerifyKeyRequest,
     VerifyKeyResponse,
-    VerifyRateLimit,
     key_info,
 )
-from interlink.keys.security import SecurityContext
 from interlink.keys.service import KeySpec, KeyUpdate, effective_status
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"], responses=STANDARD_ERRORS)
@@ -79,39 +77,16 @@ async def verify_key(
     """Check a key presented to your application: valid or not, why, and whose it is.
 
     Platform keys verify keys of any tenant (or of the ``X-Tenant-Id`` tenant); tenant keys only
-    their own tenant's. Counts one use of the key against its rate limit.
+    their own tenant's. Counts one use of the key against its rate limit. Answered 200 with
+    ``valid`` and ``code`` whatever the outcome; 401/403/429 concern the *calling* key.
     """
     runtime = get_runtime(request)
-    restrict = None if actor.is_platform and not actor.acts_for_other_tenant else actor.tenant_id
-    context = SecurityContext(
-        body.ip or client_ip(request, runtime), request.headers.get("user-agent"), current_correlation_id()
-    )
-    result = await runtime.verifier.verify(
-        body.key,
-        ip=body.ip,
-        context=context,
-        required_scopes=[s.value for s in body.scopes],
-        restrict_tenant=restrict,
-    )
-    key = result.key if result.code.value != "unknown" else None
-    rate = result.rate_limit
-    return VerifyKeyResponse(
-        valid=result.valid,
-        code=result.code.value,
-        key_id=key.id if key else None,
-        tenant_id=key.tenant_id if key else None,
-        name=key.name if key else None,
-        kind=key.kind if key else None,
-        environment=key.environment if key else None,
-        scopes=sorted(key.scopes) if key else None,
-        metadata=key.meta if key and result.valid else None,
-        expires_at=key.expires_at_dt if key else None,
-        missing_scopes=list(result.missing_scopes) or None,
-        rate_limit=VerifyRateLimit(
-            limit=rate.limit, remaining=rate.remaining, reset_seconds=rate.reset_seconds
-        )
-        if rate
-        else None,
+    return await verify_for(
+        runtime,
+        actor,
+        body,
+        caller_ip=client_ip(request, runtime),
+        user_agent=request.headers.get("user-agent"),
     )
 
 

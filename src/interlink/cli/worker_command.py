@@ -1,0 +1,45 @@
+"""``interlink worker``: run background jobs in a process of its own (any number, any machine)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import typer
+
+from interlink.core.logging import configure_logging
+from interlink.core.settings import Settings
+
+
+def worker(
+    concurrency: int = typer.Option(None, help="Jobs run at once (default INTERLINK_WORKER_CONCURRENCY)."),
+) -> None:
+    """Run the job worker until SIGTERM/SIGINT; jobs in flight are finished or handed back."""
+    from interlink.core.migrate import pending_migration_message
+    from interlink.jobs.registry import ensure_builtin_schedules
+    from interlink.runtime import Runtime
+
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    if concurrency is not None:
+        settings.worker_concurrency = concurrency
+    problem = asyncio.run(pending_migration_message(settings.effective_database_url))
+    if problem:
+        typer.echo(f"interlink: refusing to start: {problem}", err=True)
+        raise typer.Exit(code=2)
+
+    async def _run() -> None:
+        runtime = Runtime(settings)
+        await runtime.start()
+        await ensure_builtin_schedules(runtime.db)
+        job_worker = runtime.make_worker()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, job_worker.stop)
+        typer.echo(f"interlink worker {job_worker.worker_id} running; stop with Ctrl+C")
+        try:
+            await job_worker.run()
+        finally:
+            await runtime.stop()
+
+    asyncio.run(_run())

@@ -1,0 +1,229 @@
+"""What the sync and async clients share: configuration, headers, retry policy, request bodies."""
+
+from __future__ import annotations
+
+import os
+import random
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from enum import Enum
+from typing import Any, Final, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel
+
+from interlink import __version__
+from interlink.client.errors import InterlinkConnectionError, InterlinkTimeoutError, error_from_response
+from interlink.client.models import Page
+
+M = TypeVar("M", bound=BaseModel)
+
+DEFAULT_BASE_URL: Final = "http://127.0.0.1:8000"
+DEFAULT_TIMEOUT: Final = 30.0
+DEFAULT_MAX_RETRIES: Final = 2
+CORRELATION_HEADER: Final = "X-Correlation-Id"
+TENANT_HEADER: Final = "X-Tenant-Id"
+IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+_MAX_DELAY = 8.0
+
+
+class NotGiven:
+    """Marks an argument the caller left out (distinct from ``None``, which clears a field)."""
+
+    _instance: NotGiven | None = None
+
+    def __new__(cls) -> NotGiven:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+NOT_GIVEN: Final = NotGiven()
+
+
+def new_correlation_id() -> str:
+    return uuid.uuid4().hex
+
+
+def segment(value: str) -> str:
+    """A path segment, escaped so an id can never change the route."""
+    return quote(value, safe="")
+
+
+def jsonable(value: Any) -> Any:
+    """Datetimes as ISO 8601, enums as their values, containers recursively."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def body(fields: Mapping[str, Any], *, drop_none: bool) -> dict[str, Any]:
+    """A JSON body from camelCase ``fields``: NOT_GIVEN is always left out, ``None`` when asked."""
+    return {
+        k: jsonable(v)
+        for k, v in fields.items()
+        if not isinstance(v, NotGiven) and not (drop_none and v is None)
+    }
+
+
+def query(params: Mapping[str, Any]) -> dict[str, str | int]:
+    """Query parameters from camelCase ``params``, leaving out ``None``."""
+    out: dict[str, str | int] = {}
+    for k, v in params.items():
+        if v is None:
+            continue
+        converted = jsonable(v)
+        out[k] = converted if isinstance(converted, int) else str(converted)
+    return out
+
+
+def rate_limit_body(limit: int | NotGiven | None, period_seconds: int | None) -> Any:
+    """``rateLimit`` for a request: NOT_GIVEN, ``None`` (remove) or ``{limit, periodSeconds}``."""
+    if limit is None or isinstance(limit, NotGiven):
+        return limit
+    out: dict[str, int] = {"limit": limit}
+    if period_seconds is not None:
+        out["periodSeconds"] = period_seconds
+    return out
+
+
+def scope_list(scopes: Iterable[str]) -> list[str]:
+    return [str(getattr(s, "value", s)) for s in scopes]
+
+
+def parse(model: type[M], response: httpx.Response) -> M:
+    return model.model_validate(response.json())
+
+
+def parse_page(model: type[M], response: httpx.Response) -> Page[M]:
+    payload = response.json()
+    return Page(
+        data=[model.model_validate(item) for item in payload.get("data", [])],
+        has_more=bool(payload.get("hasMore")),
+        next_cursor=payload.get("nextCursor"),
+        correlation_id=response.headers.get("x-correlation-id"),
+    )
+
+
+class ClientConfig:
+    """Connection settings shared by a client and the copies made by ``with_options``."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        tenant_id: str | None,
+        timeout: float | httpx.Timeout,
+        max_retries: int,
+        correlation_id: str | None = None,
+    ) -> None:
+        if not api_key:
+            raise ValueError("api_key is required (an Interlink API key: il_live_...)")
+        if max_retries < 0:
+            raise ValueError("max_retries must be 0 or more")
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.tenant_id = tenant_id
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.correlation_id = correlation_id
+        self.last_correlation_id: str | None = None
+
+    @staticmethod
+    def env(base_url: str | None, api_key: str | None, tenant_id: str | None) -> tuple[str, str, str | None]:
+        """Arguments filled from ``INTERLINK_API_URL``, ``INTERLINK_API_KEY``, ``INTERLINK_TENANT_ID``."""
+        url = base_url or os.environ.get("INTERLINK_API_URL") or DEFAULT_BASE_URL
+        key = api_key or os.environ.get("INTERLINK_API_KEY") or ""
+        tenant = tenant_id or os.environ.get("INTERLINK_TENANT_ID") or None
+        return url, key, tenant
+
+    def default_headers(self) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {self.api_key}",
+            "User-Agent": f"interlink-python/{__version__}",
+            "Accept": "application/json",
+        }
+
+    def request_headers(self, tenant_id: str | None, correlation_id: str) -> dict[str, str]:
+        headers = {CORRELATION_HEADER: correlation_id}
+        tenant = tenant_id or self.tenant_id
+        if tenant:
+            headers[TENANT_HEADER] = tenant
+        return headers
+
+    def next_correlation_id(self) -> str:
+        return self.correlation_id or new_correlation_id()
+
+    def retry_delay(
+        self,
+        method: str,
+        attempt: int,
+        *,
+        response: httpx.Response | None = None,
+        error: Exception | None = None,
+    ) -> float | None:
+        """Seconds to wait before retrying, or None to stop.
+
+        Idempotent requests are retried on 503 and on transport errors; any request is retried
+        when the connection could not be opened (nothing was sent).
+        """
+        if attempt >= self.max_retries:
+            return None
+        idempotent = method.upper() in IDEMPOTENT_METHODS
+        if response is not None:
+            if response.status_code != 503 or not idempotent:
+                return None
+            delay = backoff(attempt)
+            hinted = response.headers.get("retry-after")
+            if hinted and hinted.isdigit():
+                delay = max(delay, float(hinted))
+            return min(delay, _MAX_DELAY)
+        if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout)) or (
+            idempotent and isinstance(error, httpx.TransportError)
+        ):
+            return backoff(attempt)
+        return None
+
+    def check(self, response: httpx.Response, correlation_id: str) -> httpx.Response:
+        """Remember the correlation id; raise the typed error for a non-2xx answer."""
+        self.last_correlation_id = response.headers.get("x-correlation-id", correlation_id)
+        if response.is_success:
+            return response
+        raise error_from_response(response)
+
+
+def backoff(attempt: int) -> float:
+    """Exponential backoff with jitter: about 0.25 s, 0.5 s, 1 s, ... capped at 8 s."""
+    return float(min(_MAX_DELAY, 0.25 * (2**attempt)) * random.uniform(0.75, 1.25))
+
+
+def connection_error(
+    exc: httpx.TransportError, base_url: str, correlation_id: str
+) -> InterlinkConnectionError:
+    """The SDK error for a request that got no answer."""
+    if isinstance(exc, httpx.TimeoutException):
+        return InterlinkTimeoutError(
+            f"Interlink at {base_url} did not answer in time ({type(exc).__name__})",
+            url=base_url,
+            correlation_id=correlation_id,
+        )
+    return InterlinkConnectionError(
+        f"cannot reach Interlink at {base_url}: {exc or type(exc).__name__}",
+        url=base_url,
+        correlation_id=correlation_id,
+    )

@@ -1,0 +1,84 @@
+"""Retention: purge audit and security events older than their RetentionPolicy.
+
+Runs as the scheduled job ``retention.purge`` (daily). Each purge writes one audit row per tenant it
+touched (``retention.purged`` with counts), so the trail records its own trimming.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from interlink.core import audit
+from interlink.core.actor import system_actor
+from interlink.core.clock import utcnow
+from interlink.core.db import Database
+from interlink.core.enums import RetentionPolicy
+from interlink.core.models import AuditEvent
+from interlink.keys.models import SecurityEvent
+
+BATCH = 5000
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    audit_events: dict[str, int]
+    security_events: dict[str | None, int]
+
+
+async def _purge_table(
+    db: Database,
+    model: type[AuditEvent] | type[SecurityEvent],
+    policy: RetentionPolicy,
+    exclude_actions: tuple[str, ...] = (),
+) -> dict[str | None, int]:
+    days = policy.days
+    if days is None:
+        return {}
+    cutoff = utcnow() - timedelta(days=days)
+    counts: dict[str | None, int] = {}
+    while True:
+        async with db.unit_of_work() as session:
+            pick = sa.select(model.id, model.tenant_id).where(model.occurred_at < cutoff)
+            if exclude_actions and model is AuditEvent:
+                pick = pick.where(AuditEvent.action.not_in(exclude_actions))
+            rows = (await session.execute(pick.limit(BATCH))).all()
+            if not rows:
+                return counts
+            for _id, tenant_id in rows:
+                counts[tenant_id] = counts.get(tenant_id, 0) + 1
+            await session.execute(
+                sa.delete(model)
+                .where(model.id.in_([r[0] for r in rows]))
+                .execution_options(synchronize_session=False)
+            )
+        if len(rows) < BATCH:
+            return counts
+
+
+async def purge(db: Database, audit_policy: RetentionPolicy, security_policy: RetentionPolicy) -> PurgeResult:
+    """Delete expired rows in batches; audit the purge per tenant. Idempotent."""
+    security_counts = await _purge_table(db, SecurityEvent, security_policy)
+    audit_counts = await _purge_table(db, AuditEvent, audit_policy, exclude_actions=("retention.purged",))
+    tenants = {t for t in [*audit_counts, *security_counts] if t is not None}
+    if tenants:
+        async with db.unit_of_work() as session:
+            for tenant_id in sorted(tenants):
+                audit.record(
+                    session,
+                    system_actor(tenant_id),
+                    "retention.purged",
+                    "retention",
+                    None,
+                    {
+                        "auditEvents": {"old": None, "new": audit_counts.get(tenant_id, 0)},
+                        "securityEvents": {"old": None, "new": security_counts.get(tenant_id, 0)},
+                        "auditPolicy": {"old": None, "new": audit_policy.value},
+                        "securityPolicy": {"old": None, "new": security_policy.value},
+                    },
+                )
+    return PurgeResult(
+        audit_events={k: v for k, v in audit_counts.items() if k is not None}, security_events=security_counts
+    )

@@ -1,0 +1,1 @@
+"""Webhooks: event types, endpoints, signed delivery over several channels, replay, inbound."""
