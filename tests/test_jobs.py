@@ -195,9 +195,9 @@ async def test_concurrent_claimers_never_share_a_job(runtime: Runtime, settings:
     assert len(claimed) == 300
 
 
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)  # SQLite workers poll
 async def test_postgres_notify_wakes_an_idle_worker(runtime: Runtime) -> None:
-    if runtime.db.is_sqlite:
-        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite workers poll")
+    assert not runtime.db.is_sqlite
     done = asyncio.Event()
 
     async def handler(_ctx: JobContext) -> None:

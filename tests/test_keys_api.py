@@ -496,6 +496,34 @@ async def test_no_escalation_through_rotation(
     assert allowed.status_code == 201 and allowed.json()["newKey"]["scopes"] == ["admin"]
 
 
+async def test_weaker_keys_cannot_change_or_revoke_stronger_ones(
+    client: httpx.AsyncClient, admin: BootstrapResult, admin_headers: dict[str, str]
+) -> None:
+    """A key may change, rotate or revoke only keys whose every scope it holds."""
+    tenant_id = await make_tenant(client, admin_headers, "Pecking Order")
+    acting = auth(admin.key, tenant_id)
+    manager = await make_key(client, acting, name="manager", scopes=["keys:write", "keys:read"])
+    tenant_admin = await make_key(client, acting, name="tenant admin", scopes=["admin"])
+    peer = await make_key(client, acting, name="peer", scopes=["keys:read"])
+
+    loosen = await client.patch(
+        f"/v1/keys/{tenant_admin['id']}", json={"allowedIps": []}, headers=auth(manager["key"])
+    )
+    assert_problem(loosen, 403)
+    revoke = await client.post(f"/v1/keys/{tenant_admin['id']}/revoke", headers=auth(manager["key"]))
+    assert_problem(revoke, 403)
+    shown = await client.get(f"/v1/keys/{tenant_admin['id']}", headers=acting)
+    assert shown.json()["status"] == "ACTIVE"
+
+    # Keys within the manager's own grants are fair game.
+    renamed = await client.patch(
+        f"/v1/keys/{peer['id']}", json={"name": "renamed"}, headers=auth(manager["key"])
+    )
+    assert renamed.status_code == 200 and renamed.json()["name"] == "renamed"
+    revoked = await client.post(f"/v1/keys/{peer['id']}/revoke", headers=auth(manager["key"]))
+    assert revoked.status_code == 200 and revoked.json()["status"] == "REVOKED"
+
+
 # -- revocation ------------------------------------------------------------------------------
 
 

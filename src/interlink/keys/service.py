@@ -172,6 +172,16 @@ class KeyManager:
 
     # -- checks ----------------------------------------------------------------------------
 
+    @staticmethod
+    def _check_can_manage(actor: Actor, key: ApiKey, verb: str) -> None:
+        """A key may change, rotate or revoke only keys whose every scope it holds itself.
+
+        So a weaker key can neither loosen nor take over a stronger one, nor revoke it.
+        """
+        lacking = sorted(scope for scope in key.scopes if not actor.has_scope(scope))
+        if lacking:
+            raise Forbidden(f"you cannot {verb} a key with scope {lacking[0]!r}: your key does not hold it")
+
     def _check_scopes(self, actor: Actor, scopes: Iterable[str]) -> list[str]:
         result = sorted(set(scopes))
         if not result:
@@ -267,6 +277,7 @@ class KeyManager:
 
     async def update(self, session: AsyncSession, actor: Actor, key_id: str, change: KeyUpdate) -> ApiKey:
         key = await self.get(session, actor, key_id)
+        self._check_can_manage(actor, key, "change")
         if effective_status(key) in (ApiKeyStatus.REVOKED, ApiKeyStatus.EXPIRED):
             raise Conflict(f"key {key_id} is {effective_status(key).value.lower()} and cannot be changed")
         before = _snapshot(key)
@@ -331,11 +342,8 @@ class KeyManager:
             rate_limit=old.rate_limit,
             rate_limit_period_seconds=old.rate_limit_period_seconds,
         )
-        # Rotation hands the caller a usable copy of the old key, so the caller must hold every
-        # grant of it, exactly as if it created the key (no escalation through rotation).
-        lacking = sorted(scope for scope in old.scopes if not actor.has_scope(scope))
-        if lacking:
-            raise Forbidden(f"you cannot rotate a key with scope {lacking[0]!r}: your key does not hold it")
+        # Rotation hands the caller a usable copy of the old key (no escalation through rotation).
+        self._check_can_manage(actor, old, "rotate")
         new, plaintext = await self.create(session, actor, spec)
         now = utcnow()
         new.rotated_from_id = old.id
@@ -367,6 +375,7 @@ class KeyManager:
     async def revoke(self, session: AsyncSession, actor: Actor, key_id: str, reason: str | None) -> ApiKey:
         """Revoke at once (idempotent: revoking a revoked key changes nothing)."""
         key = await self.get(session, actor, key_id)
+        self._check_can_manage(actor, key, "revoke")
         if key.status is ApiKeyStatus.REVOKED:
             return key
         if key.id == actor.key_id:
