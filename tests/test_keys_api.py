@@ -15,45 +15,8 @@ from interlink.core.crypto import keyed_hash
 from interlink.core.enums import IntegrationEnvironment
 from interlink.keys.format import display_prefix, generate_key
 from interlink.runtime import Runtime
+from tests.api_helpers import assert_problem, make_key, make_tenant, security_events
 from tests.conftest import auth
-
-PROBLEM = "application/problem+json"
-
-
-async def make_key(client: httpx.AsyncClient, headers: dict[str, str], **body: Any) -> dict[str, Any]:
-    body.setdefault("name", "test key")
-    body.setdefault("scopes", ["keys:read"])
-    response = await client.post("/v1/keys", json=body, headers=headers)
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
-
-
-async def make_tenant(client: httpx.AsyncClient, admin_headers: dict[str, str], name: str) -> str:
-    response = await client.post("/v1/tenants", json={"name": name}, headers=admin_headers)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
-
-
-async def security_events(
-    client: httpx.AsyncClient, headers: dict[str, str], **params: Any
-) -> list[dict[str, Any]]:
-    response = await client.get("/v1/security-events", params=params, headers=headers)
-    assert response.status_code == 200, response.text
-    data: list[dict[str, Any]] = response.json()["data"]
-    return data
-
-
-def assert_problem(response: httpx.Response, status: int, reason: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["type"].startswith("urn:interlink:problem:")
-    if reason is not None:
-        assert body["reason"] == reason
-    return body
-
 
 # -- storage and show-once -------------------------------------------------------------------
 

@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -16,17 +15,9 @@ from interlink.core import clock
 from interlink.core.settings import Settings
 from interlink.http.app import create_app
 from interlink.runtime import Runtime
+from tests.api_helpers import make_key
 from tests.conftest import auth, make_settings
 from tests.services import REDIS_URL, need, redis_available
-
-
-async def make_key(client: httpx.AsyncClient, headers: dict[str, str], **body: Any) -> dict[str, Any]:
-    body.setdefault("name", "limited")
-    body.setdefault("scopes", ["keys:read"])
-    response = await client.post("/v1/keys", json=body, headers=headers)
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
 
 
 async def rate_limited_events(client: httpx.AsyncClient, headers: dict[str, str], key_id: str) -> int:

@@ -21,6 +21,7 @@ from interlink.http.app import create_app
 from interlink.keys.models import ApiKey
 from interlink.keys.security import SecurityContext
 from interlink.runtime import Runtime
+from tests.api_helpers import make_key
 from tests.conftest import auth, make_settings
 
 
@@ -57,15 +58,6 @@ async def slow_flush_runtime(db_url: str, tmp_path: Path) -> AsyncIterator[Runti
     await runtime.start()
     yield runtime
     await runtime.stop()
-
-
-async def make_key(client: httpx.AsyncClient, headers: dict[str, str], **body: Any) -> dict[str, Any]:
-    body.setdefault("name", "used")
-    body.setdefault("scopes", ["keys:read"])
-    response = await client.post("/v1/keys", json=body, headers=headers)
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
 
 
 async def usage_rows(runtime: Runtime, ids: list[str]) -> dict[str, tuple[int, datetime | None, str | None]]:

@@ -12,22 +12,8 @@ from interlink.core import clock
 from interlink.core.enums import IntegrationEnvironment
 from interlink.keys.format import generate_key
 from interlink.keys.service import VerifyCode
+from tests.api_helpers import make_key, make_tenant
 from tests.conftest import auth
-
-
-async def make_key(client: httpx.AsyncClient, headers: dict[str, str], **body: Any) -> dict[str, Any]:
-    body.setdefault("name", "verified key")
-    body.setdefault("scopes", ["keys:read"])
-    response = await client.post("/v1/keys", json=body, headers=headers)
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
-
-
-async def make_tenant(client: httpx.AsyncClient, admin_headers: dict[str, str], name: str) -> str:
-    response = await client.post("/v1/tenants", json={"name": name}, headers=admin_headers)
-    assert response.status_code == 201, response.text
-    return str(response.json()["id"])
 
 
 async def verify(

@@ -14,16 +14,8 @@ from interlink.core.enums import IntegrationEnvironment
 from interlink.keys.format import generate_key
 from interlink.keys.security import BASE_RISK, BURST_RISK, NEW_IP_RISK, SecurityEventType
 from interlink.runtime import Runtime
+from tests.api_helpers import make_key
 from tests.conftest import auth
-
-
-async def make_key(client: httpx.AsyncClient, headers: dict[str, str], **body: Any) -> dict[str, Any]:
-    body.setdefault("name", "watched")
-    body.setdefault("scopes", ["keys:read"])
-    response = await client.post("/v1/keys", json=body, headers=headers)
-    assert response.status_code == 201, response.text
-    created: dict[str, Any] = response.json()
-    return created
 
 
 async def verify(client: httpx.AsyncClient, headers: dict[str, str], key: str, **extra: Any) -> str:

@@ -156,19 +156,35 @@ async def claim(
     return claimed
 
 
-async def complete(db: Database, worker_id: str, job_ids: list[str]) -> int:
-    """Mark jobs succeeded (only those this worker still holds). Returns how many changed."""
+async def _update_held(db: Database, worker_id: str, job_ids: list[str], values: dict[str, Any]) -> int:
+    """Update running jobs that ``worker_id`` still holds (the fence); returns how many changed."""
     if not job_ids:
         return 0
-    now = utcnow()
     async with db.unit_of_work() as session:
         result = await session.execute(
             sa.update(Job)
             .where(Job.id.in_(job_ids), Job.locked_by == worker_id, Job.status == RUNNING)
-            .values(status=SUCCEEDED, finished_at=now, updated_at=now, locked_by=None, lease_expires_at=None)
+            .values(**values)
             .execution_options(synchronize_session=False)
         )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def complete(db: Database, worker_id: str, job_ids: list[str]) -> int:
+    """Mark jobs succeeded (only those this worker still holds). Returns how many changed."""
+    now = utcnow()
+    return await _update_held(
+        db,
+        worker_id,
+        job_ids,
+        {
+            "status": SUCCEEDED,
+            "finished_at": now,
+            "updated_at": now,
+            "locked_by": None,
+            "lease_expires_at": None,
+        },
+    )
 
 
 async def fail(
@@ -194,51 +210,37 @@ async def fail(
     else:
         delay = retry_in if retry_in is not None else backoff_seconds(job.attempts)
         values.update(status=QUEUED, run_at=now + timedelta(seconds=delay))
-    async with db.unit_of_work() as session:
-        await session.execute(
-            sa.update(Job)
-            .where(Job.id == job.id, Job.locked_by == worker_id, Job.status == RUNNING)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
+    await _update_held(db, worker_id, [job.id], values)
     return DEAD if dead else QUEUED
 
 
 async def heartbeat(db: Database, worker_id: str, job_ids: list[str], lease_seconds: float) -> int:
     """Extend the lease of jobs this worker still holds."""
-    if not job_ids:
-        return 0
     now = utcnow()
-    async with db.unit_of_work() as session:
-        result = await session.execute(
-            sa.update(Job)
-            .where(Job.id.in_(job_ids), Job.locked_by == worker_id, Job.status == RUNNING)
-            .values(lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return await _update_held(
+        db,
+        worker_id,
+        job_ids,
+        {"lease_expires_at": now + timedelta(seconds=lease_seconds), "updated_at": now},
+    )
 
 
 async def release(db: Database, worker_id: str, job_ids: list[str]) -> int:
     """Give jobs back unfinished (graceful shutdown): queued again at once, the attempt not counted."""
-    if not job_ids:
-        return 0
     now = utcnow()
-    async with db.unit_of_work() as session:
-        result = await session.execute(
-            sa.update(Job)
-            .where(Job.id.in_(job_ids), Job.locked_by == worker_id, Job.status == RUNNING)
-            .values(
-                status=QUEUED,
-                run_at=now,
-                attempts=Job.attempts - 1,
-                locked_by=None,
-                lease_expires_at=None,
-                updated_at=now,
-            )
-            .execution_options(synchronize_session=False)
-        )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return await _update_held(
+        db,
+        worker_id,
+        job_ids,
+        {
+            "status": QUEUED,
+            "run_at": now,
+            "attempts": Job.attempts - 1,
+            "locked_by": None,
+            "lease_expires_at": None,
+            "updated_at": now,
+        },
+    )
 
 
 async def get_job(session: AsyncSession, job_id: str) -> Job | None:
