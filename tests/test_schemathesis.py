@@ -52,7 +52,10 @@ class Target:
 @pytest.fixture
 def target(db_url: str, tmp_path: Path) -> Iterator[Target]:
     """The app on a fresh database; schemathesis runs its lifespan on its own event loop."""
-    app_settings = make_settings(db_url, tmp_path / "data", run_worker=False)
+    # Loopback targets are allowed so that generated endpoints on 127.0.0.1 can be created.
+    app_settings = make_settings(
+        db_url, tmp_path / "data", run_worker=False, allowed_target_networks=["127.0.0.0/8"]
+    )
 
     async def _bootstrap() -> BootstrapResult | None:
         runtime = Runtime(app_settings)
@@ -73,12 +76,29 @@ def target(db_url: str, tmp_path: Path) -> Iterator[Target]:
                 json={"name": "target", "value": "s3cret-value", "tokenType": "GENERIC"},
                 headers=headers,
             )
-        assert key.status_code == 201, key.text
-        assert secret.status_code == 201, secret.text
+            event_type = client.post(
+                "/v1/event-types", json={"name": "invoice.paid", "description": "target"}, headers=headers
+            )
+            endpoint = client.post(
+                "/v1/endpoints",
+                json={"url": "http://127.0.0.1:9/hook", "description": "target"},
+                headers=headers,
+            )
+            event = client.post(
+                "/v1/events", json={"type": "invoice.paid", "payload": {"id": 1}}, headers=headers
+            )
+            deliveries = client.get("/v1/deliveries", headers=headers)
+        for response in (key, secret, event_type, endpoint, event):
+            assert response.status_code == 201, response.text
+        assert deliveries.status_code == 200 and deliveries.json()["data"], deliveries.text
         real_ids = {
             "tenant_id": created.tenant_id,
             "key_id": key.json()["id"],
             "secret_id": secret.json()["id"],
+            "event_type_id": event_type.json()["id"],
+            "endpoint_id": endpoint.json()["id"],
+            "event_id": event.json()["id"],
+            "delivery_id": deliveries.json()["data"][0]["id"],
         }
         yield Target(schemathesis.openapi.from_asgi("/openapi.json", app), headers, real_ids)
     finally:
@@ -109,6 +129,17 @@ def _run(
     run()
 
 
+# Operations random data almost never satisfies. They still run under every check above (no 5xx,
+# schema conformance); only "reached a 2xx at least once" is waived, and a dedicated test covers
+# their success path.
+SUCCESS_COVERED_ELSEWHERE = {
+    # generated URLs do not resolve to an allowed network: tests/test_webhook_endpoints.py
+    "POST /v1/endpoints",
+    # generated templates are hardly ever valid JSONata: tests/test_webhook_endpoints.py
+    "POST /v1/endpoints/{endpoint_id}/transformation/test",
+}
+
+
 def test_every_operation_conforms_to_the_schema(target: Target) -> None:
     failures: list[str] = []
     never_succeeded: list[str] = []
@@ -135,7 +166,7 @@ def test_every_operation_conforms_to_the_schema(target: Target) -> None:
                 except (Exception, BaseExceptionGroup) as exc:
                     label = f"{operation.label} [{mode.value}, {path_parameters or 'generated ids'}]"
                     failures.append(f"{label}:\n{exc}")
-        if not any(200 <= s < 300 for s in statuses):
+        if not any(200 <= s < 300 for s in statuses) and operation.label not in SUCCESS_COVERED_ELSEWHERE:
             never_succeeded.append(f"{operation.label}: {sorted(statuses)}")
     assert not failures, "\n\n".join(failures)
     # The run reached the operations themselves, not just authentication or validation.

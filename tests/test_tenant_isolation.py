@@ -105,11 +105,36 @@ async def _secret_of_b(world: World) -> str:
     )
 
 
+async def _event_type_of_b(world: World) -> str:
+    return await _created(
+        await world.client.post("/v1/event-types", json={"name": "b.created"}, headers=world.as_b())
+    )
+
+
+async def _endpoint_of_b(world: World) -> str:
+    body = {"channel": "EMAIL", "channelConfig": {"to": ["ops@b.example.com"]}, "transformation": "payload"}
+    return await _created(await world.client.post("/v1/endpoints", json=body, headers=world.as_b()))
+
+
+async def _event_of_b(world: World) -> str:
+    body = {"type": "b.created", "payload": {"n": 1}, "endpointIds": [world.resources_b["endpoint_id"]]}
+    return await _created(await world.client.post("/v1/events", json=body, headers=world.as_b()))
+
+
+async def _delivery_of_b(world: World) -> str:
+    event = await world.client.get(f"/v1/events/{world.resources_b['event_id']}", headers=world.as_b())
+    return str(event.json()["deliveries"][0]["id"])
+
+
 # Path parameter name → how to create a resource of that kind in tenant B (through the API).
 RESOURCE_FACTORIES: dict[str, Factory] = {
     "tenant_id": _tenant_b,
     "key_id": _key_of_b,
     "secret_id": _secret_of_b,
+    "event_type_id": _event_type_of_b,
+    "endpoint_id": _endpoint_of_b,
+    "event_id": _event_of_b,
+    "delivery_id": _delivery_of_b,
 }
 
 # Request bodies the schema-derived minimal body cannot express, by (method, path).

@@ -20,6 +20,8 @@ from interlink.keys.ratelimit import KeyRateLimiter
 from interlink.keys.security import SecurityLog
 from interlink.keys.service import KeyManager, KeyVerifier
 from interlink.keys.usage import UsageRecorder
+from interlink.outbound.transport import HttpTransport
+from interlink.webhooks.delivery import DeliveryConfig, DeliveryWorker
 
 log = structlog.get_logger(__name__)
 
@@ -62,9 +64,15 @@ class Runtime:
         self.trusted_proxy_networks = [
             ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies
         ]
+        self.allowed_target_networks = [
+            ipaddress.ip_network(n, strict=False) for n in settings.allowed_target_networks
+        ]
         self.known_tenants: set[str] = set()
         self.worker: Worker | None = None
         self._worker_task: asyncio.Task[None] | None = None
+        self.transport = HttpTransport(allowed_networks=self.allowed_target_networks)
+        self.delivery_worker: DeliveryWorker | None = None
+        self._delivery_task: asyncio.Task[None] | None = None
         self._started = False
 
     def _make_bus(self) -> InvalidationBus:
@@ -87,6 +95,17 @@ class Runtime:
         )
         return Worker(self.db, build_handlers(self), config, services=self)
 
+    def make_delivery_worker(self) -> DeliveryWorker:
+        """A webhook delivery worker bound to this runtime (LISTEN wake-ups on PostgreSQL)."""
+        config = DeliveryConfig(
+            concurrency=self.settings.delivery_concurrency,
+            batch_size=self.settings.delivery_batch_size,
+            lease_seconds=self.settings.delivery_lease_seconds,
+            poll_interval=self.settings.worker_poll_seconds,
+            listen_dsn=None if self.db.is_sqlite else psycopg_dsn(self.db.url),
+        )
+        return DeliveryWorker(self.db, self.keyring, self.transport, config)
+
     async def start(self, *, with_worker: bool = False) -> None:
         """Start background tasks; ``with_worker`` also runs a job worker in this process."""
         if self._started:
@@ -99,6 +118,8 @@ class Runtime:
             await ensure_builtin_schedules(self.db)
             self.worker = self.make_worker()
             self._worker_task = asyncio.create_task(self.worker.run(), name="job-worker")
+            self.delivery_worker = self.make_delivery_worker()
+            self._delivery_task = asyncio.create_task(self.delivery_worker.run(), name="delivery-worker")
         self._started = True
 
     async def stop(self) -> None:
@@ -108,7 +129,13 @@ class Runtime:
                 with contextlib.suppress(Exception):
                     await self._worker_task
                 self.worker, self._worker_task = None, None
+            if self.delivery_worker is not None and self._delivery_task is not None:
+                self.delivery_worker.stop()
+                with contextlib.suppress(Exception):
+                    await self._delivery_task
+                self.delivery_worker, self._delivery_task = None, None
             await self.usage.stop()
             await self.bus.stop()
             self._started = False
+        await self.transport.close()
         await self.db.dispose()

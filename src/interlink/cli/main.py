@@ -15,6 +15,7 @@ import typer
 from interlink.cli.admin_commands import admin_app
 from interlink.cli.client_commands import audit_app, keys_app, tenants_app
 from interlink.cli.secrets_commands import app as secrets_app
+from interlink.cli.webhook_commands import endpoints_app, event_types_app
 from interlink.cli.worker_command import worker
 from interlink.core.logging import configure_logging
 from interlink.core.settings import Settings
@@ -27,6 +28,8 @@ app.add_typer(secrets_app, name="secrets")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
+app.add_typer(endpoints_app, name="endpoints")
+app.add_typer(event_types_app, name="event-types")
 app.command("worker")(worker)
 
 

@@ -34,11 +34,17 @@ def worker(
         await ensure_builtin_schedules(runtime.db)
         job_worker = runtime.make_worker()
         loop = asyncio.get_running_loop()
+        delivery_worker = runtime.make_delivery_worker()
+
+        def _stop() -> None:
+            job_worker.stop()
+            delivery_worker.stop()
+
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, job_worker.stop)
+            loop.add_signal_handler(sig, _stop)
         typer.echo(f"interlink worker {job_worker.worker_id} running; stop with Ctrl+C")
         try:
-            await job_worker.run()
+            await asyncio.gather(job_worker.run(), delivery_worker.run())
         finally:
             await runtime.stop()
 

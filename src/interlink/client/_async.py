@@ -26,6 +26,7 @@ from interlink.client._base import (
     scope_list,
     segment,
 )
+from interlink.client._endpoints import AsyncEndpoints, AsyncEventTypes
 from interlink.client.models import (
     ApiKeyCreated,
     ApiKeyInfo,
@@ -99,6 +100,8 @@ class AsyncInterlinkClient:
         self.audit_events = AuditEvents(self)
         self.security_events = SecurityEvents(self)
         self.secrets = Secrets(self)
+        self.event_types = AsyncEventTypes(self)
+        self.endpoints = AsyncEndpoints(self)
 
     @property
     def base_url(self) -> str:

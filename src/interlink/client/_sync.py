@@ -26,6 +26,7 @@ from interlink.client._base import (
     scope_list,
     segment,
 )
+from interlink.client._endpoints import Endpoints, EventTypes
 from interlink.client.models import (
     ApiKeyCreated,
     ApiKeyInfo,
@@ -98,6 +99,8 @@ class InterlinkClient:
         self.audit_events = AuditEvents(self)
         self.security_events = SecurityEvents(self)
         self.secrets = Secrets(self)
+        self.event_types = EventTypes(self)
+        self.endpoints = Endpoints(self)
 
     @property
     def base_url(self) -> str:

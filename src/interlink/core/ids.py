@@ -17,9 +17,6 @@ _RANDOM_BITS = 80
 _lock = threading.Lock()
 _last = 0
 
-PREFIXES = frozenset(
-    {"ten", "key", "evt", "msg", "del", "ep", "conn", "map", "job", "sec", "aud", "sev", "att", "rpl"}
-)
 ID_PATTERN = re.compile(r"^[a-z]{2,5}_[0-9A-HJKMNP-TV-Z]{26}$")
 
 

@@ -71,6 +71,11 @@ class Settings(BaseSettings):
         default_factory=list,
         description="CIDRs of reverse proxies whose `X-Forwarded-For` is believed (JSON list).",
     )
+    allowed_target_networks: list[str] = Field(
+        default_factory=list,
+        description="CIDRs that outbound requests (webhook deliveries) may reach even though they are "
+        'private, loopback, link-local or metadata addresses (JSON list, e.g. `["10.20.0.0/16"]`).',
+    )
     bootstrap: bool = Field(
         default=True,
         description="On first start, create a `default` tenant and print a platform admin key once.",
@@ -94,13 +99,25 @@ class Settings(BaseSettings):
     worker_lease_seconds: float = Field(
         default=60.0, gt=1, description="How long a claimed job stays held without a heartbeat."
     )
+    delivery_concurrency: int = Field(
+        default=64, ge=1, description="Webhook deliveries one worker process sends at once."
+    )
+    delivery_batch_size: int = Field(
+        default=128, ge=1, description="Most deliveries claimed from the database in one statement."
+    )
+    delivery_lease_seconds: float = Field(
+        default=60.0,
+        gt=1,
+        description="How long a claimed delivery stays held without a heartbeat before another worker "
+        "may take it over.",
+    )
     run_worker: bool = Field(
         default=True,
         description="Run the job worker inside `interlink serve`; turn off when running separate "
         "`interlink worker` processes.",
     )
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "allowed_target_networks")
     @classmethod
     def _valid_cidrs(cls, value: list[str]) -> list[str]:
         for item in value:

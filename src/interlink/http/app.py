@@ -12,7 +12,16 @@ from interlink.core.schemas import Problem
 from interlink.core.settings import Settings, get_settings
 from interlink.http.errors import finish_openapi, install_error_handlers
 from interlink.http.middleware import RequestContextMiddleware
-from interlink.http.routers import audit, health, keys, secrets, tenants, ui
+from interlink.http.routers import (
+    audit,
+    health,
+    keys,
+    secrets,
+    tenants,
+    ui,
+    webhooks_endpoints,
+    webhooks_events,
+)
 from interlink.http.verify_path import KeyVerifyFastPath
 from interlink.runtime import Runtime
 
@@ -59,6 +68,8 @@ def create_app(
     )
     for router in (health.router, tenants.router, keys.router, audit.router, secrets.router, ui.router):
         app.include_router(router)
+    app.include_router(webhooks_events.router)
+    app.include_router(webhooks_endpoints.router)
     _ensure_problem_schema(app)
     return app
 

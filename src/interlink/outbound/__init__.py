@@ -1,0 +1,1 @@
+"""Outbound HTTP: the one transport every outgoing request (webhooks, API calls) goes through."""
