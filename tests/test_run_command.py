@@ -166,7 +166,7 @@ def test_migrate_then_serve_on_the_embedded_database(tmp_path: Path) -> None:
     assert admin_key not in "\n".join(second.seen)
 
 
-def test_serve_refuses_an_unmigrated_postgres_database(tmp_path: Path) -> None:
+def test_serve_and_worker_refuse_an_unmigrated_postgres_database(tmp_path: Path) -> None:
     need(postgres_available(), f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}")
     name = f"interlink_unmigrated_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
@@ -188,6 +188,17 @@ def test_serve_refuses_an_unmigrated_postgres_database(tmp_path: Path) -> None:
         assert "interlink migrate" in refused.stderr
         assert "Traceback" not in refused.stderr
         assert "Admin API key" not in refused.stdout
+        worker_refused = subprocess.run(
+            [INTERLINK, "worker"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            start_new_session=True,
+        )
+        assert worker_refused.returncode == 2
+        assert "refusing to start" in worker_refused.stderr and "interlink migrate" in worker_refused.stderr
 
         # The same database works once migrated.
         migrated = migrate(tmp_path, env)

@@ -14,11 +14,10 @@ import typer
 
 from interlink.cli.admin_commands import admin_app
 from interlink.cli.client_commands import audit_app, keys_app, tenants_app
+from interlink.cli.common import load_settings, refuse_unless_migrated
 from interlink.cli.secrets_commands import app as secrets_app
 from interlink.cli.webhook_commands import endpoints_app, event_types_app
 from interlink.cli.worker_command import worker
-from interlink.core.logging import configure_logging
-from interlink.core.settings import Settings
 
 app = typer.Typer(
     help="Interlink: the integration layer for multi-tenant SaaS backends.", no_args_is_help=True
@@ -33,18 +32,12 @@ app.add_typer(event_types_app, name="event-types")
 app.command("worker")(worker)
 
 
-def _settings() -> Settings:
-    settings = Settings()
-    configure_logging(settings.log_level, settings.log_format)
-    return settings
-
-
 @app.command()
 def migrate() -> None:
     """Apply database migrations (creates the embedded SQLite file when needed)."""
     from interlink.core.migrate import head_revision, upgrade
 
-    settings = _settings()
+    settings = load_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     upgrade(settings.effective_database_url)
     typer.echo(f"database migrated to {head_revision()}")
@@ -59,19 +52,15 @@ def serve(
     import uvicorn
 
     from interlink.bootstrap import bootstrap_if_empty
-    from interlink.core.migrate import pending_migration_message
     from interlink.http.app import create_app
     from interlink.runtime import Runtime
 
-    settings = _settings()
+    settings = load_settings()
     if host:
         settings.host = host
     if port is not None:
         settings.port = port
-    problem = asyncio.run(pending_migration_message(settings.effective_database_url))
-    if problem:
-        typer.echo(f"interlink: refusing to start: {problem}", err=True)
-        raise typer.Exit(code=2)
+    refuse_unless_migrated(settings)
 
     async def _bootstrap() -> object:
         runtime = Runtime(settings)

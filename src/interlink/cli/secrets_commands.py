@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from interlink.cli.common import load_settings, refuse_unless_migrated
 from interlink.core.crypto import (
     CryptoError,
     Keyring,
@@ -23,7 +24,6 @@ from interlink.core.crypto import (
     parse_master_keys,
     write_local_file,
 )
-from interlink.core.logging import configure_logging
 from interlink.core.settings import Settings
 
 if TYPE_CHECKING:  # heavy modules load only when a command runs, keeping the CLI quick to start
@@ -36,23 +36,9 @@ app = typer.Typer(
 )
 
 
-def _settings() -> Settings:
-    settings = Settings()
-    configure_logging(settings.log_level, settings.log_format)
-    return settings
-
-
 def _fail(message: str, code: int = 1) -> typer.Exit:
     typer.echo(f"interlink: {message}", err=True)
     return typer.Exit(code=code)
-
-
-def _check_migrated(settings: Settings) -> None:
-    from interlink.core.migrate import pending_migration_message
-
-    problem = asyncio.run(pending_migration_message(settings.effective_database_url))
-    if problem:
-        raise _fail(problem, 2)
 
 
 def _runtime(settings: Settings) -> Runtime:
@@ -98,8 +84,8 @@ def generate(
 @app.command()
 def status() -> None:
     """Count secrets per master key id and show which keys this process has."""
-    settings = _settings()
-    _check_migrated(settings)
+    settings = load_settings()
+    refuse_unless_migrated(settings, "run")
 
     async def _run() -> tuple[dict[str, int], Keyring, bool]:
         from interlink.core.secrets import count_by_key_id
@@ -149,8 +135,8 @@ def rotate_master_key(
     first there (``interlink secrets generate-master-key``), restart every process, then run this.
     Safe to interrupt and rerun.
     """
-    settings = _settings()
-    _check_migrated(settings)
+    settings = load_settings()
+    refuse_unless_migrated(settings, "run")
 
     async def _run() -> tuple[ReencryptResult, dict[str, int], Keyring, bool, str | None]:
         from interlink.core.secrets import count_by_key_id, reencrypt_all

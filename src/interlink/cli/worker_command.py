@@ -7,26 +7,20 @@ import signal
 
 import typer
 
-from interlink.core.logging import configure_logging
-from interlink.core.settings import Settings
+from interlink.cli.common import load_settings, refuse_unless_migrated
 
 
 def worker(
     concurrency: int = typer.Option(None, help="Jobs run at once (default INTERLINK_WORKER_CONCURRENCY)."),
 ) -> None:
     """Run the job worker until SIGTERM/SIGINT; jobs in flight are finished or handed back."""
-    from interlink.core.migrate import pending_migration_message
     from interlink.jobs.registry import ensure_builtin_schedules
     from interlink.runtime import Runtime
 
-    settings = Settings()
-    configure_logging(settings.log_level, settings.log_format)
+    settings = load_settings()
     if concurrency is not None:
         settings.worker_concurrency = concurrency
-    problem = asyncio.run(pending_migration_message(settings.effective_database_url))
-    if problem:
-        typer.echo(f"interlink: refusing to start: {problem}", err=True)
-        raise typer.Exit(code=2)
+    refuse_unless_migrated(settings)
 
     async def _run() -> None:
         runtime = Runtime(settings)

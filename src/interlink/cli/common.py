@@ -1,0 +1,27 @@
+"""What the server-side commands share: settings with logging, and the migration guard."""
+
+from __future__ import annotations
+
+import asyncio
+
+import typer
+
+from interlink.core.logging import configure_logging
+from interlink.core.settings import Settings
+
+
+def load_settings() -> Settings:
+    """Settings from the environment, with logging configured from them."""
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+def refuse_unless_migrated(settings: Settings, what: str = "start") -> None:
+    """Exit with code 2 and the reason when the database is not at the current migration."""
+    from interlink.core.migrate import pending_migration_message
+
+    problem = asyncio.run(pending_migration_message(settings.effective_database_url))
+    if problem:
+        typer.echo(f"interlink: refusing to {what}: {problem}", err=True)
+        raise typer.Exit(code=2)
