@@ -138,7 +138,12 @@ async def authenticate(
     if actor.acts_for_other_tenant and method in ("GET", "HEAD"):
         async with runtime.db.unit_of_work() as session:
             audit.record(
-                session, actor, "platform.accessed", "route", path, {"method": {"old": None, "new": method}}
+                session,
+                actor,
+                "platform.accessed",
+                "route",
+                path[:80],  # resource_id holds 80 characters; the full path is in the changes
+                {"method": {"old": None, "new": method}, "path": {"old": None, "new": path[:2000]}},
             )
     return actor, rate_headers
 

@@ -138,8 +138,15 @@ class KeyManager:
             stmt = stmt.where(ApiKey.kind == "tenant")
         return stmt
 
-    async def get(self, session: AsyncSession, actor: Actor, key_id: str) -> ApiKey:
-        key = await session.scalar(self._visible(actor).where(ApiKey.id == key_id))
+    async def get(
+        self, session: AsyncSession, actor: Actor, key_id: str, *, for_update: bool = False
+    ) -> ApiKey:
+        """A key the actor may see. ``for_update`` locks the row (PostgreSQL) so concurrent
+        changes (say, a rotate racing a revoke) run one after the other instead of overwriting."""
+        stmt = self._visible(actor).where(ApiKey.id == key_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        key = await session.scalar(stmt)
         if key is None:
             raise NotFound(f"key {key_id} not found")
         return key
@@ -276,7 +283,7 @@ class KeyManager:
         return key, plaintext
 
     async def update(self, session: AsyncSession, actor: Actor, key_id: str, change: KeyUpdate) -> ApiKey:
-        key = await self.get(session, actor, key_id)
+        key = await self.get(session, actor, key_id, for_update=True)
         self._check_can_manage(actor, key, "change")
         if effective_status(key) in (ApiKeyStatus.REVOKED, ApiKeyStatus.EXPIRED):
             raise Conflict(f"key {key_id} is {effective_status(key).value.lower()} and cannot be changed")
@@ -326,7 +333,7 @@ class KeyManager:
             raise ValidationFailed(
                 "gracePeriodSeconds must be between 0 and 2592000", field="gracePeriodSeconds"
             )
-        old = await self.get(session, actor, key_id)
+        old = await self.get(session, actor, key_id, for_update=True)
         status = effective_status(old)
         if status is not ApiKeyStatus.ACTIVE:
             raise Conflict(f"key {key_id} is {status.value.lower()}; only active keys can be rotated")
@@ -374,7 +381,7 @@ class KeyManager:
 
     async def revoke(self, session: AsyncSession, actor: Actor, key_id: str, reason: str | None) -> ApiKey:
         """Revoke at once (idempotent: revoking a revoked key changes nothing)."""
-        key = await self.get(session, actor, key_id)
+        key = await self.get(session, actor, key_id, for_update=True)
         self._check_can_manage(actor, key, "revoke")
         if key.status is ApiKeyStatus.REVOKED:
             return key
@@ -394,8 +401,8 @@ class KeyManager:
             key_id=key.id,
             key_prefix=key.prefix,
             context=self._security_context(actor),
-            reason=reason,
-            details={"byKeyId": actor.key_id},
+            reason="revoked",
+            details={"byKeyId": actor.key_id, "reason": reason},
             new_ip_window=self.new_ip_window,
         )
         await self._notify_in_transaction(session, [key.id])
