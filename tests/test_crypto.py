@@ -196,3 +196,21 @@ def test_configured_master_keys_win_over_the_file(tmp_path: Path) -> None:
 def test_malformed_configured_master_keys_are_refused(tmp_path: Path) -> None:
     with pytest.raises(CryptoError):
         load_local_secrets("k1:short", "", tmp_path)
+
+
+def test_generation_can_be_refused_and_first_writer_wins(tmp_path: Path) -> None:
+    with pytest.raises(CryptoError, match="INTERLINK_MASTER_KEYS"):
+        load_local_secrets("", "", tmp_path / "refused", allow_generate=False)
+    assert not (tmp_path / "refused" / "local-secrets.json").exists()
+
+    from interlink.core.crypto import local_secrets_path, write_local_file
+
+    path = local_secrets_path(tmp_path / "race")
+    assert write_local_file(path, {"master_keys": "first"}, exclusive=True) is True
+    assert write_local_file(path, {"master_keys": "second"}, exclusive=True) is False
+    assert "first" in path.read_text()
+    assert [p.name for p in path.parent.iterdir()] == ["local-secrets.json"]  # no temp files left
+    # Once the file exists, reading it needs no permission to generate.
+    made = load_local_secrets("", "", tmp_path / "ok")
+    again = load_local_secrets("", "", tmp_path / "ok", allow_generate=False)
+    assert again.master_keys == made.master_keys and again.key_pepper == made.key_pepper

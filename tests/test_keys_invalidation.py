@@ -101,9 +101,15 @@ async def test_postgres_listen_notify_revokes_in_every_process(pg_url: str, tmp_
     probe = Runtime(settings_a)
     assert isinstance(probe.bus, PostgresBus)
     await probe.stop()
+    # With Redis configured too, invalidation stays on the transactional NOTIFY.
+    if redis_available():
+        with_redis = Runtime(make_settings(pg_url, tmp_path / "c", redis_url=REDIS_URL))
+        assert isinstance(with_redis.bus, PostgresBus)
+        await with_redis.stop()
     await two_processes_see_revocation(settings_a, settings_b)
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # PostgreSQL always uses NOTIFY
 async def test_redis_revokes_in_every_process(db_url: str, tmp_path: Path) -> None:
     need(redis_available(), f"Redis not reachable at {REDIS_URL}")
     settings_a = make_settings(db_url, tmp_path / "a", key_cache_ttl_seconds=LONG_TTL, redis_url=REDIS_URL)
@@ -250,6 +256,7 @@ async def test_listener_loss_clears_the_whole_cache(pg_url: str, tmp_path: Path)
         await poll(all_dropped, "every cached key is dropped when the listener connection is lost")
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 async def test_dropped_redis_listener_clears_cache_and_recovers(db_url: str, tmp_path: Path) -> None:
     need(redis_available(), f"Redis not reachable at {REDIS_URL}")
     import redis.asyncio as aioredis

@@ -24,7 +24,7 @@ import httpx
 import psycopg
 
 from interlink.client import InterlinkClient
-from tests.conftest import free_port
+from tests.conftest import TEST_MASTER_KEYS, TEST_PEPPER, free_port
 from tests.services import POSTGRES_ADMIN_URL, need, postgres_available
 
 INTERLINK = str(Path(sys.executable).parent / "interlink")
@@ -200,9 +200,25 @@ def test_serve_and_worker_refuse_an_unmigrated_postgres_database(tmp_path: Path)
         assert worker_refused.returncode == 2
         assert "refusing to start" in worker_refused.stderr and "interlink migrate" in worker_refused.stderr
 
-        # The same database works once migrated.
+        # Migrated, it still refuses until master keys and pepper are set: they are generated
+        # only for the embedded SQLite database.
         migrated = migrate(tmp_path, env)
         assert migrated.returncode == 0, migrated.stderr
+        no_secrets = subprocess.run(
+            [INTERLINK, "serve", "--port", str(free_port())],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            start_new_session=True,
+        )
+        assert no_secrets.returncode == 2
+        assert "INTERLINK_MASTER_KEYS" in no_secrets.stderr and "Traceback" not in no_secrets.stderr
+        assert not (tmp_path / "data" / "local-secrets.json").exists()
+
+        # With them set, the same database serves.
+        env.update(INTERLINK_MASTER_KEYS=TEST_MASTER_KEYS, INTERLINK_KEY_PEPPER=TEST_PEPPER)
         port = free_port()
         with serve(tmp_path, env, port) as served:
             started = served.wait_for(STARTING)

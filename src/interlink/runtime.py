@@ -43,7 +43,9 @@ class Runtime:
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
         )
-        local = load_local_secrets(settings.master_keys, settings.key_pepper, settings.data_dir)
+        local = load_local_secrets(
+            settings.master_keys, settings.key_pepper, settings.data_dir, allow_generate=settings.is_sqlite
+        )
         self.local_secrets = local
         self.keyring = Keyring.from_spec(local.master_keys)
         self.cache = VerificationCache(settings.key_cache_ttl_seconds, settings.key_cache_size)
@@ -76,10 +78,13 @@ class Runtime:
         self._started = False
 
     def _make_bus(self) -> InvalidationBus:
-        if self.settings.redis_url:
-            return RedisBus(self.cache.invalidate, self.cache.clear, self.settings.redis_url)
+        """PostgreSQL: NOTIFY sent inside the changing transaction, so an invalidation exists
+        exactly when the change commits (Redis, if configured, only shares rate limits). SQLite
+        with Redis (several local processes): Redis pub/sub. SQLite alone: one process, local."""
         if not self.db.is_sqlite:
             return PostgresBus(self.cache.invalidate, self.cache.clear, psycopg_dsn(self.db.url))
+        if self.settings.redis_url:
+            return RedisBus(self.cache.invalidate, self.cache.clear, self.settings.redis_url)
         return InvalidationBus(self.cache.invalidate, self.cache.clear)
 
     def make_worker(self) -> Worker:

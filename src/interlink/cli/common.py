@@ -25,3 +25,17 @@ def refuse_unless_migrated(settings: Settings, what: str = "start") -> None:
     if problem:
         typer.echo(f"interlink: refusing to {what}: {problem}", err=True)
         raise typer.Exit(code=2)
+
+
+def refuse_without_secrets(settings: Settings) -> None:
+    """Exit with code 2 when master keys and pepper are neither configured nor allowed to be generated."""
+    from interlink.core.crypto import CryptoError, load_local_secrets
+
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        load_local_secrets(
+            settings.master_keys, settings.key_pepper, settings.data_dir, allow_generate=settings.is_sqlite
+        )
+    except CryptoError as exc:
+        typer.echo(f"interlink: refusing to start: {exc}", err=True)
+        raise typer.Exit(code=2) from exc

@@ -14,7 +14,8 @@ import typer
 
 from interlink.cli.admin_commands import admin_app
 from interlink.cli.client_commands import audit_app, keys_app, tenants_app
-from interlink.cli.common import load_settings, refuse_unless_migrated
+from interlink.cli.common import load_settings, refuse_unless_migrated, refuse_without_secrets
+from interlink.cli.event_commands import deliveries_app, events_app
 from interlink.cli.secrets_commands import app as secrets_app
 from interlink.cli.webhook_commands import endpoints_app, event_types_app
 from interlink.cli.worker_command import worker
@@ -29,6 +30,8 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(endpoints_app, name="endpoints")
 app.add_typer(event_types_app, name="event-types")
+app.add_typer(events_app, name="events")
+app.add_typer(deliveries_app, name="deliveries")
 app.command("worker")(worker)
 
 
@@ -61,6 +64,7 @@ def serve(
     if port is not None:
         settings.port = port
     refuse_unless_migrated(settings)
+    refuse_without_secrets(settings)
 
     async def _bootstrap() -> object:
         runtime = Runtime(settings)

@@ -7,7 +7,7 @@ import signal
 
 import typer
 
-from interlink.cli.common import load_settings, refuse_unless_migrated
+from interlink.cli.common import load_settings, refuse_unless_migrated, refuse_without_secrets
 
 
 def worker(
@@ -21,6 +21,7 @@ def worker(
     if concurrency is not None:
         settings.worker_concurrency = concurrency
     refuse_unless_migrated(settings)
+    refuse_without_secrets(settings)
 
     async def _run() -> None:
         runtime = Runtime(settings)

@@ -154,20 +154,44 @@ def _read_local_file(path: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()}
 
 
-def write_local_file(path: Path, data: dict[str, str]) -> None:
-    """Write the local secrets file atomically with owner-only permissions."""
+def write_local_file(path: Path, data: dict[str, str], *, exclusive: bool = False) -> bool:
+    """Write the local secrets file atomically with owner-only permissions, then sync its folder.
+
+    With ``exclusive`` the file is only created, never replaced: returns False when another
+    process created it first (two first starts at once must agree on one set of keys).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         json.dump(data, handle, indent=2)
         handle.flush()
         os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        if exclusive:
+            os.link(tmp, path)
+        else:
+            os.replace(tmp, path)
+    except FileExistsError:
+        return False
+    finally:
+        tmp.unlink(missing_ok=True)
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
+    return True
 
 
-def load_local_secrets(master_keys: str, key_pepper: str, data_dir: Path) -> LocalSecrets:
-    """Resolve master keys and pepper: from settings when given, else from (or into) the data folder."""
+def load_local_secrets(
+    master_keys: str, key_pepper: str, data_dir: Path, *, allow_generate: bool = True
+) -> LocalSecrets:
+    """Resolve master keys and pepper: from settings when given, else from (or into) the data folder.
+
+    Generating is only for the embedded SQLite default (``allow_generate``): processes on other
+    machines sharing a PostgreSQL database would each invent different keys.
+    """
     path = local_secrets_path(data_dir)
     stored = _read_local_file(path) if not (master_keys and key_pepper) else {}
     changed = False
@@ -178,7 +202,14 @@ def load_local_secrets(master_keys: str, key_pepper: str, data_dir: Path) -> Loc
         stored["key_pepper"] = _b64encode(secrets.token_bytes(32))
         changed = True
     if changed:
-        write_local_file(path, stored)
+        if not allow_generate:
+            raise CryptoError(
+                "set INTERLINK_MASTER_KEYS and INTERLINK_KEY_PEPPER: they are generated only for the "
+                "embedded SQLite database (see docs/operations.md)"
+            )
+        if not write_local_file(path, stored, exclusive=not path.exists()):
+            # Another process created the file first: use its keys.
+            return load_local_secrets(master_keys, key_pepper, data_dir, allow_generate=False)
         log.warning(
             "local_secrets_generated",
             path=str(path),

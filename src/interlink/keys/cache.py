@@ -5,7 +5,8 @@ A cached entry is a snapshot of a key row (:class:`CachedKey`). Entries live for
 
 * PostgreSQL: ``NOTIFY interlink_key_changes`` is sent inside the changing transaction, so it is
   delivered exactly when the change commits; each process ``LISTEN``s on a dedicated connection.
-* Redis (when configured): a pub/sub channel, published after commit.
+* Redis (SQLite deployments with several processes): a pub/sub channel, published after commit.
+  On PostgreSQL the transactional NOTIFY is used even when Redis is configured.
 * SQLite (embedded, one process): local eviction is enough.
 
 If a listener connection drops, the process clears its whole cache when it reconnects, so a missed
