@@ -87,6 +87,18 @@ async def test_cookie_is_secure_over_https(app, admin: BootstrapResult) -> None:
         assert "secure" in session.lower()
 
 
+def test_cookie_is_secure_behind_a_tls_proxy(app, runtime: Runtime) -> None:  # type: ignore[no-untyped-def]
+    """TLS ended at a proxy: the request arrives as plain http, but the public URL says https."""
+    from starlette.requests import Request
+
+    from interlink.ui.session import is_secure
+
+    scope = {"type": "http", "scheme": "http", "path": "/ui", "headers": [], "query_string": b"", "app": app}
+    assert is_secure(Request(scope)) is False
+    runtime.settings.public_url = "https://interlink.example"
+    assert is_secure(Request(scope)) is True
+
+
 async def test_sign_in_without_csrf_token_is_refused(
     client: httpx.AsyncClient, admin: BootstrapResult
 ) -> None:

@@ -47,7 +47,13 @@ def csrf_valid(key: bytes, nonce: str | None, session_value: str | None, submitt
 
 
 def is_secure(request: Request) -> bool:
-    return request.url.scheme == "https"
+    """Mark cookies Secure when the request came over https, or when the service's public URL is
+    https (TLS ended at a proxy in front: the request itself then arrives as plain http)."""
+    if request.url.scheme == "https":
+        return True
+    runtime = getattr(request.app.state, "runtime", None)
+    public_url = runtime.settings.public_url if runtime is not None else ""
+    return public_url.lower().startswith("https://")
 
 
 def set_cookie(response: Response, request: Request, name: str, value: str) -> None:
