@@ -34,6 +34,7 @@ test: lint
 
 bench: $(STAMP)  ## e.g. make bench BENCH_ARGS=--breakdown (see bench/keys.py --help)
 	$(BIN)/python bench/keys.py $(BENCH_ARGS)
+	$(BIN)/python bench/webhooks.py $(WEBHOOKS_BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .interlink .pytest_cache .mypy_cache .ruff_cache

@@ -174,9 +174,17 @@ class _ThreadedServer(uvicorn.Server):
 
 
 @pytest.fixture
-def live_server(db_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+def live_server_settings_overrides() -> dict[str, object]:
+    """Settings overrides for ``live_server``; override this fixture in a module to change them."""
+    return {}
+
+
+@pytest.fixture
+def live_server(
+    db_url: str, tmp_path: Path, live_server_settings_overrides: dict[str, object]
+) -> Iterator[LiveServer]:
     """A real HTTP server on 127.0.0.1 (its own thread and event loop) with a bootstrapped admin key."""
-    settings = make_settings(db_url, tmp_path / "live-data")
+    settings = make_settings(db_url, tmp_path / "live-data", **live_server_settings_overrides)
 
     async def _bootstrap() -> BootstrapResult | None:
         rt = Runtime(settings)

@@ -215,3 +215,23 @@ async def test_postgres_notify_wakes_an_idle_worker(runtime: Runtime) -> None:
     finally:
         worker.stop()
         await asyncio.wait_for(task, 10)
+
+
+async def test_builtin_schedules_are_created_once_and_keep_operator_changes(
+    runtime: Runtime, settings: Settings
+) -> None:
+    from interlink.jobs.models import JobSchedule
+    from interlink.jobs.registry import BUILTIN_SCHEDULES, ensure_builtin_schedules
+
+    other = Database(settings.effective_database_url)
+    try:
+        await asyncio.gather(*(ensure_builtin_schedules(db) for db in (runtime.db, other, runtime.db, other)))
+    finally:
+        await other.dispose()
+    async with runtime.db.unit_of_work() as session:
+        rows = (await session.scalars(sa.select(JobSchedule))).all()
+        assert sorted(r.name for r in rows) == sorted(BUILTIN_SCHEDULES)
+        rows[0].enabled = False  # an operator turns one off
+    await ensure_builtin_schedules(runtime.db)
+    async with runtime.db.unit_of_work(write=False) as session:
+        assert (await session.get(JobSchedule, rows[0].name)).enabled is False  # type: ignore[union-attr]

@@ -27,6 +27,7 @@ from interlink.client._base import (
     segment,
 )
 from interlink.client._endpoints import AsyncEndpoints, AsyncEventTypes
+from interlink.client._events import AsyncDeliveries, AsyncEvents
 from interlink.client.models import (
     ApiKeyCreated,
     ApiKeyInfo,
@@ -102,6 +103,8 @@ class AsyncInterlinkClient:
         self.secrets = Secrets(self)
         self.event_types = AsyncEventTypes(self)
         self.endpoints = AsyncEndpoints(self)
+        self.events = AsyncEvents(self)
+        self.deliveries = AsyncDeliveries(self)
 
     @property
     def base_url(self) -> str:

@@ -27,6 +27,7 @@ from interlink.client._base import (
     segment,
 )
 from interlink.client._endpoints import Endpoints, EventTypes
+from interlink.client._events import Deliveries, Events
 from interlink.client.models import (
     ApiKeyCreated,
     ApiKeyInfo,
@@ -101,6 +102,8 @@ class InterlinkClient:
         self.secrets = Secrets(self)
         self.event_types = EventTypes(self)
         self.endpoints = Endpoints(self)
+        self.events = Events(self)
+        self.deliveries = Deliveries(self)
 
     @property
     def base_url(self) -> str:

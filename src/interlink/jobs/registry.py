@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from interlink.core import retention
 from interlink.core.db import Database
-from interlink.jobs.schedules import upsert_schedule
+from interlink.jobs.schedules import ensure_schedule
 from interlink.jobs.worker import Handler, JobContext
 
 if TYPE_CHECKING:
@@ -32,7 +32,8 @@ def build_handlers(runtime: Runtime) -> dict[str, Handler]:
 
 
 async def ensure_builtin_schedules(db: Database) -> None:
-    """Create (or update) the built-in schedules; safe to call from every process at start."""
+    """Create the built-in schedules that are missing; safe to call from every process at start.
+    Schedules that exist keep their state (an operator may have disabled one)."""
     async with db.unit_of_work() as session:
         for name, (kind, cron) in BUILTIN_SCHEDULES.items():
-            await upsert_schedule(session, name, kind, cron)
+            await ensure_schedule(session, name, kind, cron)

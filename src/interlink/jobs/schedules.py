@@ -11,6 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from croniter import croniter
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from interlink.core.clock import utcnow
@@ -65,6 +66,31 @@ async def upsert_schedule(
     schedule.tenant_id = tenant_id
     schedule.updated_at = now
     return schedule
+
+
+async def ensure_schedule(session: AsyncSession, name: str, kind: str, cron: str) -> None:
+    """Create the schedule if it does not exist; an existing one (maybe disabled by an operator)
+    is left as it is. Safe when several processes start at once."""
+    validate_cron(cron)
+    if await session.get(JobSchedule, name) is not None:
+        return
+    now = utcnow()
+    try:
+        async with session.begin_nested():
+            session.add(
+                JobSchedule(
+                    name=name,
+                    kind=kind,
+                    cron=cron,
+                    payload={},
+                    enabled=True,
+                    next_run_at=next_tick(cron, now),
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    except IntegrityError:
+        pass  # another process created it first
 
 
 async def fire_due(db: Database, limit: int = 100) -> int:
