@@ -330,3 +330,30 @@ async def test_events_are_tenant_scoped(client: httpx.AsyncClient, admin: Bootst
     assert [e["eventType"] for e in seen_b] == ["key.revoked_used", "key.revoked", "key.created"]
     home = await events(client, platform)
     assert not {e["keyId"] for e in home} & {key_a["id"], key_b["id"]}
+
+
+def test_unattributed_failures_are_throttled_per_source_and_in_all() -> None:
+    from datetime import timedelta
+
+    from interlink.core import clock
+    from interlink.core.db import Database
+    from interlink.keys.security import (
+        UNATTRIBUTED_EVENTS_PER_MINUTE,
+        UNATTRIBUTED_EVENTS_PER_MINUTE_TOTAL,
+        SecurityLog,
+    )
+
+    log = SecurityLog(Database("sqlite+aiosqlite:///:memory:"), 30)
+    allowed = [log._allow_unattributed("203.0.113.7") for _ in range(UNATTRIBUTED_EVENTS_PER_MINUTE + 5)]
+    assert allowed.count(True) == UNATTRIBUTED_EVENTS_PER_MINUTE
+    # One IPv6 client rotating through its /64 counts as one source.
+    rotating = [log._allow_unattributed(f"2001:db8:1:2::{i:x}") for i in range(50)]
+    assert rotating.count(True) == UNATTRIBUTED_EVENTS_PER_MINUTE
+    # Many distinct sources together stop at the total.
+    many = [
+        log._allow_unattributed(f"198.51.{i // 250}.{i % 250}")
+        for i in range(2 * UNATTRIBUTED_EVENTS_PER_MINUTE_TOTAL)
+    ]
+    assert many.count(True) == UNATTRIBUTED_EVENTS_PER_MINUTE_TOTAL - 2 * UNATTRIBUTED_EVENTS_PER_MINUTE
+    clock.shift(timedelta(seconds=61))
+    assert log._allow_unattributed("203.0.113.7") is True  # a new minute

@@ -15,13 +15,15 @@ capped at 100. A score of 70 or more should page someone; 40 to 69 deserves a lo
 Rate-limited events are kept to one per key per minute per process (by the service clock), so a
 client hammering a limited key cannot flood the table. Likewise failures that cannot be tied to a
 key (missing, malformed or unknown keys) are written at most
-:data:`UNATTRIBUTED_EVENTS_PER_MINUTE` times per source IP per minute per process; the rest are
+:data:`UNATTRIBUTED_EVENTS_PER_MINUTE` times per source (IPv4 address or IPv6 /64) and
+:data:`UNATTRIBUTED_EVENTS_PER_MINUTE_TOTAL` times in all per minute per process; the rest are
 only counted in the ``interlink_security_events_dropped_total`` metric. A scanner sending garbage
 keys therefore costs a bounded number of writes.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -164,6 +166,22 @@ async def add_event(
 
 
 UNATTRIBUTED_EVENTS_PER_MINUTE = 10
+UNATTRIBUTED_EVENTS_PER_MINUTE_TOTAL = 300
+
+
+def _source_bucket(source_ip: str | None) -> str:
+    """An IPv4 address, or the /64 of an IPv6 address (one client can hold a whole /64)."""
+    if not source_ip:
+        return "unknown"
+    try:
+        address = ipaddress.ip_address(source_ip)
+    except ValueError:
+        return source_ip
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return source_ip
+
+
 DROPPED_EVENTS = Counter(
     "interlink_security_events_dropped_total",
     "Security events not written because of the per-key or per-IP write limits",
@@ -178,20 +196,25 @@ class SecurityLog:
         self.db = db
         self.new_ip_window = timedelta(days=new_ip_window_days)
         self._last_rate_limited: dict[str, float] = {}
-        self._unattributed: dict[str, tuple[float, int]] = {}
+        self._unattributed: dict[str, int] = {}
+        self._unattributed_window = 0.0
+        self._unattributed_total = 0
 
     def _allow_unattributed(self, source_ip: str | None) -> bool:
-        """At most UNATTRIBUTED_EVENTS_PER_MINUTE writes per source IP per minute (fixed window)."""
+        """At most UNATTRIBUTED_EVENTS_PER_MINUTE writes per source (an IPv4 address or an IPv6
+        /64) and UNATTRIBUTED_EVENTS_PER_MINUTE_TOTAL in all, per minute and process."""
         now = utcnow().timestamp()
-        ip = source_ip or "unknown"
-        window_start, count = self._unattributed.get(ip, (now, 0))
-        if now - window_start >= 60 or now < window_start:
-            window_start, count = now, 0
+        if now - self._unattributed_window >= 60 or now < self._unattributed_window:
+            self._unattributed_window, self._unattributed_total = now, 0
+            self._unattributed.clear()
+        if self._unattributed_total >= UNATTRIBUTED_EVENTS_PER_MINUTE_TOTAL:
+            return False
+        source = _source_bucket(source_ip)
+        count = self._unattributed.get(source, 0)
         if count >= UNATTRIBUTED_EVENTS_PER_MINUTE:
             return False
-        if len(self._unattributed) >= 10_000:
-            self._unattributed.clear()
-        self._unattributed[ip] = (window_start, count + 1)
+        self._unattributed[source] = count + 1
+        self._unattributed_total += 1
         return True
 
     async def failure(
