@@ -105,16 +105,32 @@ async def test_expired_lease_is_reclaimed_and_old_holder_is_fenced(runtime: Runt
     again = await queue.claim(runtime.db, "worker-b", 10, lease_seconds=30)
     assert [j.id for j in again] == [job_id]
     assert again[0].attempts == 2
-    assert await queue.complete(runtime.db, "worker-a", [job_id]) == 0  # fenced
-    assert await queue.complete(runtime.db, "worker-b", [job_id]) == 1
+    assert await queue.complete(runtime.db, "worker-a", held) == 0  # fenced: another worker
+    assert await queue.complete(runtime.db, "worker-b", again) == 1
     assert (await _job(runtime.db, job_id)).status == "succeeded"
+
+
+async def test_an_older_claim_of_the_same_worker_is_fenced(runtime: Runtime) -> None:
+    """A worker that re-claims its own expired job cannot finish it with the stale claim."""
+    [job_id] = await _enqueue(runtime.db, "slow")
+    first = await queue.claim(runtime.db, "worker-a", 1, lease_seconds=30)
+    assert await queue.claim(runtime.db, "worker-a", 1, 30, exclude=[job_id]) == []  # never while running
+    clock.shift(timedelta(seconds=31))
+    second = await queue.claim(runtime.db, "worker-a", 1, lease_seconds=30)
+    assert [j.attempts for j in first + second] == [1, 2]
+    assert await queue.complete(runtime.db, "worker-a", first) == 0
+    assert await queue.fail(runtime.db, "worker-a", first[0], "stale", retry_in=1) is None
+    assert await queue.heartbeat(runtime.db, "worker-a", first, 30) == 0
+    assert (await _job(runtime.db, job_id)).status == "running"
+    assert await queue.complete(runtime.db, "worker-a", second) == 1
 
 
 async def test_heartbeat_keeps_the_lease(runtime: Runtime) -> None:
     [job_id] = await _enqueue(runtime.db, "long")
-    await queue.claim(runtime.db, "worker-a", 1, lease_seconds=30)
+    held = await queue.claim(runtime.db, "worker-a", 1, lease_seconds=30)
+    assert [j.id for j in held] == [job_id]
     clock.shift(timedelta(seconds=20))
-    assert await queue.heartbeat(runtime.db, "worker-a", [job_id], 30) == 1
+    assert await queue.heartbeat(runtime.db, "worker-a", held, 30) == 1
     clock.shift(timedelta(seconds=20))
     assert await queue.claim(runtime.db, "worker-b", 1, lease_seconds=30) == []
 
@@ -127,7 +143,7 @@ async def test_priority_and_delayed_runs(runtime: Runtime) -> None:
     second = await queue.claim(runtime.db, "w", 1, 30)
     assert [first[0].id, second[0].id] == [high, low]
     assert await queue.claim(runtime.db, "w", 5, 30) == []
-    assert await queue.complete(runtime.db, "w", [high, low]) == 2
+    assert await queue.complete(runtime.db, "w", first + second) == 2
     clock.shift(timedelta(minutes=11))
     assert [j.id for j in await queue.claim(runtime.db, "w", 5, 30)] == [later]
 

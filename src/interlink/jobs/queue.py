@@ -11,6 +11,7 @@ another can no longer change it.
 from __future__ import annotations
 
 import random
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import IntEnum
@@ -107,9 +108,17 @@ async def enqueue(
 
 
 async def claim(
-    db: Database, worker_id: str, limit: int, lease_seconds: float, kinds: list[str] | None = None
+    db: Database,
+    worker_id: str,
+    limit: int,
+    lease_seconds: float,
+    kinds: list[str] | None = None,
+    exclude: Collection[str] = (),
 ) -> list[ClaimedJob]:
-    """Claim up to ``limit`` due jobs (and jobs whose lease expired) for ``worker_id``."""
+    """Claim up to ``limit`` due jobs (and jobs whose lease expired) for ``worker_id``.
+
+    ``exclude`` names jobs the caller is still running: a worker never claims its own job again
+    while it runs, even after the lease expired."""
     now = utcnow()
     due = sa.or_(
         sa.and_(Job.status == QUEUED, Job.run_at <= now),
@@ -118,6 +127,8 @@ async def claim(
     pick = sa.select(Job.id).where(due)
     if kinds:
         pick = pick.where(Job.kind.in_(kinds))
+    if exclude:
+        pick = pick.where(Job.id.not_in(list(exclude)))
     pick = pick.order_by(Job.priority, Job.run_at).limit(limit)
     if not db.is_sqlite:
         pick = pick.with_for_update(skip_locked=True)
@@ -156,27 +167,33 @@ async def claim(
     return claimed
 
 
-async def _update_held(db: Database, worker_id: str, job_ids: list[str], values: dict[str, Any]) -> int:
-    """Update running jobs that ``worker_id`` still holds (the fence); returns how many changed."""
-    if not job_ids:
+async def _update_held(
+    db: Database, worker_id: str, jobs: Sequence[ClaimedJob], values: dict[str, Any]
+) -> int:
+    """Update running jobs still held by this claim: the fence is the worker *and* the attempt
+    number, so neither another worker nor an older claim of the same job can change it."""
+    if not jobs:
         return 0
+    held = [(job.id, job.attempts) for job in jobs]
     async with db.unit_of_work() as session:
         result = await session.execute(
             sa.update(Job)
-            .where(Job.id.in_(job_ids), Job.locked_by == worker_id, Job.status == RUNNING)
+            .where(
+                sa.tuple_(Job.id, Job.attempts).in_(held), Job.locked_by == worker_id, Job.status == RUNNING
+            )
             .values(**values)
             .execution_options(synchronize_session=False)
         )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-async def complete(db: Database, worker_id: str, job_ids: list[str]) -> int:
-    """Mark jobs succeeded (only those this worker still holds). Returns how many changed."""
+async def complete(db: Database, worker_id: str, jobs: Sequence[ClaimedJob]) -> int:
+    """Mark jobs succeeded (only claims this worker still holds). Returns how many changed."""
     now = utcnow()
     return await _update_held(
         db,
         worker_id,
-        job_ids,
+        jobs,
         {
             "status": SUCCEEDED,
             "finished_at": now,
@@ -195,8 +212,10 @@ async def fail(
     *,
     retry_in: float | None,
     permanent: bool = False,
-) -> str:
-    """Record a failed attempt: requeue after ``retry_in`` seconds, or ``dead`` when out of attempts."""
+) -> str | None:
+    """Record a failed attempt: requeue after ``retry_in`` seconds, or ``dead`` when out of attempts.
+
+    Returns the new status, or None when the claim was no longer held (nothing changed)."""
     now = utcnow()
     dead = permanent or job.attempts >= job.max_attempts
     values: dict[str, Any] = {
@@ -210,28 +229,26 @@ async def fail(
     else:
         delay = retry_in if retry_in is not None else backoff_seconds(job.attempts)
         values.update(status=QUEUED, run_at=now + timedelta(seconds=delay))
-    await _update_held(db, worker_id, [job.id], values)
+    if not await _update_held(db, worker_id, [job], values):
+        return None
     return DEAD if dead else QUEUED
 
 
-async def heartbeat(db: Database, worker_id: str, job_ids: list[str], lease_seconds: float) -> int:
-    """Extend the lease of jobs this worker still holds."""
+async def heartbeat(db: Database, worker_id: str, jobs: Sequence[ClaimedJob], lease_seconds: float) -> int:
+    """Extend the lease of claims this worker still holds; returns how many it still holds."""
     now = utcnow()
     return await _update_held(
-        db,
-        worker_id,
-        job_ids,
-        {"lease_expires_at": now + timedelta(seconds=lease_seconds), "updated_at": now},
+        db, worker_id, jobs, {"lease_expires_at": now + timedelta(seconds=lease_seconds), "updated_at": now}
     )
 
 
-async def release(db: Database, worker_id: str, job_ids: list[str]) -> int:
+async def release(db: Database, worker_id: str, jobs: Sequence[ClaimedJob]) -> int:
     """Give jobs back unfinished (graceful shutdown): queued again at once, the attempt not counted."""
     now = utcnow()
     return await _update_held(
         db,
         worker_id,
-        job_ids,
+        jobs,
         {
             "status": QUEUED,
             "run_at": now,

@@ -86,6 +86,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._in_flight: dict[str, asyncio.Task[None]] = {}
+        self._claims: dict[str, ClaimedJob] = {}
         self._slots = asyncio.Semaphore(self.config.concurrency)
         self.processed = 0
 
@@ -143,11 +144,13 @@ class Worker:
             min(free, self.config.batch_size),
             self.config.lease_seconds,
             kinds=list(self.handlers),
+            exclude=list(self._in_flight),
         )
         for job in jobs:
             await self._slots.acquire()
             task = asyncio.create_task(self._execute(job), name=f"job-{job.id}")
             self._in_flight[job.id] = task
+            self._claims[job.id] = job
         return len(jobs)
 
     async def drain(self, max_seconds: float = 30.0) -> None:
@@ -191,7 +194,7 @@ class Worker:
                     error=detail,
                 )
             else:
-                await queue.complete(self.db, self.worker_id, [job.id])
+                await queue.complete(self.db, self.worker_id, [job])
             self.processed += 1
         except asyncio.CancelledError:
             raise
@@ -200,16 +203,19 @@ class Worker:
         finally:
             correlation_id_var.reset(token)
             self._in_flight.pop(job.id, None)
+            self._claims.pop(job.id, None)
             self._slots.release()
 
     async def _heartbeat_loop(self) -> None:
         interval = max(0.05, self.config.lease_seconds / 3)
         while True:
             await asyncio.sleep(interval)
-            ids = list(self._in_flight)
-            if ids:
+            claims = list(self._claims.values())
+            if claims:
                 try:
-                    await queue.heartbeat(self.db, self.worker_id, ids, self.config.lease_seconds)
+                    held = await queue.heartbeat(self.db, self.worker_id, claims, self.config.lease_seconds)
+                    if held < len(claims):
+                        log.warning("job_leases_lost", held=held, running=len(claims))
                 except Exception as exc:
                     log.warning("job_heartbeat_failed", error=str(exc))
 
@@ -234,12 +240,14 @@ class Worker:
         pending = list(self._in_flight.values())
         _done, still_running = await asyncio.wait(pending, timeout=self.config.shutdown_grace)
         if still_running:
-            ids = [job_id for job_id, task in self._in_flight.items() if task in still_running]
+            unfinished = [
+                self._claims[job_id] for job_id, task in self._in_flight.items() if task in still_running
+            ]
             for task in still_running:
                 task.cancel()
             await asyncio.gather(*still_running, return_exceptions=True)
             try:
-                released = await queue.release(self.db, self.worker_id, ids)
+                released = await queue.release(self.db, self.worker_id, unfinished)
                 log.info("worker_released_jobs", count=released)
             except Exception as exc:
                 log.warning("worker_release_failed", error=str(exc))
