@@ -222,7 +222,10 @@ async def test_platform_acts_record_both_identities(
     assert access["tenantId"] == tenant_id and access["actorTenantId"] == admin.tenant_id
     assert access["actorKeyId"] == admin.key_id
     assert access["resourceType"] == "route" and access["resourceId"] == f"/v1/keys/{target_key['id']}"
-    assert access["changes"] == {"method": {"old": None, "new": "GET"}}
+    assert access["changes"] == {
+        "method": {"old": None, "new": "GET"},
+        "path": {"old": None, "new": f"/v1/keys/{target_key['id']}"},
+    }
     # The home tenant's own trail does not mix in the other tenant's rows.
     home = await audit_rows(client, admin_headers, limit=200)
     assert all(r["tenantId"] == admin.tenant_id for r in home)

@@ -141,6 +141,8 @@ async def proxy(postgres_url: str) -> AsyncIterator[TcpProxy]:
     await tcp.close()
 
 
+# With Redis configured (shared rate limits) key invalidation still rides on PostgreSQL NOTIFY, so
+# both variants lose the listener with the database and clear the key cache until it returns.
 @pytest.mark.parametrize("invalidation", ["postgres-listen", "redis"])
 async def test_postgres_outage_gives_503_and_recovers_by_itself(
     postgres_url: str, proxy: TcpProxy, tmp_path: Path, invalidation: str
@@ -169,8 +171,6 @@ async def test_postgres_outage_gives_503_and_recovers_by_itself(
         ready = await client.get("/readyz")
         assert ready.status_code == 503, ready.text
         assert ready.json()["status"] == "unavailable"
-        if invalidation == "redis":  # the cache is not tied to PostgreSQL: the key is still known
-            assert len(runtime.cache) >= 1
         for attempt in range(3):  # repeated calls stay 503 (no pool exhaustion, no stuck state)
             assert_unavailable(await client.get("/v1/keys", headers=warm), f"cached key, call {attempt}")
             assert_unavailable(await client.get("/v1/keys", headers=cold), f"cold key, call {attempt}")

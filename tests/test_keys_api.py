@@ -513,7 +513,7 @@ async def test_revocation_is_immediate(
     )
     events = await security_events(client, admin_headers, keyId=created["id"])
     assert [e["eventType"] for e in events] == ["key.revoked_used", "key.revoked", "key.created"]
-    assert events[1]["reason"] == "leaked in a log"
+    assert events[1]["reason"] == "revoked" and events[1]["details"]["reason"] == "leaked in a log"
 
 
 async def test_revoking_a_rotating_key_ends_its_grace(
