@@ -414,3 +414,24 @@ async def raw_request(
     }
     await app(scope, receive, send)
     return start["status"], list(start.get("headers", [])), b"".join(chunks)
+
+
+async def test_out_of_range_times_are_422_not_500(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    for path in ("/v1/audit-events", "/v1/security-events", "/v1/deliveries"):
+        for value in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"):
+            response = await client.get(path, params={"since": value}, headers=admin_headers)
+            assert response.status_code == 422, (path, value, response.text)
+            assert "since" in [e["field"] for e in response.json()["errors"]]
+
+
+async def test_non_finite_numbers_are_refused(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    for body in ('{"type": "a.b", "payload": {"x": NaN}}', '{"type": "a.b", "payload": {"y": 1e400}}'):
+        response = await client.post(
+            "/v1/events", content=body, headers={**admin_headers, "content-type": "application/json"}
+        )
+        assert response.status_code == 422, response.text
+        assert "payload" in [e["field"] for e in response.json()["errors"]]

@@ -403,3 +403,32 @@ async def test_a_sigkilled_worker_process_loses_no_delivery(
     duplicates = len(received) - total
     print(f"crash test: killed after {before_restart} requests; {len(held)} held; {duplicates} duplicates")
     assert 0 <= duplicates <= concurrency
+
+
+async def test_unstorable_answers_are_recorded_cleaned(
+    runtime: Runtime, actor: Actor, receiver: Receiver, worker: DeliveryWorker
+) -> None:
+    """A NUL in the body (PostgreSQL text refuses it) must not block recording the attempt."""
+    url = receiver.script("/nul", Answer(500, {"X-Odd": "ok"}, "bad\x00body"))
+    endpoint_id, secrets = await add_endpoint(runtime, actor, url)
+    receiver.secrets["/nul"] = secrets
+    await send_event(runtime, actor)
+
+    await worker.drain()
+
+    [row] = await deliveries(runtime, endpoint_id=endpoint_id)
+    assert row.status is DeliveryStatus.RETRYING and row.locked_by is None
+    [attempt] = await attempts(runtime, row.id)
+    assert attempt.response_status == 500
+    assert attempt.response_body == "bad\ufffdbody"
+
+
+def test_storable_text_cleans_nul_and_lone_surrogates() -> None:
+    from interlink.webhooks.delivery import storable_text
+
+    assert storable_text("plain") == "plain"
+    assert storable_text("a\x00b") == "a\ufffdb"
+    undecodable = b"a\xffb".decode("utf-8", "surrogateescape")
+    cleaned = storable_text(undecodable)
+    cleaned.encode("utf-8")  # does not raise
+    assert cleaned.startswith("a") and cleaned.endswith("b")

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Generic, TypeVar
+import math
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel
 
 T = TypeVar("T")
@@ -17,10 +18,24 @@ class ApiModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
 
 
+def _to_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("is outside the range of representable times") from exc
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+"""A timezone-aware time, converted to UTC at validation (out-of-range times are a 422, not a 500)."""
+
+
 def _refuse_nul(value: Any) -> Any:
     if isinstance(value, str):
         if "\x00" in value:
             raise ValueError("must not contain NUL characters")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number (no NaN or Infinity)")
     elif isinstance(value, dict):
         for key, item in value.items():
             _refuse_nul(key)
@@ -35,7 +50,8 @@ class RequestModel(BaseModel):
     """Request model: camelCase JSON; unknown fields are refused (named in the error).
 
     Text anywhere in a request (including nested metadata) may not contain NUL characters, which
-    PostgreSQL cannot store: both databases answer the same 422 naming the field.
+    PostgreSQL cannot store, and numbers must be finite (JSON has no NaN or Infinity): both
+    databases answer the same 422 naming the field.
     """
 
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")

@@ -200,11 +200,14 @@ async def claim(
     lease_seconds: float,
     *,
     exclude_endpoints: Iterable[str] = (),
+    exclude_ids: Iterable[str] = (),
     only_ids: Iterable[str] | None = None,
 ) -> list[Work]:
     """Claim up to ``limit`` due deliveries for ``worker_id`` and read what sending them needs.
 
-    ``only_ids`` restricts the claim to those deliveries (immediate sends)."""
+    ``only_ids`` restricts the claim to those deliveries (immediate sends); ``exclude_ids`` are
+    deliveries the caller still holds (never claimed twice by one worker, even after its lease
+    expired)."""
     now = utcnow()
     due = sa.or_(
         sa.and_(WebhookDelivery.status.in_(CLAIMABLE), WebhookDelivery.next_attempt_at <= now),
@@ -217,6 +220,9 @@ async def claim(
     excluded = sorted(set(exclude_endpoints))
     if excluded:
         pick = pick.where(WebhookDelivery.endpoint_id.not_in(excluded))
+    held = sorted(set(exclude_ids))
+    if held:
+        pick = pick.where(WebhookDelivery.id.not_in(held))
     pick = pick.order_by(WebhookDelivery.priority, WebhookDelivery.next_attempt_at).limit(limit)
     if not db.is_sqlite:
         pick = pick.with_for_update(skip_locked=True, of=WebhookDelivery)
@@ -339,6 +345,18 @@ def _attempt_row(work: Work, started_at: datetime, request_headers: dict[str, st
     }
 
 
+def storable_text(value: str) -> str:
+    """Text every database can store: no NUL characters, no lone surrogates (from undecodable
+    header bytes). Whatever a receiver answers, recording the attempt must not fail."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return value
+
+
 def _failure(
     work: Work,
     row: dict[str, Any],
@@ -351,7 +369,7 @@ def _failure(
 ) -> Outcome:
     now = utcnow()
     row["error_class"] = error_class
-    row["error_message"] = message[:MAX_ERROR_CHARS]
+    row["error_message"] = storable_text(message)[:MAX_ERROR_CHARS]
     attempt = work.attempts + 1
     delay = None if final else retry_delay(attempt, work.endpoint.retry_schedule)
     if delay is not None and retry_after is not None:
@@ -375,8 +393,10 @@ class Sender:
         if work.endpoint.transformation:
             document = filter_document(work.event.type, work.event.payload, work.event.metadata)
             shaped = self.templates.get(work.endpoint.transformation).apply(document)
-            return json.dumps(shaped, separators=(",", ":"), ensure_ascii=False).encode()
-        return json.dumps(envelope(work.event), separators=(",", ":"), ensure_ascii=False).encode()
+            return json.dumps(shaped, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+        return json.dumps(
+            envelope(work.event), separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        ).encode()
 
     async def send(self, work: Work) -> Outcome:
         started_at = utcnow()
@@ -391,7 +411,11 @@ class Sender:
                 final=True,
             )
         try:
-            body = self.body_of(work)
+            # A transformation may use up to its time bound: keep it off the event loop, where it
+            # would stall every other send of this worker.
+            body = (
+                await asyncio.to_thread(self.body_of, work) if endpoint.transformation else self.body_of(work)
+            )
         except TransformationError as exc:
             return _failure(work, row, "transformation", f"transformation failed: {exc}", final=True)
         except Exception as exc:
@@ -422,8 +446,10 @@ class Sender:
         now = utcnow()
         row["duration_ms"] = round(response.duration_ms, 3)
         row["response_status"] = response.status
-        row["response_headers"] = response.headers
-        row["response_body"] = response.body.decode("utf-8", errors="replace")[:MAX_RESPONSE_BODY_CHARS]
+        row["response_headers"] = {storable_text(k): storable_text(v) for k, v in response.headers.items()}
+        row["response_body"] = storable_text(response.body.decode("utf-8", errors="replace"))[
+            :MAX_RESPONSE_BODY_CHARS
+        ]
         status = response.status
         if 200 <= status < 300:
             row["succeeded"] = True
@@ -672,6 +698,7 @@ class DeliveryWorker:
             wanted,
             self.config.lease_seconds,
             exclude_endpoints=saturated,
+            exclude_ids=list(self._claimed),
         )
         overflow: list[Work] = []
         for work in works:
@@ -735,7 +762,15 @@ class DeliveryWorker:
     async def _send(self, work: Work) -> None:
         token = correlation_id_var.set(work.correlation_id)
         try:
-            outcome = await self.sender.send(work)
+            try:
+                outcome = await self.sender.send(work)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a bug here must not strand the delivery in SENDING
+                log.error("delivery_send_crashed", delivery_id=work.delivery_id, error=type(exc).__name__)
+                outcome = _failure(
+                    work, _attempt_row(work, utcnow(), {}), "other", f"internal error: {type(exc).__name__}"
+                )
             self._results.append(outcome)
             self._results_ready.set()
         finally:
@@ -803,7 +838,12 @@ class DeliveryWorker:
             await self.flush()
         except Exception as exc:
             log.warning("delivery_record_failed", error=str(exc))
-        unsent = list(self._claimed)
+        # Sent but not recorded (the database refused the write): keep those claimed, so their
+        # leases expire and they are retried, rather than handing them back as never sent.
+        attempted = {outcome.work.delivery_id for outcome in self._results}
+        unsent = [delivery_id for delivery_id in self._claimed if delivery_id not in attempted]
+        if attempted:
+            log.warning("delivery_outcomes_unrecorded", count=len(attempted))
         if unsent:
             try:
                 await release(self.db, self.worker_id, unsent)

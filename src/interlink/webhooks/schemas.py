@@ -228,7 +228,19 @@ class WebhookEndpointInfo(ApiModel):
 
 
 REDACTED = "[redacted]"
-_SENSITIVE_HEADER_HINTS = ("authorization", "cookie", "token", "secret", "key", "password", "auth")
+_SENSITIVE_HEADER_HINTS = (
+    "authorization",
+    "cookie",
+    "token",
+    "secret",
+    "key",
+    "password",
+    "pass",
+    "auth",
+    "credential",
+    "signature",
+    "session",
+)
 
 
 def is_sensitive_header(name: str) -> bool:

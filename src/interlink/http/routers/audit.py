@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import AwareDatetime
 
 from interlink.core import audit
 from interlink.core.actor import Actor
 from interlink.core.enums import ApiKeyScope
 from interlink.core.pagination import PageRequest
-from interlink.core.schemas import AuditEventInfo, PageOut
+from interlink.core.schemas import AuditEventInfo, PageOut, UtcDatetime
 from interlink.http.auth import get_runtime, require
 from interlink.http.errors import STANDARD_ERRORS
 from interlink.keys import security
@@ -28,8 +27,8 @@ async def list_audit_events(
     resource_id: str | None = Query(None, alias="resourceId", max_length=80),
     actor_key_id: str | None = Query(None, alias="actorKeyId", max_length=40),
     correlation_id: str | None = Query(None, alias="correlationId", max_length=128),
-    since: AwareDatetime | None = Query(None),
-    until: AwareDatetime | None = Query(None),
+    since: UtcDatetime | None = Query(None),
+    until: UtcDatetime | None = Query(None),
     actor: Actor = Depends(require(ApiKeyScope.AUDIT_READ)),
 ) -> PageOut[AuditEventInfo]:
     """Every mutation in the tenant, newest first."""
@@ -52,8 +51,8 @@ async def list_security_events(
     key_id: str | None = Query(None, alias="keyId", max_length=40),
     source_ip: str | None = Query(None, alias="sourceIp", max_length=64),
     min_risk: int | None = Query(None, alias="minRisk", ge=0, le=100),
-    since: AwareDatetime | None = Query(None),
-    until: AwareDatetime | None = Query(None),
+    since: UtcDatetime | None = Query(None),
+    until: UtcDatetime | None = Query(None),
     actor: Actor = Depends(require(ApiKeyScope.AUDIT_READ)),
 ) -> PageOut[ApiSecurityAuditEvent]:
     """Security events of the tenant, newest first. Platform keys acting for their own tenant also

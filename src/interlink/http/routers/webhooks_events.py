@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import structlog
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
-from pydantic import AwareDatetime
 
 from interlink.core.actor import Actor
 from interlink.core.enums import ApiKeyScope, DeliveryStatus
 from interlink.core.pagination import PageRequest
-from interlink.core.schemas import PageOut
+from interlink.core.schemas import PageOut, UtcDatetime
 from interlink.http.auth import get_runtime, require
 from interlink.http.errors import STANDARD_ERRORS, error_responses
 from interlink.runtime import Runtime
@@ -181,8 +180,8 @@ async def list_deliveries(
     endpoint_id: str | None = Query(None, alias="endpointId", max_length=64),
     event_id: str | None = Query(None, alias="eventId", max_length=64),
     status: DeliveryStatus | None = Query(None),
-    since: AwareDatetime | None = Query(None, description="Created at or after."),
-    until: AwareDatetime | None = Query(None, description="Created before."),
+    since: UtcDatetime | None = Query(None, description="Created at or after."),
+    until: UtcDatetime | None = Query(None, description="Created before."),
     actor: Actor = Depends(require(ApiKeyScope.WEBHOOKS_READ)),
 ) -> PageOut[WebhookDeliveryInfo]:
     """Deliveries of the tenant, newest first."""
