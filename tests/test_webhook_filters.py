@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import pytest
@@ -154,9 +153,8 @@ INVALID: list[tuple[Any, str]] = [
     ({"payload.note": {"$exists": 1}}, "payload.note.$exists"),
     ({"payload.email": {"$regex": 5}}, "payload.email.$regex"),
     ({"payload.email": {"$regex": "("}}, "invalid regular expression"),
-    ({"payload.email": {"$regex": "(a+)+$"}}, "nested quantifiers"),
-    ({"payload.email": {"$regex": "(a|ab)*c"}}, "alternatives"),
-    ({"payload.email": {"$regex": "(a)\\1"}}, "backreferences"),
+    ({"payload.email": {"$regex": "(a)\\1"}}, "unsupported regular expression"),
+    ({"payload.email": {"$regex": "a(?=b)"}}, "unsupported regular expression"),
     ({"payload.email": {"$regex": "a" * 300}}, "longer than"),
     ({"$and": []}, "$and"),
     ({"$or": {"type": "x"}}, "$or"),
@@ -200,7 +198,17 @@ def test_regex_subject_is_bounded() -> None:
 
 @pytest.mark.parametrize("pattern", ["^[a-z]+@[a-z]+\\.com$", "(foo|bar)+", "\\d{3}-\\d{4}", "(?i)^inv"])
 def test_ordinary_regexes_are_accepted(pattern: str) -> None:
-    assert isinstance(compile_regex(pattern), re.Pattern)
+    compiled = compile_regex(pattern)
+    assert compiled.search("zzz") is None or pattern == "(foo|bar)+"
+
+
+@pytest.mark.parametrize("pattern", ["(a+)+$", "(a|ab)*c", ".*.*.*x", "^(a?){30}a{30}$"])
+def test_backtracking_patterns_are_linear_with_re2(pattern: str) -> None:
+    """Patterns that take exponential time in a backtracking engine finish at once: were they run
+    by Python's re, this test would hang instead of passing."""
+    spec = {"payload.s": {"$regex": pattern}}
+    validate_filter(spec)
+    assert matches(spec, {"payload": {"s": "a" * 5000 + "!"}}) is False
 
 
 def test_matching_never_raises_on_odd_documents() -> None:

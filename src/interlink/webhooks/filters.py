@@ -49,11 +49,10 @@ Examples::
 Limits and safety
 -----------------
 Filters are validated when saved (:func:`validate_filter`), naming the bad path or operator.
-Nesting is limited to 16 levels and 500 clauses. Regular expressions are compiled at validation;
-patterns prone to catastrophic backtracking are refused: a quantified group containing another
-unbounded quantifier (``(a+)+``), alternation under a quantifier whose branches can start with the
-same character (``(a|ab)*``), and backreferences. A ``$regex`` only examines strings of at most
-8 KiB; longer values do not match. Matching never raises: a comparison between mismatched types is
+Nesting is limited to 16 levels and 500 clauses. Regular expressions are compiled at validation
+with RE2, which matches in time linear in the subject whatever the pattern (no catastrophic
+backtracking); RE2 syntax has no backreferences or lookaround. A ``$regex`` only examines strings
+of at most 8 KiB; longer values do not match. Matching never raises: a comparison between mismatched types is
 simply false.
 """
 
@@ -66,6 +65,8 @@ from functools import lru_cache
 from re import _constants as _sre_constants  # type: ignore[attr-defined]
 from re import _parser as _sre_parse  # type: ignore[attr-defined]
 from typing import Any
+
+import re2
 
 from interlink.core.errors import ValidationFailed
 
@@ -163,71 +164,67 @@ _REPEATS = tuple(
 )
 
 
-def _unbounded(max_count: int) -> bool:
-    return bool(max_count == _sre_constants.MAXREPEAT or max_count > 100)
-
-
-def _first_chars(items: Any) -> set[int] | None:
-    """Literal first characters of a sequence, or None when it may start with anything."""
-    for op, arg in items:
-        if op is _sre_constants.LITERAL:
-            return {int(arg)}
-        if op is _sre_constants.AT:
-            continue
-        return None
-    return set()
-
-
-def _check_regex_tree(items: Any, inside_repeat: bool) -> str | None:
+def _check_regex_tree(items: Any, inside_repeat: bool, repeats_seen: list[int]) -> str | None:
     for op, arg in items:
         if op in _REPEATS:
             _min, max_count, body = arg
-            repeats = _unbounded(max_count)
+            repeats = max_count > 1
+            if repeats:
+                repeats_seen.append(1)
+                if len(repeats_seen) > 1:
+                    return "at most one repeated element (*, +, {m,n}) is allowed in a transformation regex"
             if inside_repeat and repeats:
                 return "nested quantifiers (for example (a+)+) can backtrack catastrophically"
-            problem = _check_regex_tree(body, inside_repeat or max_count > 1)
+            problem = _check_regex_tree(body, inside_repeat or repeats, repeats_seen)
             if problem:
                 return problem
         elif op is _sre_constants.SUBPATTERN:
-            problem = _check_regex_tree(arg[-1], inside_repeat)
+            problem = _check_regex_tree(arg[-1], inside_repeat, repeats_seen)
             if problem:
                 return problem
         elif op is _sre_constants.BRANCH:
-            branches = arg[1]
-            if inside_repeat:
-                seen: set[int] = set()
-                for branch in branches:
-                    first = _first_chars(branch)
-                    if first is None or not first or first & seen:
-                        return "alternatives under a quantifier must start with distinct literal characters"
-                    seen |= first
-            for branch in branches:
-                problem = _check_regex_tree(branch, inside_repeat)
+            for branch in arg[1]:
+                problem = _check_regex_tree(branch, inside_repeat, repeats_seen)
                 if problem:
                     return problem
         elif op in (_sre_constants.GROUPREF, _sre_constants.GROUPREF_EXISTS):
             return "backreferences are not supported"
         elif op in (_sre_constants.ASSERT, _sre_constants.ASSERT_NOT):
-            problem = _check_regex_tree(arg[1], inside_repeat)
-            if problem:
-                return problem
+            return "lookaround assertions are not supported"
     return None
 
 
+def check_backtracking_regex(pattern: str) -> None:
+    """Refuse patterns that Python's backtracking ``re`` could take exponential or polynomial time
+    on (ValueError): for regexes that must run on ``re`` (JSONata transformations). The rule is
+    deliberately simple and strict: at most one repeated element, no nesting, no backreferences,
+    no lookaround, and the pattern must also be valid RE2."""
+    compile_regex(pattern)
+    tree = _sre_parse.parse(pattern)
+    problem = _check_regex_tree(tree, False, [])
+    if problem:
+        raise ValueError(problem)
+
+
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+
+
 @lru_cache(maxsize=1024)
-def compile_regex(pattern: str) -> re.Pattern[str]:
-    """Compile a filter regex, refusing over-long and backtracking-prone patterns (ValueError)."""
+def compile_regex(pattern: str) -> Any:
+    """Compile a filter regex with RE2, which matches in linear time whatever the pattern
+    (ValueError for over-long patterns and syntax RE2 does not support, such as backreferences)."""
     if len(pattern) > MAX_REGEX_LENGTH:
         raise ValueError(f"pattern is longer than {MAX_REGEX_LENGTH} characters")
     try:
-        tree = _sre_parse.parse(pattern)
-        compiled = re.compile(pattern)
+        re.compile(pattern)  # Python's message is the clearer one for plain syntax errors
     except (re.error, RecursionError, OverflowError) as exc:
         raise ValueError(f"invalid regular expression: {exc}") from None
-    problem = _check_regex_tree(tree, False)
-    if problem:
-        raise ValueError(problem)
-    return compiled
+    try:
+        return re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as exc:
+        detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise ValueError(f"unsupported regular expression: {detail}") from None
 
 
 # --------------------------------------------------------------------------- compilation

@@ -43,7 +43,7 @@ from jsonata.functions import Functions  # type: ignore[import-untyped]
 from jsonata.regex_engine import RegexFlags  # type: ignore[import-untyped]
 
 from interlink.core.errors import InterlinkError, ValidationFailed
-from interlink.webhooks.filters import compile_regex
+from interlink.webhooks.filters import check_backtracking_regex
 
 __all__ = [
     "MAX_DEPTH",
@@ -79,7 +79,7 @@ class _Exceeded(Exception):
 
 def _safe_regex(pattern: str, flags: RegexFlags) -> re.Pattern[str]:
     try:
-        compile_regex(pattern)
+        check_backtracking_regex(pattern)
     except ValueError as exc:
         raise _Exceeded(f"regular expression /{pattern}/ refused: {exc}") from None
     py_flags = (re.IGNORECASE if flags.case_insensitive else 0) | (re.MULTILINE if flags.multiline else 0)
