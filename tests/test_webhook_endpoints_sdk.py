@@ -3,21 +3,16 @@ real server on 127.0.0.1 that allows loopback targets."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
-from interlink.bootstrap import BootstrapResult, bootstrap_if_empty
 from interlink.client import (
     AsyncInterlinkClient,
     ConflictError,
@@ -27,45 +22,23 @@ from interlink.client import (
     ValidationError,
 )
 from interlink.core.enums import DeliveryChannel, RetentionPolicy
-from interlink.http.app import create_app
-from interlink.runtime import Runtime
 from interlink.webhooks import signing
 from interlink.webhooks.schemas import BatchConfig, EndpointSecret, EventTypeInfo, WebhookEndpointInfo
-from tests.conftest import LiveServer, _ThreadedServer, free_port, make_settings
+from tests.conftest import LiveServer
 
 INTERLINK = str(Path(sys.executable).parent / "interlink")
 HOOK = "http://127.0.0.1:9/hooks/in"
 
 
 @pytest.fixture
-def server(db_url: str, tmp_path: Path) -> Iterator[LiveServer]:
-    """A real server whose SSRF guard allows 127.0.0.0/8 (where test receivers live)."""
-    settings = make_settings(db_url, tmp_path / "live", allowed_target_networks=["127.0.0.0/8"])
+def live_server_settings_overrides() -> dict[str, object]:
+    """The SSRF guard allows 127.0.0.0/8, where test receivers live."""
+    return {"allowed_target_networks": ["127.0.0.0/8"]}
 
-    async def _bootstrap() -> BootstrapResult | None:
-        rt = Runtime(settings)
-        try:
-            return await bootstrap_if_empty(rt)
-        finally:
-            await rt.stop()
 
-    created = asyncio.run(_bootstrap())
-    assert created is not None
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(settings, access_log=False), host="127.0.0.1", port=port, log_config=None, lifespan="on"
-    )
-    uv = _ThreadedServer(config)
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not uv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("server did not start")
-        time.sleep(0.02)
-    yield LiveServer(f"http://127.0.0.1:{port}", settings, created.key, created.tenant_id)
-    uv.should_exit = True
-    thread.join(timeout=10)
+@pytest.fixture
+def server(live_server: LiveServer) -> LiveServer:
+    return live_server
 
 
 @pytest.fixture
