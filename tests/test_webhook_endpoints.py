@@ -153,6 +153,14 @@ BAD_BODIES: list[tuple[dict[str, Any], str]] = [
     ({"channelConfig": {"to": ["a@example.com"]}}, "channelConfig"),
     ({"channel": "EMAIL", "url": None}, "channelConfig.to"),
     ({"channel": "EMAIL", "url": None, "channelConfig": {"to": ["not-an-address"]}}, "channelConfig.to"),
+    (  # 20 long addresses: together longer than the stored url may be
+        {
+            "channel": "EMAIL",
+            "url": None,
+            "channelConfig": {"to": [f"{'x' * 110}{i}@example.com" for i in range(20)]},
+        },
+        "channelConfig.to",
+    ),
     (
         {"channel": "EMAIL", "url": None, "channelConfig": {"to": ["a@example.com\r\nBcc: x@y.z"]}},
         "channelConfig.to",

@@ -524,6 +524,11 @@ def _check_email_config(config: Mapping[str, Any]) -> dict[str, Any]:
             raise ValidationFailed(f"{address!r} is not an email address", field="channelConfig.to")
         if address.lower() not in (a.lower() for a in clean):
             clean.append(address)
+    if len("mailto:" + ",".join(clean)) > MAX_URL:  # stored as the endpoint's url
+        raise ValidationFailed(
+            f"channelConfig.to is too long: the addresses together may hold at most {MAX_URL - 7} characters",
+            field="channelConfig.to",
+        )
     out: dict[str, Any] = {"to": clean}
     subject = config.get("subjectTemplate")
     if subject is not None:
