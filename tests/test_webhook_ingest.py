@@ -280,3 +280,35 @@ async def test_deleting_an_endpoint_cancels_what_waits_for_it(
     assert statuses == {doomed: "CANCELLED", kept: "PENDING"}
     trail = await client.get("/v1/audit-events", params={"action": "endpoint.deleted"}, headers=headers)
     assert trail.json()["data"][0]["changes"]["cancelledDeliveries"]["new"] == 1
+
+
+async def test_immediate_falls_back_to_the_queue_after_the_hold(
+    client: httpx.AsyncClient,
+    admin_headers: dict[str, str],
+    runtime: Runtime,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import interlink.http.routers.webhooks_events as events_router
+
+    async def unavailable(*_args: Any, **_kwargs: Any) -> list[Any]:
+        raise ConnectionError("transport unavailable")
+
+    monkeypatch.setattr(events_router, "deliver_now", unavailable)
+    ok = await endpoint(client, admin_headers, receiver.script("/later", Answer(200)))
+    response = await client.post(
+        "/v1/events", json={"type": "a.b", "payload": {}, "immediate": True}, headers=admin_headers
+    )
+    assert response.status_code == 201, response.text
+    [delivery] = response.json()["deliveries"]
+    assert delivery["status"] == "PENDING"
+
+    worker = DeliveryWorker(runtime.db, runtime.keyring, runtime.transport)
+    await worker.drain()
+    assert receiver.received("/later") == []  # held back while the request could still send it
+    clock.shift(timedelta(seconds=31))
+    await worker.drain()
+    assert len(receiver.received("/later")) == 1
+    async with runtime.db.unit_of_work(write=False) as session:
+        row = await session.get(WebhookDelivery, delivery["id"])
+    assert row is not None and row.endpoint_id == ok and row.status.value == "DELIVERED"

@@ -205,12 +205,16 @@ async def claim(
 ) -> list[Work]:
     """Claim up to ``limit`` due deliveries for ``worker_id`` and read what sending them needs.
 
-    ``only_ids`` restricts the claim to those deliveries (immediate sends); ``exclude_ids`` are
+    ``only_ids`` restricts the claim to those deliveries (immediate sends), which are claimed
+    whatever their ``next_attempt_at`` (ingest holds them back from the queue); ``exclude_ids`` are
     deliveries the caller still holds (never claimed twice by one worker, even after its lease
     expired)."""
     now = utcnow()
     due = sa.or_(
-        sa.and_(WebhookDelivery.status.in_(CLAIMABLE), WebhookDelivery.next_attempt_at <= now),
+        sa.and_(
+            WebhookDelivery.status.in_(CLAIMABLE),
+            sa.true() if only_ids is not None else WebhookDelivery.next_attempt_at <= now,
+        ),
         sa.and_(WebhookDelivery.status == DeliveryStatus.SENDING, WebhookDelivery.lease_expires_at < now),
     )
     enabled = sa.select(WebhookEndpoint.id).where(WebhookEndpoint.enabled.is_(True))

@@ -14,6 +14,9 @@ Contracts:
 * When the event type is registered with a JSON Schema, the payload must match it (422 naming
   ``payload`` and the failing path).
 * On PostgreSQL the transaction sends ``NOTIFY interlink_deliveries`` so idle delivery workers wake.
+* ``immediate`` events: their deliveries are held back from the queue for :data:`IMMEDIATE_HOLD`
+  while the request makes the first attempt (``delivery.deliver_now``), which claims them
+  regardless of the hold.
 """
 
 from __future__ import annotations
@@ -74,6 +77,13 @@ class EventSpec:
     correlation_id: str | None = None
     source: str = "api"
     field_prefix: str = ""
+    immediate: bool = False
+    """The caller makes the first attempt itself (``deliver_now``): the deliveries are held back
+    from the queue for :data:`IMMEDIATE_HOLD`, so a worker woken by the commit does not race it.
+    If the immediate attempt never happens, the queue sends them when the hold ends."""
+
+
+IMMEDIATE_HOLD: Final = timedelta(seconds=30)
 
 
 @dataclass
@@ -244,7 +254,7 @@ async def ingest_batch(session: AsyncSession, actor: Actor, specs: Sequence[Even
                 endpoint_id=endpoint.id,
                 status=DeliveryStatus.PENDING,
                 priority=int(spec.priority),
-                next_attempt_at=now,
+                next_attempt_at=now + IMMEDIATE_HOLD if spec.immediate else now,
                 attempts=0,
                 correlation_id=event.correlation_id,
                 created_at=now,

@@ -36,6 +36,7 @@ DeliveryId = Path(max_length=64, description="A delivery id (`del_...`).")
 
 def _spec(body: EventCreate, prefix: str = "") -> ingest.EventSpec:
     return ingest.EventSpec(
+        immediate=body.immediate,
         type=body.type,
         payload=body.payload,
         endpoint_ids=body.endpoint_ids,
