@@ -96,7 +96,9 @@ def serve_receiver() -> None:
         state["requests"] += 1
         state["ids"].add(request.headers.get("webhook-id", ""))
         if len(state["sample"]) < SAMPLE:
-            state["sample"].append({"headers": dict(request.headers), "body": body.decode()})
+            state["sample"].append(
+                {"path": request.path, "headers": dict(request.headers), "body": body.decode()}
+            )
         return web.Response(text="ok")
 
     async def stats(_request: web.Request) -> web.Response:
@@ -191,18 +193,17 @@ def padded_payload(n: int) -> dict[str, Any]:
     return {"n": n, "pad": "x" * max(0, BODY_BYTES - size)}
 
 
-def check_sample(sample: list[dict[str, Any]], secret: str, what: str) -> None:
-    """Verify the receiver's sample with the ``standardwebhooks`` package."""
+def check_sample(sample: list[dict[str, Any]], secrets_by_path: dict[str, str], what: str) -> None:
+    """Verify the receiver's sample with the ``standardwebhooks`` package (each path's secret)."""
     from standardwebhooks.webhooks import Webhook
 
     if not sample:
         raise BenchError(f"{what}: the receiver kept no sample")
-    hook = Webhook(secret)
     for item in sample:
         headers = {k.lower(): v for k, v in item["headers"].items()}
         body = item["body"]
         try:
-            hook.verify(body, headers)
+            Webhook(secrets_by_path[item["path"]]).verify(body, headers)
         except Exception as exc:
             raise BenchError(f"{what}: a request failed signature verification: {exc}") from exc
         if len(body.encode()) < BODY_BYTES * 0.9:
@@ -266,7 +267,7 @@ async def bare_loop(
         raise BenchError(
             f"bare loop: the receiver counted {stats['requests']} requests, {stats['distinct']} ids"
         )
-    check_sample(stats["sample"], secret, "bare loop")
+    check_sample(stats["sample"], {"/hook/bare": secret}, "bare loop")
     return run
 
 
@@ -292,8 +293,10 @@ async def engine(
     session: aiohttp.ClientSession,
     total: int,
     profile: str | None,
+    endpoint_count: int = 1,
 ) -> Run:
-    """Ingest ``total`` events for one endpoint, then time the delivery worker sending them all."""
+    """Ingest ``total`` events spread over ``endpoint_count`` endpoints (event ``n`` goes to endpoint
+    ``n % endpoint_count``), then time the delivery worker sending them all."""
     runtime = Runtime(settings)
     await runtime.start()
     try:
@@ -302,17 +305,24 @@ async def engine(
             raise BenchError(f"{name}: the fresh database was not empty")
         actor = system_actor(created.tenant_id)
         service = Endpoints(runtime.keyring, runtime.allowed_target_networks)
-        async with runtime.db.unit_of_work() as db_session:
-            endpoint = await service.create(
-                db_session, actor, EndpointSpec(url=f"{receiver.url}/hook/{name}", max_in_flight=64)
-            )
-        async with runtime.db.unit_of_work(write=False) as db_session:
-            [secret] = await active_secrets(db_session, runtime.keyring, endpoint.id)
+        secrets_by_path: dict[str, str] = {}
+        for k in range(endpoint_count):
+            path = f"/hook/{name}-{k}"
+            async with runtime.db.unit_of_work() as db_session:
+                endpoint = await service.create(
+                    db_session,
+                    actor,
+                    EndpointSpec(
+                        url=receiver.url + path, event_types=[f"{EVENT_TYPE}.{k}"], max_in_flight=64
+                    ),
+                )
+            async with runtime.db.unit_of_work(write=False) as db_session:
+                [secrets_by_path[path]] = await active_secrets(db_session, runtime.keyring, endpoint.id)
 
         ingest_started = time.perf_counter()
         for start in range(0, total, INGEST_BATCH):
             specs = [
-                EventSpec(type=EVENT_TYPE, payload=padded_payload(n))
+                EventSpec(type=f"{EVENT_TYPE}.{n % endpoint_count}", payload=padded_payload(n))
                 for n in range(start, min(total, start + INGEST_BATCH))
             ]
             async with runtime.db.unit_of_work() as db_session:
@@ -354,7 +364,7 @@ async def engine(
             raise BenchError(
                 f"{name}: the receiver counted {stats['requests']} requests, {stats['distinct']} distinct ids"
             )
-        check_sample(stats["sample"], secret, name)
+        check_sample(stats["sample"], secrets_by_path, name)
         async with runtime.db.unit_of_work(write=False) as db_session:
             rows = await db_session.execute(
                 sa.select(WebhookDelivery.status, sa.func.count()).group_by(WebhookDelivery.status)
@@ -441,13 +451,16 @@ async def bench(
             bare.append(await bare_loop(receiver, session, args.events, args.concurrency))
             for name, url in targets:
                 settings = _settings(url, tmp / name, env)
-                run = await engine(name, settings, receiver, session, args.events, args.profile)
+                run = await engine(
+                    name, settings, receiver, session, args.events, args.profile, args.endpoints
+                )
                 bare.append(await bare_loop(receiver, session, args.events, args.concurrency))
                 around = statistics.mean(b.rate for b in bare[-2:])
                 engines.append((run, around))
     print(
-        f"\n{args.events:,} signed {BODY_BYTES}-byte webhooks, aiohttp receiver in its own process, "
-        f"concurrency {args.concurrency}; bare loop measured before and after each engine run"
+        f"\n{args.events:,} signed {BODY_BYTES}-byte webhooks to {args.endpoints} endpoint(s), aiohttp "
+        f"receiver in its own process, concurrency {args.concurrency}; bare loop measured before and "
+        "after each engine run"
     )
     for b in bare:
         _report(b, None)
@@ -462,6 +475,9 @@ def main() -> int:
     )
     parser.add_argument("--events", type=int, default=10_000, help="events per run (default 10,000)")
     parser.add_argument("--concurrency", type=int, default=64, help="bare loop requests in flight")
+    parser.add_argument(
+        "--endpoints", type=int, default=4, help="endpoints the events are spread over (default 4)"
+    )
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -404,6 +405,101 @@ def test_non_idempotent_requests_are_not_retried_after_sending() -> None:
     assert len(seen) == 2
 
 
+def _event_json(key: str | None) -> dict[str, object]:
+    return {
+        "id": "evt_1",
+        "tenantId": "ten_1",
+        "type": "invoice.paid",
+        "payload": {},
+        "metadata": {},
+        "idempotencyKey": key,
+        "priority": "NORMAL",
+        "source": "api",
+        "correlationId": None,
+        "createdAt": "2026-11-25T00:00:00+00:00",
+        "deliveries": [],
+        "created": True,
+    }
+
+
+def _events_service(statuses: list[int], seen: list[httpx.Request]) -> httpx.MockTransport:
+    """503 (or a dropped connection, 0) as scripted, then the event (or a batch of it)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        status = statuses.pop(0) if statuses else 200
+        if status == 0:
+            raise httpx.ReadError("connection reset after sending", request=request)
+        if status == 503:
+            problem = {
+                "type": "urn:interlink:problem:service-unavailable",
+                "title": "Unavailable",
+                "status": 503,
+            }
+            return httpx.Response(503, json=problem, headers={"Retry-After": "0"})
+        sent = json.loads(request.content)
+        if request.url.path.endswith("/batch"):
+            return httpx.Response(
+                201, json={"data": [_event_json(e.get("idempotencyKey")) for e in sent["events"]]}
+            )
+        return httpx.Response(201, json=_event_json(sent.get("idempotencyKey")))
+
+    return httpx.MockTransport(handler)
+
+
+def test_events_with_idempotency_keys_are_retried_like_idempotent_requests() -> None:
+    """The service answers a repeated idempotency key with the first event, so resending is safe."""
+    seen: list[httpx.Request] = []
+    with InterlinkClient("http://interlink.test", "k", transport=_events_service([503, 0], seen)) as client:
+        event = client.events.send("invoice.paid", {}, idempotency_key="inv-1")
+    assert event.idempotency_key == "inv-1" and len(seen) == 3
+    assert {r.headers["x-correlation-id"] for r in seen} == {seen[0].headers["x-correlation-id"]}
+
+    seen.clear()
+    with InterlinkClient("http://interlink.test", "k", transport=_events_service([503], seen)) as client:
+        batch = client.events.send_batch(
+            [
+                {"type": "a.b", "payload": {}, "idempotency_key": "k1"},
+                {"type": "a.b", "payload": {}, "idempotencyKey": "k2"},
+            ]
+        )
+    assert [e.idempotency_key for e in batch] == ["k1", "k2"] and len(seen) == 2
+
+    # Without a key (or with one event of a batch unkeyed) a 503 after sending is not retried.
+    def unkeyed(client: InterlinkClient) -> object:
+        return client.events.send("invoice.paid", {})
+
+    def partly_keyed(client: InterlinkClient) -> object:
+        return client.events.send_batch(
+            [{"type": "a.b", "payload": {}, "idempotencyKey": "k1"}, {"type": "a.b", "payload": {}}]
+        )
+
+    for call in (unkeyed, partly_keyed):
+        seen.clear()
+        with (
+            InterlinkClient("http://interlink.test", "k", transport=_events_service([503], seen)) as client,
+            pytest.raises(ServiceUnavailableError),
+        ):
+            call(client)
+        assert len(seen) == 1
+
+
+async def test_async_events_with_idempotency_keys_are_retried() -> None:
+    seen: list[httpx.Request] = []
+    async with AsyncInterlinkClient(
+        "http://interlink.test", "k", transport=_events_service([503, 0], seen)
+    ) as client:
+        event = await client.events.send("invoice.paid", {}, idempotency_key="inv-1")
+    assert event.idempotency_key == "inv-1" and len(seen) == 3
+    seen.clear()
+    async with AsyncInterlinkClient(
+        "http://interlink.test", "k", transport=_events_service([503], seen)
+    ) as client:
+        with pytest.raises(ServiceUnavailableError):
+            await client.events.send("invoice.paid", {})
+    assert len(seen) == 1
+
+
 def test_unreachable_service_raises_connection_error() -> None:
     url = f"http://127.0.0.1:{free_port()}"
     with InterlinkClient(url, "k", max_retries=1) as client, pytest.raises(InterlinkConnectionError) as info:
@@ -441,3 +537,15 @@ def test_ids_cannot_change_the_route() -> None:
 def test_api_key_is_required() -> None:
     with pytest.raises(ValueError, match="api_key"):
         InterlinkClient("http://127.0.0.1:8000", "")
+
+
+def test_replays_are_retried_on_503_since_the_request_id_makes_them_idempotent() -> None:
+    seen: list[httpx.Request] = []
+    with (
+        InterlinkClient(
+            "http://interlink.test", "k", transport=_events_service([503, 503], seen), max_retries=1
+        ) as client,
+        pytest.raises(ServiceUnavailableError),
+    ):
+        client.replays.create("replay-1", delivery_id="del_00000000000000000000000000")
+    assert [r.url.path for r in seen] == ["/v1/replays", "/v1/replays"]

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 from datetime import datetime, timedelta
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from interlink.bootstrap import BootstrapResult
 from interlink.core import clock
 from interlink.core.actor import Actor, system_actor
 from interlink.core.crypto import Keyring, generate_master_key, local_secrets_path, parse_master_keys
-from interlink.core.enums import TokenType
+from interlink.core.enums import DeliveryChannel, TokenType
 from interlink.core.errors import NotFound
 from interlink.core.models import AuditEvent, IntegrationSecret
 from interlink.core.secrets import (
@@ -31,6 +32,7 @@ from interlink.core.secrets import (
     SecretUnreadable,
     _reencrypt_batch,
     assess_risk,
+    count_by_key_id,
     reencrypt_all,
 )
 from interlink.core.tenancy import create_tenant
@@ -696,3 +698,74 @@ def test_cli_refuses_an_unmigrated_database(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "interlink migrate" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+async def test_reencrypt_covers_webhook_signing_secrets_and_slack_targets(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Nothing encrypted anywhere is left behind under the old master key: after rotation the
+    old key can be removed and webhook secrets and Slack hook urls still decrypt."""
+    from interlink.encrypted_columns import ENCRYPTED_COLUMNS
+    from interlink.webhooks.endpoints import Endpoints, EndpointSpec, active_secrets, decrypt_target
+    from interlink.webhooks.models import WebhookEndpoint
+
+    hook = "https://hooks.slack.com/services/T0001/B0001/very-secret-token"
+    old = _runtime(db_url, tmp_path, K1)
+    try:
+        tenant = await _make_tenant(old, "A")
+        service = Endpoints(old.keyring, [ip_network("0.0.0.0/0")])
+        service._vetted[hook] = float("inf")  # no DNS lookups from tests
+        service._vetted["https://receiver.example/in"] = float("inf")
+        async with old.db.unit_of_work() as session:
+            slack = await service.create(
+                session, system_actor(tenant), EndpointSpec(url=hook, channel=DeliveryChannel.SLACK)
+            )
+            plain = await service.create(
+                session, system_actor(tenant), EndpointSpec(url="https://receiver.example/in")
+            )
+        async with old.db.unit_of_work(write=False) as session:
+            before = {e: await active_secrets(session, old.keyring, e) for e in (slack.id, plain.id)}
+            counts = await count_by_key_id(session, ENCRYPTED_COLUMNS)
+        assert counts == {"k1": 3}  # two signing secrets and one hook url
+    finally:
+        await old.stop()
+
+    both = _runtime(db_url, tmp_path, f"{K2},{K1}")
+    try:
+        result = await reencrypt_all(both, columns=ENCRYPTED_COLUMNS)
+        assert (result.reencrypted, result.remaining, result.failed) == (3, 0, [])
+        again = await reencrypt_all(both, columns=ENCRYPTED_COLUMNS)
+        assert (again.reencrypted, again.already_primary) == (0, 3)
+    finally:
+        await both.stop()
+
+    new_only = _runtime(db_url, tmp_path, K2)
+    try:
+        async with new_only.db.unit_of_work(write=False) as session:
+            after = {e: await active_secrets(session, new_only.keyring, e) for e in (slack.id, plain.id)}
+            row = await session.get(WebhookEndpoint, slack.id)
+            assert row is not None and decrypt_target(new_only.keyring, row) == hook
+            assert await count_by_key_id(session, ENCRYPTED_COLUMNS) == {"k2": 3}
+            audits = (
+                await session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "secret.reencrypted"))
+            ).all()
+        assert after == before
+        assert sorted(a.resource_type for a in audits) == ["endpoint", "endpoint_secret", "endpoint_secret"]
+    finally:
+        await new_only.stop()
+
+
+def test_every_ciphertext_column_is_listed_for_rotation() -> None:
+    """A new encrypted column that master key rotation does not know about would be lost when the
+    old key is removed."""
+    import interlink.all_models  # noqa: F401
+    from interlink.core.db import Base
+    from interlink.encrypted_columns import ENCRYPTED_COLUMNS
+
+    found = {
+        (table.name, column.name)
+        for table in Base.metadata.tables.values()
+        for column in table.columns
+        if "ciphertext" in column.name and table.name != "integration_secrets"
+    }
+    assert found == {(c.table.name, c.ciphertext_column) for c in ENCRYPTED_COLUMNS}

@@ -370,3 +370,22 @@ async def test_audit_pages_keep_their_filters(client: httpx.AsyncClient, admin: 
     filtered = await client.get("/ui/audit", params={"resourceType": "tenant"})
     assert "<code>tenant.created</code>" in filtered.text
     assert "<code>key.created</code>" not in filtered.text
+
+
+def test_the_audit_filter_offers_every_action_the_code_records() -> None:
+    """Every audit action written anywhere (a literal in ``audit.record(...)`` or an ``*_ACTION``
+    constant) can be picked in the dashboard's audit filter."""
+    import re
+    from pathlib import Path
+
+    from interlink.http.routers.ui import KNOWN_ACTIONS
+
+    arg = r"[^,()]+(?:\([^()]*\))?"
+    literal = re.compile(rf'audit\.record\(\s*{arg},\s*{arg},\s*"([a-z_.]+)"')
+    constant = re.compile(r'^[A-Z_]*ACTION: Final = "([a-z_.]+)"', re.MULTILINE)
+    recorded: set[str] = set()
+    for path in (Path(__file__).parents[1] / "src" / "interlink").rglob("*.py"):
+        text = path.read_text()
+        recorded |= set(literal.findall(text)) | set(constant.findall(text))
+    assert {"key.created", "replay.created", "webhooks.retention.purged"} <= recorded  # the scan works
+    assert sorted(recorded - set(KNOWN_ACTIONS)) == []

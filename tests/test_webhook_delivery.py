@@ -432,3 +432,57 @@ def test_storable_text_cleans_nul_and_lone_surrogates() -> None:
     cleaned = storable_text(undecodable)
     cleaned.encode("utf-8")  # does not raise
     assert cleaned.startswith("a") and cleaned.endswith("b")
+
+
+async def test_a_worker_process_serves_its_delivery_metrics(
+    runtime: Runtime, actor: Actor, receiver: Receiver, settings: Settings, tmp_path: Path
+) -> None:
+    """A dedicated ``interlink worker --metrics-port`` exposes the attempts it made to Prometheus."""
+    import re
+
+    import httpx
+
+    url = receiver.script("/metered", Answer(200))
+    await add_endpoint(runtime, actor, url)
+    await send_event(runtime, actor)
+    port = free_port()
+    env = {
+        **os.environ,
+        "INTERLINK_DATABASE_URL": runtime.db.url,
+        "INTERLINK_DATA_DIR": str(tmp_path / "metered"),
+        "INTERLINK_MASTER_KEYS": settings.master_keys,
+        "INTERLINK_KEY_PEPPER": settings.key_pepper,
+        "INTERLINK_ALLOWED_TARGET_NETWORKS": json.dumps(LOCAL),
+        "INTERLINK_WORKER_POLL_SECONDS": "0.1",
+        "INTERLINK_LOG_LEVEL": "WARNING",
+    }
+    worker_process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "interlink",
+        "worker",
+        "--metrics-port",
+        str(port),
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    success = re.compile(
+        r'^interlink_webhook_attempts_total\{[^}]*outcome="success"[^}]*\} 1\.0$', re.MULTILINE
+    )
+    text = ""
+    try:
+        await receiver.wait_for(lambda: len(receiver.received("/metered")) == 1, timeout=30)
+        async with httpx.AsyncClient() as client:
+            for _ in range(100):  # the count appears once the attempt is recorded
+                try:
+                    text = (await client.get(f"http://127.0.0.1:{port}/metrics")).text
+                except httpx.TransportError:
+                    text = ""
+                if success.search(text):
+                    break
+                await asyncio.sleep(0.1)
+    finally:
+        worker_process.send_signal(signal.SIGTERM)
+        await worker_process.wait()
+    assert success.search(text), text[-2000:]

@@ -452,3 +452,52 @@ async def test_transformation_preview(client: httpx.AsyncClient, admin_headers: 
         "/v1/endpoints/ep_01HZZZZZZZZZZZZZZZZZZZZZZZ/transformation/test", json=sample, headers=admin_headers
     )
     assert missing.status_code == 404
+
+
+async def test_a_slow_resolver_never_holds_the_write_lock(
+    client: httpx.AsyncClient,
+    admin_headers: dict[str, str],
+    runtime: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The SSRF guard's DNS lookup runs before the write transaction: while the resolver is stuck,
+    other writers (SQLite has one database-wide write lock) still commit."""
+    import asyncio
+    import socket
+
+    loop = asyncio.get_running_loop()
+    resolving = asyncio.Event()
+    answer = asyncio.Event()
+    lookups: list[str] = []
+
+    async def slow_getaddrinfo(host: str, port: int, **_kwargs: Any) -> list[tuple[Any, ...]]:
+        lookups.append(host)
+        resolving.set()
+        await answer.wait()
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("127.0.0.1", port))]
+
+    monkeypatch.setattr(loop, "getaddrinfo", slow_getaddrinfo)
+    create = asyncio.create_task(
+        client.post("/v1/endpoints", json={"url": "http://hooks.example:9/in"}, headers=admin_headers)
+    )
+    await asyncio.wait_for(resolving.wait(), 10)
+    other = await asyncio.wait_for(
+        client.post("/v1/event-types", json={"name": "lock.probe"}, headers=admin_headers), 10
+    )
+    assert other.status_code == 201, other.text
+    assert not create.done()
+    answer.set()
+    made = await asyncio.wait_for(create, 10)
+    assert made.status_code == 201, made.text
+    assert lookups == ["hooks.example"]  # vetted once, not resolved again inside the transaction
+    resolving.clear()
+    updated = await asyncio.wait_for(
+        client.patch(
+            f"/v1/endpoints/{made.json()['id']}",
+            json={"url": "http://other.example:9/in"},
+            headers=admin_headers,
+        ),
+        10,
+    )
+    assert updated.status_code == 200, updated.text
+    assert lookups == ["hooks.example", "other.example"]

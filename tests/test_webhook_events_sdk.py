@@ -136,8 +136,8 @@ async def test_events_and_deliveries_through_the_blocking_sdk(
     assert all(e.created for e in batch)
     with pytest.raises(ValidationError) as bad:
         sdk.events.send_batch([{"type": "ok.type", "payload": {}}, {"type": "bad type!", "payload": {}}])
-    # the field names the second event's type ("events.1.type"; service checks say "events[1]...")
-    assert [e.field.replace("[", ".").replace("]", "") for e in bad.value.errors] == ["events.1.type"]
+    # the field names the second event's type, as service checks do ("events.1.payload")
+    assert [e.field for e in bad.value.errors] == ["events.1.type"]
     assert len(sdk.events.list(limit=10)) == 3  # the refused batch stored nothing
 
     assert [e.id for e in sdk.events.list(event_type="invoice.voided")] == [batch[0].id]
@@ -297,6 +297,12 @@ async def test_cli(live_server: LiveServer, receiver: Receiver, tmp_path: Path) 
             lambda d: d.status is DeliveryStatus.DELIVERED,
             "delivery",
         )
+        assert [d.id for d in sdk.deliveries.list(event_type="invoice.paid").data] == [delivery_id]
+        assert list(sdk.deliveries.iter_all(event_type="invoice.voided")) == []
+    by_type = await cli_json(live_server, "deliveries", "list", "--type", "invoice.paid")
+    assert [d["id"] for d in by_type["data"]] == [delivery_id]
+    other_type = await cli(live_server, "deliveries", "list", "--type", "invoice.voided")
+    assert other_type.returncode == 0 and "no deliveries" in other_type.stdout
     deliveries = await cli_json(
         live_server,
         "deliveries",

@@ -146,7 +146,7 @@ async def test_a_batch_is_all_or_nothing(
         headers=admin_headers,
     )
     assert bad.status_code == 422, bad.text
-    assert bad.json()["errors"][0]["field"].startswith("events[1].payload")
+    assert bad.json()["errors"][0]["field"].startswith("events.1.payload")
     assert await count(runtime, WebhookEvent) == 0 and await count(runtime, WebhookDelivery) == 0
 
     single = await client.post(

@@ -11,6 +11,7 @@ import ipaddress
 
 import structlog
 
+from interlink.connections.catalogue import ProviderCatalogue, load_catalogue
 from interlink.core.crypto import Keyring, load_local_secrets
 from interlink.core.db import Database
 from interlink.core.settings import Settings
@@ -20,7 +21,9 @@ from interlink.keys.ratelimit import KeyRateLimiter
 from interlink.keys.security import SecurityLog
 from interlink.keys.service import KeyManager, KeyVerifier
 from interlink.keys.usage import UsageRecorder
+from interlink.outbound.client import OutboundService
 from interlink.outbound.transport import HttpTransport
+from interlink.webhooks.channels import SmtpConfig
 from interlink.webhooks.delivery import DeliveryConfig, DeliveryWorker
 
 log = structlog.get_logger(__name__)
@@ -37,6 +40,9 @@ class Runtime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # The provider catalogue first: an invalid one raises CatalogueError before anything opens.
+        self.providers: ProviderCatalogue = load_catalogue(settings.providers_file)
+        self._provider_sync_task: asyncio.Task[None] | None = None
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(
             settings.effective_database_url,
@@ -73,6 +79,14 @@ class Runtime:
         self.worker: Worker | None = None
         self._worker_task: asyncio.Task[None] | None = None
         self.transport = HttpTransport(allowed_networks=self.allowed_target_networks)
+        self.outbound = OutboundService(
+            db=self.db,
+            redis_url=settings.redis_url,
+            allowed_networks=self.allowed_target_networks,
+            log_flush_seconds=settings.outbound_log_flush_seconds,
+            log_batch_rows=settings.outbound_log_batch_rows,
+        )
+        self.smtp = SmtpConfig.from_settings(settings)
         self.delivery_worker: DeliveryWorker | None = None
         self._delivery_task: asyncio.Task[None] | None = None
         self._started = False
@@ -109,7 +123,7 @@ class Runtime:
             poll_interval=self.settings.worker_poll_seconds,
             listen_dsn=None if self.db.is_sqlite else psycopg_dsn(self.db.url),
         )
-        return DeliveryWorker(self.db, self.keyring, self.transport, config)
+        return DeliveryWorker(self.db, self.keyring, self.transport, config, smtp=self.smtp)
 
     async def start(self, *, with_worker: bool = False) -> None:
         """Start background tasks; ``with_worker`` also runs a job worker in this process."""
@@ -117,6 +131,8 @@ class Runtime:
             return
         await self.bus.start()
         self.usage.start()
+        self.outbound.start()
+        await self._sync_providers()
         if with_worker:
             from interlink.jobs.registry import ensure_builtin_schedules
 
@@ -126,6 +142,30 @@ class Runtime:
             self.delivery_worker = self.make_delivery_worker()
             self._delivery_task = asyncio.create_task(self.delivery_worker.run(), name="delivery-worker")
         self._started = True
+
+    async def _sync_providers(self) -> None:
+        """Mirror the catalogue into ``integration_providers``; if the database does not answer,
+        keep trying in the background (with backoff) instead of failing the start."""
+        from interlink.connections.providers import sync_providers
+
+        try:
+            await sync_providers(self.db, self.providers)
+        except Exception as exc:
+            log.warning("provider_catalogue_sync_failed", error=str(exc)[:500], retrying=True)
+            self._provider_sync_task = asyncio.create_task(self._retry_provider_sync(), name="provider-sync")
+
+    async def _retry_provider_sync(self) -> None:
+        from interlink.connections.providers import sync_providers
+
+        delay = 1.0
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await sync_providers(self.db, self.providers)
+                return
+            except Exception as exc:
+                log.warning("provider_catalogue_sync_failed", error=str(exc)[:500], retrying=True)
+                delay = min(delay * 2, 60.0)
 
     async def stop(self) -> None:
         if self._started:
@@ -139,8 +179,14 @@ class Runtime:
                 with contextlib.suppress(Exception):
                     await self._delivery_task
                 self.delivery_worker, self._delivery_task = None, None
+            if self._provider_sync_task is not None:
+                self._provider_sync_task.cancel()
+                with contextlib.suppress(BaseException):
+                    await self._provider_sync_task
+                self._provider_sync_task = None
             await self.usage.stop()
             await self.bus.stop()
             self._started = False
         await self.transport.close()
+        await self.outbound.close()
         await self.db.dispose()

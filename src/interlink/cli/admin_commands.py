@@ -6,6 +6,7 @@ import asyncio
 
 import typer
 
+from interlink.cli.common import refuse_bad_catalogue
 from interlink.core.enums import ApiKeyScope
 from interlink.core.errors import InterlinkError
 from interlink.core.logging import configure_logging
@@ -26,6 +27,7 @@ def create_key(
     """Create a key without an existing one (lost admin key). Audited as the system actor."""
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
+    refuse_bad_catalogue(settings, "create a key")
     valid = {s.value for s in ApiKeyScope}
     unknown = [s for s in scope if s not in valid]
     if unknown:

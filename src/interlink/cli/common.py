@@ -39,3 +39,15 @@ def refuse_without_secrets(settings: Settings) -> None:
     except CryptoError as exc:
         typer.echo(f"interlink: refusing to start: {exc}", err=True)
         raise typer.Exit(code=2) from exc
+
+
+def refuse_bad_catalogue(settings: Settings, what: str = "start") -> None:
+    """Exit with code 2 and every problem (file:line: provider: field: message) when the provider
+    catalogue (built in, plus ``INTERLINK_PROVIDERS_FILE``) does not validate."""
+    from interlink.connections.catalogue import CatalogueError, load_catalogue
+
+    try:
+        load_catalogue(settings.providers_file)
+    except CatalogueError as exc:
+        typer.echo(f"interlink: refusing to {what}: {exc}", err=True)
+        raise typer.Exit(code=2) from None

@@ -188,6 +188,7 @@ def events_show(
 def deliveries_list(
     endpoint: Annotated[str | None, typer.Option("--endpoint", help="Only to this endpoint.")] = None,
     event: Annotated[str | None, typer.Option("--event", help="Only of this event.")] = None,
+    event_type: Annotated[str | None, typer.Option("--type", help="Only of events of this type.")] = None,
     status: Annotated[DeliveryStatus | None, typer.Option(help="Only in this state.")] = None,
     since: Annotated[str | None, typer.Option(help="Created at or after (ISO 8601).")] = None,
     until: Annotated[str | None, typer.Option(help="Created before (ISO 8601).")] = None,
@@ -213,6 +214,7 @@ def deliveries_list(
                 status=status,
                 since=start,
                 until=end,
+                event_type=event_type,
             ),
             lambda: client.deliveries.iter_all(
                 endpoint_id=endpoint,
@@ -220,6 +222,7 @@ def deliveries_list(
                 status=status,
                 since=start,
                 until=end,
+                event_type=event_type,
                 page_size=limit,
             ),
         )

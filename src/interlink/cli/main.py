@@ -13,11 +13,24 @@ import sys
 import typer
 
 from interlink.cli.admin_commands import admin_app
+from interlink.cli.api_request_commands import api_requests_app
 from interlink.cli.client_commands import audit_app, keys_app, tenants_app
-from interlink.cli.common import load_settings, refuse_unless_migrated, refuse_without_secrets
+from interlink.cli.common import (
+    load_settings,
+    refuse_bad_catalogue,
+    refuse_unless_migrated,
+    refuse_without_secrets,
+)
+from interlink.cli.connection_commands import connections_app
 from interlink.cli.event_commands import deliveries_app, events_app
+from interlink.cli.inbound_commands import inbound_sources_app
+from interlink.cli.metrics_commands import webhooks_app
+from interlink.cli.provider_commands import providers_app
+from interlink.cli.replay_commands import replays_app
+from interlink.cli.retention_commands import retention_app
 from interlink.cli.secrets_commands import app as secrets_app
 from interlink.cli.webhook_commands import endpoints_app, event_types_app
+from interlink.cli.webhook_config_commands import webhook_config_app
 from interlink.cli.worker_command import worker
 
 app = typer.Typer(
@@ -30,8 +43,16 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(endpoints_app, name="endpoints")
 app.add_typer(event_types_app, name="event-types")
+app.add_typer(webhook_config_app, name="webhook-config")
 app.add_typer(events_app, name="events")
 app.add_typer(deliveries_app, name="deliveries")
+app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(replays_app, name="replays")
+app.add_typer(providers_app, name="providers")
+app.add_typer(connections_app, name="connections")
+app.add_typer(retention_app, name="retention")
+app.add_typer(api_requests_app, name="api-requests")
+app.add_typer(inbound_sources_app, name="inbound-sources")
 app.command("worker")(worker)
 
 
@@ -63,6 +84,7 @@ def serve(
         settings.host = host
     if port is not None:
         settings.port = port
+    refuse_bad_catalogue(settings)
     refuse_unless_migrated(settings)
     refuse_without_secrets(settings)
 

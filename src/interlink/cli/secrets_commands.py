@@ -42,6 +42,7 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def _runtime(settings: Settings) -> Runtime:
+    from interlink.connections.catalogue import CatalogueError
     from interlink.runtime import Runtime
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -49,6 +50,8 @@ def _runtime(settings: Settings) -> Runtime:
         return Runtime(settings)
     except CryptoError as exc:
         raise _fail(f"master keys: {exc}", 2) from exc
+    except CatalogueError as exc:
+        raise _fail(str(exc), 2) from None
 
 
 def _describe(kid: str, keyring: Keyring) -> str:
@@ -89,11 +92,12 @@ def status() -> None:
 
     async def _run() -> tuple[dict[str, int], Keyring, bool]:
         from interlink.core.secrets import count_by_key_id
+        from interlink.encrypted_columns import ENCRYPTED_COLUMNS
 
         runtime = _runtime(settings)
         try:
             async with runtime.db.unit_of_work(write=False) as session:
-                counts = await count_by_key_id(session)
+                counts = await count_by_key_id(session, ENCRYPTED_COLUMNS)
             return counts, runtime.keyring, runtime.local_secrets.master_keys_from_file
         finally:
             await runtime.stop()
@@ -140,6 +144,7 @@ def rotate_master_key(
 
     async def _run() -> tuple[ReencryptResult, dict[str, int], Keyring, bool, str | None]:
         from interlink.core.secrets import count_by_key_id, reencrypt_all
+        from interlink.encrypted_columns import ENCRYPTED_COLUMNS
 
         runtime = _runtime(settings)
         try:
@@ -149,9 +154,9 @@ def rotate_master_key(
                 new_kid = _add_primary_to_file(settings, runtime.keyring)
                 spec = json.loads(local_secrets_path(settings.data_dir).read_text())["master_keys"]
                 runtime.keyring = Keyring.from_spec(spec)
-            result = await reencrypt_all(runtime, batch_size=batch_size)
+            result = await reencrypt_all(runtime, batch_size=batch_size, columns=ENCRYPTED_COLUMNS)
             async with runtime.db.unit_of_work(write=False) as session:
-                counts = await count_by_key_id(session)
+                counts = await count_by_key_id(session, ENCRYPTED_COLUMNS)
             return result, counts, runtime.keyring, from_file, new_kid
         finally:
             await runtime.stop()

@@ -417,6 +417,44 @@ def endpoints_test_transformation(
     typer.echo(json.dumps(result.output, indent=2))
 
 
+@endpoints_app.command("test")
+def endpoints_test(
+    endpoint_id: EndpointArg,
+    payload: Annotated[
+        str | None, typer.Option("--payload", help="Test event data: JSON object (or @file).")
+    ] = None,
+    url: Url = DEFAULT_BASE_URL,
+    api_key: ApiKey = "",
+    tenant: Tenant = None,
+    as_json: AsJson = False,
+) -> None:
+    """Send a webhook.test event to this endpoint only and show the first attempt's outcome.
+
+    Exits 1 when the attempt failed."""
+    conn = Connection(url, api_key, tenant, as_json)
+    with _api(conn) as client:
+        result = client.endpoints.test(endpoint_id, _json_object(payload, "--payload"))
+    if as_json:
+        _print_json(result)
+    elif result.succeeded:
+        typer.echo(
+            f"Delivered {result.event_id} to {endpoint_id}: HTTP {result.response_status} "
+            f"in {result.duration_ms} ms"
+        )
+    elif result.error_class is None:
+        typer.echo(
+            f"Queued {result.event_id} for {endpoint_id} ({result.status.value}): "
+            "no attempt could be made now"
+        )
+    else:
+        typer.echo(
+            f"Test event {result.event_id} to {endpoint_id} failed ({result.error_class}): "
+            f"{result.error_message}; status {result.status.value}"
+        )
+    if not result.succeeded:
+        raise typer.Exit(code=1)
+
+
 # ---- event types ---------------------------------------------------------------------------------
 
 SchemaOpt = Annotated[str | None, typer.Option("--schema", help="JSON Schema object (or @file).")]

@@ -7,19 +7,36 @@ import signal
 
 import typer
 
-from interlink.cli.common import load_settings, refuse_unless_migrated, refuse_without_secrets
+from interlink.cli.common import (
+    load_settings,
+    refuse_bad_catalogue,
+    refuse_unless_migrated,
+    refuse_without_secrets,
+)
 
 
 def worker(
     concurrency: int = typer.Option(None, help="Jobs run at once (default INTERLINK_WORKER_CONCURRENCY)."),
+    metrics_port: int = typer.Option(
+        None,
+        min=1,
+        max=65535,
+        help="Serve Prometheus metrics on this port (default INTERLINK_WORKER_METRICS_PORT).",
+    ),
 ) -> None:
-    """Run the job worker until SIGTERM/SIGINT; jobs in flight are finished or handed back."""
+    """Run the job worker until SIGTERM/SIGINT; jobs in flight are finished or handed back.
+
+    With a metrics port, the process serves its own counters (delivery attempts and durations,
+    outbound requests) at ``http://<INTERLINK_WORKER_METRICS_HOST>:<port>/metrics``."""
     from interlink.jobs.registry import ensure_builtin_schedules
     from interlink.runtime import Runtime
 
     settings = load_settings()
     if concurrency is not None:
         settings.worker_concurrency = concurrency
+    if metrics_port is not None:
+        settings.worker_metrics_port = metrics_port
+    refuse_bad_catalogue(settings)
     refuse_unless_migrated(settings)
     refuse_without_secrets(settings)
 
@@ -37,6 +54,15 @@ def worker(
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, _stop)
+        if settings.worker_metrics_port:
+            import prometheus_client
+
+            prometheus_client.start_http_server(
+                settings.worker_metrics_port, addr=settings.worker_metrics_host
+            )
+            typer.echo(
+                f"metrics on http://{settings.worker_metrics_host}:{settings.worker_metrics_port}/metrics"
+            )
         typer.echo(f"interlink worker {job_worker.worker_id} running; stop with Ctrl+C")
         try:
             await asyncio.gather(job_worker.run(), delivery_worker.run())

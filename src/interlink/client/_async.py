@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from interlink.client._api_requests import AsyncApiRequests
 from interlink.client._base import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
@@ -26,8 +27,14 @@ from interlink.client._base import (
     scope_list,
     segment,
 )
+from interlink.client._connections import AsyncConnections
 from interlink.client._endpoints import AsyncEndpoints, AsyncEventTypes
 from interlink.client._events import AsyncDeliveries, AsyncEvents
+from interlink.client._inbound import AsyncInboundSources
+from interlink.client._metrics import AsyncWebhookMetrics
+from interlink.client._providers import AsyncProviders
+from interlink.client._replays import AsyncReplays
+from interlink.client._webhook_config import AsyncWebhookConfigResource
 from interlink.client.models import (
     ApiKeyCreated,
     ApiKeyInfo,
@@ -105,6 +112,13 @@ class AsyncInterlinkClient:
         self.endpoints = AsyncEndpoints(self)
         self.events = AsyncEvents(self)
         self.deliveries = AsyncDeliveries(self)
+        self.webhook_metrics = AsyncWebhookMetrics(self)
+        self.replays = AsyncReplays(self)
+        self.providers = AsyncProviders(self)
+        self.connections = AsyncConnections(self)
+        self.webhook_config = AsyncWebhookConfigResource(self)
+        self.api_requests = AsyncApiRequests(self)
+        self.inbound_sources = AsyncInboundSources(self)
 
     @property
     def base_url(self) -> str:
@@ -163,6 +177,7 @@ class AsyncInterlinkClient:
         params: dict[str, str | int] | None = None,
         json: Any = None,
         tenant_id: str | None = None,
+        retry_safe: bool = False,
     ) -> httpx.Response:
         config = self._config
         correlation_id = config.next_correlation_id()
@@ -172,11 +187,11 @@ class AsyncInterlinkClient:
             try:
                 response = await self._http.request(method, path, params=params, json=json, headers=headers)
             except httpx.TransportError as exc:
-                delay = config.retry_delay(method, attempt, error=exc)
+                delay = config.retry_delay(method, attempt, error=exc, retry_safe=retry_safe)
                 if delay is None:
                     raise connection_error(exc, config.base_url, correlation_id) from exc
             else:
-                delay = config.retry_delay(method, attempt, response=response)
+                delay = config.retry_delay(method, attempt, response=response, retry_safe=retry_safe)
                 if delay is None:
                     return config.check(response, correlation_id)
                 await response.aclose()

@@ -176,15 +176,17 @@ class ClientConfig:
         *,
         response: httpx.Response | None = None,
         error: Exception | None = None,
+        retry_safe: bool = False,
     ) -> float | None:
         """Seconds to wait before retrying, or None to stop.
 
-        Idempotent requests are retried on 503 and on transport errors; any request is retried
-        when the connection could not be opened (nothing was sent).
+        Idempotent requests (by method, or ``retry_safe``: a POST carrying idempotency keys) are
+        retried on 503 and on transport errors; any request is retried when the connection could
+        not be opened (nothing was sent).
         """
         if attempt >= self.max_retries:
             return None
-        idempotent = method.upper() in IDEMPOTENT_METHODS
+        idempotent = retry_safe or method.upper() in IDEMPOTENT_METHODS
         if response is not None:
             if response.status_code != 503 or not idempotent:
                 return None

@@ -8,16 +8,19 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from datetime import datetime
 from typing import Any, Protocol
 
 import httpx
 
 from interlink.client._base import NOT_GIVEN, NotGiven, body, parse, parse_page, query, segment
+from interlink.client._metrics import WebhookDeliveryMetrics, window_params
 from interlink.client.models import Page
 from interlink.core.enums import DeliveryChannel, RetentionPolicy
 from interlink.webhooks.schemas import (
     BatchConfig,
     EndpointSecret,
+    EndpointTestResult,
     EventTypeInfo,
     TransformationTestResult,
     WebhookEndpointInfo,
@@ -28,6 +31,7 @@ __all__ = [
     "AsyncEventTypes",
     "BatchConfig",
     "EndpointSecret",
+    "EndpointTestResult",
     "Endpoints",
     "EventTypeInfo",
     "EventTypes",
@@ -344,6 +348,35 @@ class Endpoints:
         )
         return parse(TransformationTestResult, response)
 
+    def test(
+        self, endpoint_id: str, payload: dict[str, Any] | None = None, *, tenant_id: str | None = None
+    ) -> EndpointTestResult:
+        """Send a ``webhook.test`` event to this endpoint only; the answer carries the first attempt."""
+        response = self._c._request(
+            "POST",
+            f"/v1/endpoints/{segment(endpoint_id)}/test",
+            json=body({"payload": payload}, drop_none=True),
+            tenant_id=tenant_id,
+        )
+        return parse(EndpointTestResult, response)
+
+    def metrics(
+        self,
+        endpoint_id: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        tenant_id: str | None = None,
+    ) -> WebhookDeliveryMetrics:
+        """Delivery metrics over ``[since, until)`` (default: the last 24 hours; at most 90 days)."""
+        response = self._c._request(
+            "GET",
+            f"/v1/endpoints/{segment(endpoint_id)}/metrics",
+            params=window_params(since, until),
+            tenant_id=tenant_id,
+        )
+        return parse(WebhookDeliveryMetrics, response)
+
 
 _UPDATABLE = frozenset(
     {
@@ -580,3 +613,31 @@ class AsyncEndpoints:
             tenant_id=tenant_id,
         )
         return parse(TransformationTestResult, response)
+
+    async def test(
+        self, endpoint_id: str, payload: dict[str, Any] | None = None, *, tenant_id: str | None = None
+    ) -> EndpointTestResult:
+        response = await self._c._request(
+            "POST",
+            f"/v1/endpoints/{segment(endpoint_id)}/test",
+            json=body({"payload": payload}, drop_none=True),
+            tenant_id=tenant_id,
+        )
+        return parse(EndpointTestResult, response)
+
+    async def metrics(
+        self,
+        endpoint_id: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        tenant_id: str | None = None,
+    ) -> WebhookDeliveryMetrics:
+        """Delivery metrics over ``[since, until)`` (default: the last 24 hours; at most 90 days)."""
+        response = await self._c._request(
+            "GET",
+            f"/v1/endpoints/{segment(endpoint_id)}/metrics",
+            params=window_params(since, until),
+            tenant_id=tenant_id,
+        )
+        return parse(WebhookDeliveryMetrics, response)

@@ -50,6 +50,7 @@ class _Sync(Protocol):
         params: dict[str, str | int] | None = None,
         json: Any = None,
         tenant_id: str | None = None,
+        retry_safe: bool = False,
     ) -> httpx.Response: ...
 
 
@@ -62,6 +63,7 @@ class _Async(Protocol):
         params: dict[str, str | int] | None = None,
         json: Any = None,
         tenant_id: str | None = None,
+        retry_safe: bool = False,
     ) -> httpx.Response: ...
 
 
@@ -104,6 +106,11 @@ def _batch_body(events: Sequence[EventItem]) -> dict[str, Any]:
     return {"events": items}
 
 
+def _all_keyed(batch: dict[str, Any]) -> bool:
+    """True when every event of a batch body carries an idempotency key (so resending is safe)."""
+    return all(item.get("idempotencyKey") for item in batch["events"])
+
+
 def _delivery_query(
     limit: int,
     after: str | None,
@@ -112,6 +119,7 @@ def _delivery_query(
     status: DeliveryStatus | str | None,
     since: datetime | None,
     until: datetime | None,
+    event_type: str | None = None,
 ) -> dict[str, str | int]:
     return query(
         {
@@ -122,6 +130,7 @@ def _delivery_query(
             "status": status,
             "since": since,
             "until": until,
+            "eventType": event_type,
         }
     )
 
@@ -156,12 +165,21 @@ class Events:
         payload_body = _event_body(
             event_type, payload, endpoint_ids, idempotency_key, priority, immediate, metadata
         )
-        response = self._c._request("POST", "/v1/events", json=payload_body, tenant_id=tenant_id)
+        response = self._c._request(
+            "POST",
+            "/v1/events",
+            json=payload_body,
+            tenant_id=tenant_id,
+            retry_safe=idempotency_key is not None,
+        )
         return parse(EventInfo, response)
 
     def send_batch(self, events: Sequence[EventItem], *, tenant_id: str | None = None) -> list[EventInfo]:
-        """Accept up to 100 events, all or none (one bad event refuses the batch, naming ``events[i]``)."""
-        response = self._c._request("POST", "/v1/events/batch", json=_batch_body(events), tenant_id=tenant_id)
+        """Accept up to 100 events, all or none (one bad event refuses the batch, naming ``events.<i>``)."""
+        batch = _batch_body(events)
+        response = self._c._request(
+            "POST", "/v1/events/batch", json=batch, tenant_id=tenant_id, retry_safe=_all_keyed(batch)
+        )
         return parse(EventBatchResult, response).data
 
     def get(self, event_id: str, *, tenant_id: str | None = None) -> EventInfo:
@@ -210,10 +228,12 @@ class Deliveries:
         status: DeliveryStatus | str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        event_type: str | None = None,
         tenant_id: str | None = None,
     ) -> Page[WebhookDeliveryInfo]:
-        """Deliveries, newest first; ``since``/``until`` bound their creation time."""
-        params = _delivery_query(limit, after, endpoint_id, event_id, status, since, until)
+        """Deliveries, newest first; ``since``/``until`` bound their creation time; ``event_type``
+        keeps deliveries of events of that type."""
+        params = _delivery_query(limit, after, endpoint_id, event_id, status, since, until, event_type)
         response = self._c._request("GET", "/v1/deliveries", params=params, tenant_id=tenant_id)
         return parse_page(WebhookDeliveryInfo, response)
 
@@ -225,6 +245,7 @@ class Deliveries:
         status: DeliveryStatus | str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        event_type: str | None = None,
         page_size: int = 100,
         tenant_id: str | None = None,
     ) -> Iterator[WebhookDeliveryInfo]:
@@ -239,6 +260,7 @@ class Deliveries:
                 status=status,
                 since=since,
                 until=until,
+                event_type=event_type,
                 tenant_id=tenant_id,
             )
             yield from page.data
@@ -306,14 +328,21 @@ class AsyncEvents:
         payload_body = _event_body(
             event_type, payload, endpoint_ids, idempotency_key, priority, immediate, metadata
         )
-        response = await self._c._request("POST", "/v1/events", json=payload_body, tenant_id=tenant_id)
+        response = await self._c._request(
+            "POST",
+            "/v1/events",
+            json=payload_body,
+            tenant_id=tenant_id,
+            retry_safe=idempotency_key is not None,
+        )
         return parse(EventInfo, response)
 
     async def send_batch(
         self, events: Sequence[EventItem], *, tenant_id: str | None = None
     ) -> list[EventInfo]:
+        batch = _batch_body(events)
         response = await self._c._request(
-            "POST", "/v1/events/batch", json=_batch_body(events), tenant_id=tenant_id
+            "POST", "/v1/events/batch", json=batch, tenant_id=tenant_id, retry_safe=_all_keyed(batch)
         )
         return parse(EventBatchResult, response).data
 
@@ -362,9 +391,10 @@ class AsyncDeliveries:
         status: DeliveryStatus | str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        event_type: str | None = None,
         tenant_id: str | None = None,
     ) -> Page[WebhookDeliveryInfo]:
-        params = _delivery_query(limit, after, endpoint_id, event_id, status, since, until)
+        params = _delivery_query(limit, after, endpoint_id, event_id, status, since, until, event_type)
         response = await self._c._request("GET", "/v1/deliveries", params=params, tenant_id=tenant_id)
         return parse_page(WebhookDeliveryInfo, response)
 
@@ -376,6 +406,7 @@ class AsyncDeliveries:
         status: DeliveryStatus | str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        event_type: str | None = None,
         page_size: int = 100,
         tenant_id: str | None = None,
     ) -> AsyncIterator[WebhookDeliveryInfo]:
@@ -389,6 +420,7 @@ class AsyncDeliveries:
                 status=status,
                 since=since,
                 until=until,
+                event_type=event_type,
                 tenant_id=tenant_id,
             )
             for item in page.data:

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from interlink.client._api_requests import ApiRequests
 from interlink.client._base import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
@@ -26,8 +27,14 @@ from interlink.client._base import (
     scope_list,
     segment,
 )
+from interlink.client._connections import Connections
 from interlink.client._endpoints import Endpoints, EventTypes
 from interlink.client._events import Deliveries, Events
+from interlink.client._inbound import InboundSources
+from interlink.client._metrics import WebhookMetrics
+from interlink.client._providers import Providers
+from interlink.client._replays import Replays
+from interlink.client._webhook_config import WebhookConfigResource
 from interlink.client.models import (
     ApiKeyCreated,
     ApiKeyInfo,
@@ -104,6 +111,13 @@ class InterlinkClient:
         self.endpoints = Endpoints(self)
         self.events = Events(self)
         self.deliveries = Deliveries(self)
+        self.webhook_metrics = WebhookMetrics(self)
+        self.replays = Replays(self)
+        self.providers = Providers(self)
+        self.connections = Connections(self)
+        self.webhook_config = WebhookConfigResource(self)
+        self.api_requests = ApiRequests(self)
+        self.inbound_sources = InboundSources(self)
 
     @property
     def base_url(self) -> str:
@@ -162,6 +176,7 @@ class InterlinkClient:
         params: dict[str, str | int] | None = None,
         json: Any = None,
         tenant_id: str | None = None,
+        retry_safe: bool = False,
     ) -> httpx.Response:
         config = self._config
         correlation_id = config.next_correlation_id()
@@ -171,11 +186,11 @@ class InterlinkClient:
             try:
                 response = self._http.request(method, path, params=params, json=json, headers=headers)
             except httpx.TransportError as exc:
-                delay = config.retry_delay(method, attempt, error=exc)
+                delay = config.retry_delay(method, attempt, error=exc, retry_safe=retry_safe)
                 if delay is None:
                     raise connection_error(exc, config.base_url, correlation_id) from exc
             else:
-                delay = config.retry_delay(method, attempt, response=response)
+                delay = config.retry_delay(method, attempt, response=response, retry_safe=retry_safe)
                 if delay is None:
                     return config.check(response, correlation_id)
                 response.close()

@@ -11,6 +11,7 @@ import os
 import re
 import threading
 import time
+from datetime import datetime
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _RANDOM_BITS = 80
@@ -38,6 +39,13 @@ def new_id(prefix: str) -> str:
             candidate = _last + 1
         _last = candidate
     return f"{prefix}_{_encode(candidate)}"
+
+
+def min_id_at(prefix: str, when: datetime) -> str:
+    """The smallest id :func:`new_id` can return at ``when``: ``id >= min_id_at(p, t)`` selects ids
+    created at ``t`` or later (to the millisecond), so a time range becomes an id range."""
+    ms = max(0, int(when.timestamp() * 1000))
+    return f"{prefix}_{_encode(ms << _RANDOM_BITS)}"
 
 
 def is_id(value: str, prefix: str | None = None) -> bool:

@@ -17,6 +17,8 @@ _SECRET_PATTERNS = [
     re.compile(r"il_[a-z]{3,5}_[0-9A-Za-z]{20,}"),
     re.compile(r"whsec_[0-9A-Za-z+/=]{16,}"),
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
+    # Slack incoming-webhook urls: the last path segment is the credential.
+    re.compile(r"(?i)(https?://hooks\.slack(?:-gov)?\.com/[^\s\"'<>]*/)[^/\s\"'<>?#]+"),
 ]
 _SECRET_KEYS = re.compile(
     r"(?i)(secret|password|passwd|token|authorization|api[_-]?key|credential|pepper|^key$)"

@@ -1,4 +1,5 @@
-"""Retention: purge audit and security events older than their RetentionPolicy.
+"""Retention: purge audit events, security events and the outbound request log
+(``external_api_requests``) older than their RetentionPolicy.
 
 Runs as the scheduled job ``retention.purge`` (daily). Each purge writes one audit row per tenant it
 touched (``retention.purged`` with counts), so the trail records its own trimming.
@@ -6,7 +7,7 @@ touched (``retention.purged`` with counts), so the trail records its own trimmin
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -18,6 +19,7 @@ from interlink.core.db import Database
 from interlink.core.enums import RetentionPolicy
 from interlink.core.models import AuditEvent
 from interlink.keys.models import SecurityEvent
+from interlink.outbound.service import purge_requests
 
 BATCH = 5000
 
@@ -26,6 +28,7 @@ BATCH = 5000
 class PurgeResult:
     audit_events: dict[str, int]
     security_events: dict[str | None, int]
+    api_requests: dict[str, int] = field(default_factory=dict)
 
 
 async def _purge_table(
@@ -58,11 +61,18 @@ async def _purge_table(
             return counts
 
 
-async def purge(db: Database, audit_policy: RetentionPolicy, security_policy: RetentionPolicy) -> PurgeResult:
-    """Delete expired rows in batches; audit the purge per tenant. Idempotent."""
+async def purge(
+    db: Database,
+    audit_policy: RetentionPolicy,
+    security_policy: RetentionPolicy,
+    api_request_policy: RetentionPolicy | None = None,
+) -> PurgeResult:
+    """Delete expired rows in batches; audit the purge per tenant. Idempotent. The request log is
+    purged only when ``api_request_policy`` is given."""
     security_counts = await _purge_table(db, SecurityEvent, security_policy)
     audit_counts = await _purge_table(db, AuditEvent, audit_policy, exclude_actions=("retention.purged",))
-    tenants = {t for t in [*audit_counts, *security_counts] if t is not None}
+    api_counts = await purge_requests(db, api_request_policy) if api_request_policy is not None else {}
+    tenants = {t for t in [*audit_counts, *security_counts, *api_counts] if t is not None}
     if tenants:
         async with db.unit_of_work() as session:
             for tenant_id in sorted(tenants):
@@ -77,8 +87,18 @@ async def purge(db: Database, audit_policy: RetentionPolicy, security_policy: Re
                         "securityEvents": {"old": None, "new": security_counts.get(tenant_id, 0)},
                         "auditPolicy": {"old": None, "new": audit_policy.value},
                         "securityPolicy": {"old": None, "new": security_policy.value},
+                        **(
+                            {
+                                "apiRequests": {"old": None, "new": api_counts.get(tenant_id, 0)},
+                                "apiRequestPolicy": {"old": None, "new": api_request_policy.value},
+                            }
+                            if api_request_policy is not None
+                            else {}
+                        ),
                     },
                 )
     return PurgeResult(
-        audit_events={k: v for k, v in audit_counts.items() if k is not None}, security_events=security_counts
+        audit_events={k: v for k, v in audit_counts.items() if k is not None},
+        security_events=security_counts,
+        api_requests=api_counts,
     )

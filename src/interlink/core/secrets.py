@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -480,12 +480,49 @@ class ReencryptResult:
         return self.remaining == 0 and not self.failed
 
 
-async def count_by_key_id(session: AsyncSession) -> dict[str, int]:
-    """How many secrets (of every tenant) each master key id encrypts."""
+@dataclass(frozen=True)
+class EncryptedColumn:
+    """A column outside ``integration_secrets`` that holds keyring ciphertexts (e.g. webhook
+    signing secrets), so master key rotation re-encrypts and counts it too.
+
+    ``associated_data`` rebuilds a row's AES-GCM associated data from the selected row (which has
+    the id, ``tenant_id`` and the ciphertext column, plus ``extra_columns``). ``key_id_column``,
+    when the table has one, is kept in step with the ciphertext's key id."""
+
+    label: str
+    table: sa.Table
+    ciphertext_column: str
+    associated_data: Callable[[Any], bytes]
+    resource_type: str
+    key_id_column: str | None = None
+    extra_columns: tuple[str, ...] = ()
+
+    def _columns(self) -> list[sa.ColumnElement[Any]]:
+        names = ["id", "tenant_id", self.ciphertext_column, *self.extra_columns]
+        return [self.table.c[n] for n in dict.fromkeys(names)]
+
+    def _ciphertext(self) -> sa.Column[Any]:
+        return self.table.c[self.ciphertext_column]
+
+
+async def count_by_key_id(session: AsyncSession, columns: Sequence[EncryptedColumn] = ()) -> dict[str, int]:
+    """How many secrets (of every tenant) each master key id encrypts, in ``integration_secrets``
+    and in ``columns``."""
     rows = await session.execute(
         sa.select(IntegrationSecret.key_id, sa.func.count()).group_by(IntegrationSecret.key_id)
     )
-    return {str(kid): int(n) for kid, n in rows.all()}
+    counts = {str(kid): int(n) for kid, n in rows.all()}
+    for column in columns:
+        ciphertexts = await session.stream_scalars(
+            sa.select(column._ciphertext()).where(column._ciphertext().is_not(None))
+        )
+        async for token in ciphertexts:
+            try:
+                kid = Keyring.key_id_of(str(token))
+            except CryptoError:
+                kid = "(unreadable)"
+            counts[kid] = counts.get(kid, 0) + 1
+    return counts
 
 
 async def _reencrypt_batch(
@@ -532,14 +569,86 @@ async def _reencrypt_batch(
         )
 
 
+def _like_literal(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def _reencrypt_column(
+    runtime: Runtime, column: EncryptedColumn, batch_size: int, result: ReencryptResult
+) -> None:
+    keyring = runtime.keyring
+    primary = keyring.primary_kid
+    ciphertext = column._ciphertext()
+    ids = column.table.c["id"]
+    cursor = ""
+    while True:
+        async with runtime.db.unit_of_work() as session:
+            rows = (
+                await session.execute(
+                    sa.select(*column._columns())
+                    .where(
+                        ciphertext.is_not(None),
+                        ciphertext.not_like(f"v1.{_like_literal(primary)}.%", escape="\\"),
+                        ids > cursor,
+                    )
+                    .order_by(ids)
+                    .limit(batch_size)
+                )
+            ).all()
+            if not rows:
+                return
+            cursor = rows[-1].id
+            for row in rows:
+                old = getattr(row, column.ciphertext_column)
+                aad = column.associated_data(row)
+                try:
+                    token = keyring.encrypt(keyring.decrypt(old, aad), aad)
+                    old_kid = Keyring.key_id_of(old)
+                except (CryptoError, ValueError) as exc:
+                    log.warning(
+                        "secret_reencrypt_failed",
+                        secret_id=row.id,
+                        tenant_id=row.tenant_id,
+                        kind=column.label,
+                        error=type(exc).__name__,
+                    )
+                    kid = old.split(".")[1] if old.count(".") >= 2 else "(unreadable)"
+                    result.failed.append((row.id, kid))
+                    continue
+                values: dict[str, Any] = {column.ciphertext_column: token}
+                if column.key_id_column:
+                    values[column.key_id_column] = primary
+                outcome = await session.execute(
+                    sa.update(column.table).where(ids == row.id, ciphertext == old).values(**values)
+                )
+                if getattr(outcome, "rowcount", 0) != 1:
+                    continue  # changed meanwhile (rotated, deleted): the newer value wins
+                result.reencrypted += 1
+                audit.record(
+                    session,
+                    system_actor(row.tenant_id),
+                    "secret.reencrypted",
+                    column.resource_type,
+                    row.id,
+                    {"keyId": {"old": old_kid, "new": primary}, "kind": {"old": None, "new": column.label}},
+                )
+        result.batches += 1
+
+
 async def reencrypt_all(
-    runtime: Runtime, *, batch_size: int = 100, max_batches: int | None = None
+    runtime: Runtime,
+    *,
+    batch_size: int = 100,
+    max_batches: int | None = None,
+    columns: Sequence[EncryptedColumn] = (),
 ) -> ReencryptResult:
-    """Re-encrypt every secret not under the primary master key.
+    """Re-encrypt every secret not under the primary master key: ``integration_secrets`` and
+    every column in ``columns`` (see :data:`interlink.encrypted_columns.ENCRYPTED_COLUMNS`).
 
     Each batch is its own transaction, so an interrupted run keeps what it finished and a rerun
     resumes with what is left; secrets already under the primary key are never touched
     (idempotent). Secrets that cannot be decrypted are reported in ``failed`` and skipped.
+    ``max_batches`` bounds the ``integration_secrets`` pass only (tests of resumption).
     """
     if batch_size < 1:
         raise ValidationFailed("batch size must be at least 1", field="batchSize")
@@ -569,8 +678,11 @@ async def reencrypt_all(
             failed=len(result.failed),
             primary_key_id=primary,
         )
+    if max_batches is None:
+        for column in columns:
+            await _reencrypt_column(runtime, column, batch_size, result)
     async with runtime.db.unit_of_work(write=False) as session:
-        counts = await count_by_key_id(session)
+        counts = await count_by_key_id(session, columns)
     result.already_primary = max(0, counts.get(primary, 0) - result.reencrypted)
     result.remaining = sum(n for kid, n in counts.items() if kid != primary)
     return result

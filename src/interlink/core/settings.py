@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
+from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from interlink.core.enums import IntegrationEnvironment, RetentionPolicy
@@ -44,7 +45,11 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address `interlink serve` binds to.")
     port: int = Field(default=8000, ge=0, le=65535, description="Port `interlink serve` binds to.")
-    public_url: str = Field(default="", description="Public base URL; defaults to http://host:port.")
+    public_url: str = Field(
+        default="",
+        description="Public base URL; defaults to http://host:port. OAuth2 providers redirect to "
+        "`<public URL>/v1/oauth/callback`: register that URL with each provider.",
+    )
     log_level: str = Field(default="INFO", description="Log level: DEBUG, INFO, WARNING, ERROR.")
     log_format: Literal["json", "console"] = Field(default="json", description="Log line format.")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest accepted request body.")
@@ -92,7 +97,30 @@ class Settings(BaseSettings):
     security_event_retention: RetentionPolicy = Field(
         default=RetentionPolicy.DAYS_90, description="How long security events are kept (daily purge)."
     )
+    api_request_retention: RetentionPolicy = Field(
+        default=RetentionPolicy.DAYS_30,
+        description="How long the outbound request log (`external_api_requests`) is kept (daily purge).",
+    )
+    outbound_log_flush_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        description="How often the outbound request log buffer is written (also as soon as "
+        "`INTERLINK_OUTBOUND_LOG_BATCH_ROWS` calls wait, and on shutdown).",
+    )
+    outbound_log_batch_rows: int = Field(
+        default=500, ge=1, description="Most outbound request log rows written in one INSERT."
+    )
     worker_concurrency: int = Field(default=8, ge=1, description="Jobs one worker process runs at once.")
+    worker_metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Port on which `interlink worker` serves Prometheus metrics (`/metrics`: delivery "
+        "attempts, outbound requests, jobs of that process). Empty: not served.",
+    )
+    worker_metrics_host: str = Field(
+        default="127.0.0.1", description="Address the worker's metrics port listens on."
+    )
     worker_poll_seconds: float = Field(
         default=1.0, gt=0, description="How often an idle worker polls (PostgreSQL also wakes it by NOTIFY)."
     )
@@ -111,6 +139,48 @@ class Settings(BaseSettings):
         description="How long a claimed delivery stays held without a heartbeat before another worker "
         "may take it over.",
     )
+    smtp_host: str = Field(
+        default="",
+        description="SMTP server for EMAIL endpoints. Empty: EMAIL deliveries fail (and are retried) with "
+        "error class `unconfigured`; EMAIL endpoints can still be created.",
+    )
+    smtp_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="SMTP port; 0 means the usual one for `INTERLINK_SMTP_SECURITY`: 25 (none), 587 "
+        "(starttls), 465 (tls).",
+    )
+    smtp_username: str = Field(default="", description="SMTP login (AUTH) user; empty: no login.")
+    smtp_password: SecretStr = Field(
+        default=SecretStr(""), description="SMTP login password. A secret: never logged or shown."
+    )
+    smtp_security: Literal["none", "starttls", "tls"] = Field(
+        default="starttls",
+        description="`starttls` (upgrade a plain connection; refused if the server does not offer it), "
+        "`tls` (TLS from the first byte, usually port 465) or `none` (plain text: local relays only).",
+    )
+    smtp_from: str = Field(
+        default="",
+        description="Sender of EMAIL deliveries (`From` and envelope sender), e.g. `webhooks@example.com` "
+        "or `Interlink <webhooks@example.com>`; its domain also names the `Message-ID`.",
+    )
+    smtp_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=300, description="Bound on one SMTP exchange (connect, TLS, login, send)."
+    )
+    providers_file: Path | None = Field(
+        default=None,
+        description="An operator's provider catalogue (YAML, same format as the built-in one) that adds "
+        "providers or overrides them by `key` (merged field by field). Validated at start-up: an "
+        "invalid file stops `interlink serve` with the file, line and field.",
+    )
+    connection_refresh_window_minutes: int = Field(
+        default=10,
+        ge=1,
+        le=1440,
+        description="The `connections.refresh` job (every 5 minutes) refreshes OAuth2 access tokens "
+        "that expire within this many minutes.",
+    )
     run_worker: bool = Field(
         default=True,
         description="Run the job worker inside `interlink serve`; turn off when running separate "
@@ -122,6 +192,18 @@ class Settings(BaseSettings):
     def _valid_cidrs(cls, value: list[str]) -> list[str]:
         for item in value:
             ipaddress.ip_network(item, strict=False)
+        return value
+
+    @field_validator("providers_file", mode="before")
+    @classmethod
+    def _no_empty_path(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("smtp_from")
+    @classmethod
+    def _valid_sender(cls, value: str) -> str:
+        if value and "@" not in parseaddr(value)[1]:
+            raise ValueError("INTERLINK_SMTP_FROM must be an email address, e.g. webhooks@example.com")
         return value
 
     @property

@@ -13,14 +13,22 @@ from interlink.core.settings import Settings, get_settings
 from interlink.http.errors import finish_openapi, install_error_handlers
 from interlink.http.middleware import RequestContextMiddleware
 from interlink.http.routers import (
+    api_requests,
     audit,
+    connections,
     health,
+    inbound,
     keys,
+    providers,
     secrets,
     tenants,
     ui,
+    ui_webhooks,
+    webhook_config,
     webhooks_endpoints,
     webhooks_events,
+    webhooks_metrics,
+    webhooks_replays,
 )
 from interlink.http.verify_path import KeyVerifyFastPath
 from interlink.runtime import Runtime
@@ -68,8 +76,18 @@ def create_app(
     )
     for router in (health.router, tenants.router, keys.router, audit.router, secrets.router, ui.router):
         app.include_router(router)
+    app.include_router(ui_webhooks.router)
     app.include_router(webhooks_events.router)
     app.include_router(webhooks_endpoints.router)
+    app.include_router(webhooks_metrics.router)
+    app.include_router(webhook_config.router)
+    app.include_router(webhooks_replays.router)
+    app.include_router(providers.router)
+    app.include_router(api_requests.router)
+    app.include_router(connections.router)
+    app.include_router(connections.callback_router)
+    app.include_router(inbound.router)
+    app.include_router(inbound.receive_router)
     _ensure_problem_schema(app)
     return app
 

@@ -83,13 +83,13 @@ async def authenticate(
     *,
     key: str | None,
     tenant_header: str | None,
-    scope: ApiKeyScope,
+    scope: ApiKeyScope | None,
     ip: str | None,
     user_agent: str | None,
     method: str,
     path: str,
 ) -> tuple[Actor, dict[str, str]]:
-    """Verify the presented key for ``scope`` and resolve the tenant acted for.
+    """Verify the presented key for ``scope`` (``None``: any valid key) and resolve the tenant acted for.
 
     Returns the actor and the ``RateLimit-*`` headers to send (empty for unlimited keys). Raises
     401 (missing, malformed, unknown, expired, revoked), 403 (ip_denied, insufficient_scope),
@@ -107,14 +107,16 @@ async def authenticate(
             reason="missing",
         )
         raise Unauthorized("send your API key as 'Authorization: Bearer <key>'", reason="missing")
-    result = await runtime.verifier.verify(key, ip=ip, context=context, required_scopes=(scope.value,))
+    required = (scope.value,) if scope is not None else ()
+    result = await runtime.verifier.verify(key, ip=ip, context=context, required_scopes=required)
     rate_headers = result.rate_limit.headers if result.rate_limit is not None else {}
     if result.code in _UNAUTHORIZED_DETAIL:
         raise Unauthorized(_UNAUTHORIZED_DETAIL[result.code], reason=result.code.value)
     if result.code is VerifyCode.IP_DENIED:
         raise Forbidden("this key may not be used from your IP address", extra={"reason": "ip_denied"})
     if result.code is VerifyCode.INSUFFICIENT_SCOPE:
-        raise Forbidden(f"this key lacks the scope {scope.value!r}", extra={"reason": "insufficient_scope"})
+        lacking = scope.value if scope is not None else "?"
+        raise Forbidden(f"this key lacks the scope {lacking!r}", extra={"reason": "insufficient_scope"})
     if result.code is VerifyCode.RATE_LIMITED:
         assert result.rate_limit is not None
         raise RateLimited(
@@ -148,8 +150,12 @@ async def authenticate(
     return actor, rate_headers
 
 
-def require(scope: ApiKeyScope) -> Callable[..., Awaitable[Actor]]:
-    """A dependency that authenticates the caller and checks it holds ``scope``."""
+def require(scope: ApiKeyScope | None) -> Callable[..., Awaitable[Actor]]:
+    """A dependency that authenticates the caller and checks it holds ``scope``.
+
+    ``None`` accepts any valid key whatever its scopes (service-wide reference data such as the
+    provider catalogue); the key's status, IP ranges and rate limit still apply.
+    """
 
     async def dependency(
         request: Request,

@@ -198,6 +198,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         413: "Request body too large",
         422: "Validation failed; `errors` names each field",
         429: "Rate limited; see Retry-After",
+        502: "An upstream provider could not be reached",
         503: "Database unavailable; retry",
     }
     return {

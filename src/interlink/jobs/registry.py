@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from interlink.connections import oauth as connection_oauth
 from interlink.core import retention
 from interlink.core.db import Database
 from interlink.jobs.schedules import ensure_schedule
 from interlink.jobs.worker import Handler, JobContext
+from interlink.webhooks import retention as webhook_retention
 
 if TYPE_CHECKING:
     from interlink.runtime import Runtime
 
 RETENTION_PURGE = "retention.purge"
+WEBHOOK_RETENTION_PURGE = "webhooks.retention.purge"
+CONNECTIONS_REFRESH = "connections.refresh"
 
 BUILTIN_SCHEDULES = {
     # name: (kind, cron)
     "retention.daily": (RETENTION_PURGE, "17 3 * * *"),
+    "webhooks.retention": (WEBHOOK_RETENTION_PURGE, "41 * * * *"),
+    "connections.refresh": (CONNECTIONS_REFRESH, "*/5 * * * *"),
 }
 
 
@@ -25,10 +32,24 @@ def build_handlers(runtime: Runtime) -> dict[str, Handler]:
 
     async def purge_retention(_ctx: JobContext) -> None:
         await retention.purge(
-            runtime.db, runtime.settings.audit_retention, runtime.settings.security_event_retention
+            runtime.db,
+            runtime.settings.audit_retention,
+            runtime.settings.security_event_retention,
+            runtime.settings.api_request_retention,
         )
 
-    return {RETENTION_PURGE: purge_retention}
+    async def purge_webhook_retention(_ctx: JobContext) -> None:
+        await webhook_retention.purge(runtime.db)
+
+    async def refresh_connections(_ctx: JobContext) -> None:
+        window = timedelta(minutes=runtime.settings.connection_refresh_window_minutes)
+        await connection_oauth.refresh_expiring(runtime, window)
+
+    return {
+        RETENTION_PURGE: purge_retention,
+        WEBHOOK_RETENTION_PURGE: purge_webhook_retention,
+        CONNECTIONS_REFRESH: refresh_connections,
+    }
 
 
 async def ensure_builtin_schedules(db: Database) -> None:

@@ -55,6 +55,7 @@ class SecurityEventType(StrEnum):
     IP_DENIED = "auth.ip_denied"
     RATE_LIMITED = "auth.rate_limited"
     INSUFFICIENT_SCOPE = "auth.insufficient_scope"
+    INBOUND_REJECTED = "inbound.rejected"
 
 
 BASE_RISK: dict[SecurityEventType, int] = {
@@ -68,6 +69,7 @@ BASE_RISK: dict[SecurityEventType, int] = {
     SecurityEventType.IP_DENIED: 50,
     SecurityEventType.RATE_LIMITED: 20,
     SecurityEventType.INSUFFICIENT_SCOPE: 35,
+    SecurityEventType.INBOUND_REJECTED: 30,
 }
 FAILURE_TYPES = frozenset(
     {
@@ -77,6 +79,7 @@ FAILURE_TYPES = frozenset(
         SecurityEventType.IP_DENIED,
         SecurityEventType.RATE_LIMITED,
         SecurityEventType.INSUFFICIENT_SCOPE,
+        SecurityEventType.INBOUND_REJECTED,
     }
 )
 NEW_IP_RISK = 25

@@ -34,6 +34,11 @@ def compact_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
 
 
+def pretty_json(value: Any) -> str:
+    """Indented JSON in its own key order, for payloads, filters and schemas."""
+    return json.dumps(value, indent=2, default=str, ensure_ascii=False)
+
+
 def _environment() -> Environment:
     env = Environment(
         loader=PackageLoader("interlink.ui", "templates"),
@@ -45,6 +50,7 @@ def _environment() -> Environment:
     env.filters["time"] = format_time
     env.filters["risk_level"] = risk_level
     env.filters["json"] = compact_json
+    env.filters["pretty_json"] = pretty_json
     env.globals["version"] = __version__
     return env
 

@@ -2,26 +2,53 @@
 
 The ``webhook_deliveries`` row is the job. Contracts:
 
-* **Claim.** ``UPDATE webhook_deliveries SET status='SENDING', locked_by=…, lease_expires_at=…
-  WHERE id IN (SELECT id … ORDER BY priority, next_attempt_at LIMIT n FOR UPDATE SKIP LOCKED)
-  RETURNING …`` on PostgreSQL (any number of workers claim disjoint rows without waiting); the same
-  statement under ``BEGIN IMMEDIATE`` on SQLite. Due means PENDING/RETRYING with
-  ``next_attempt_at`` passed, or SENDING whose lease expired (a crashed worker loses nothing). Only
-  deliveries of enabled endpoints are claimed. The event, endpoint and signing secrets of the whole
-  batch are read in the claiming transaction.
+* **Claim.** One claim at a time across all workers: PostgreSQL claims hold a transaction-level
+  advisory lock (:data:`CLAIM_LOCK`), SQLite claims run under ``BEGIN IMMEDIATE``. A claim reads
+  the due deliveries (PENDING/RETRYING with ``next_attempt_at`` passed; partial index
+  ``ix_webhook_deliveries_queued``) of endpoints that are enabled, not deleted, without an open
+  circuit, within their rate and with a free slot, ranks them per endpoint with ``row_number()
+  over (partition by endpoint_id order by priority, next_attempt_at)`` and keeps at most
+  ``max_in_flight`` minus the endpoint's SENDING rows in every worker (a batch counts once);
+  then it takes the chosen rows with one ``UPDATE … RETURNING`` that checks their status again.
+  Because claims are serialised, ``max_in_flight`` and the rate limit hold across any number of
+  workers, and a claim never takes rows only to hand them back. When an endpoint's circuit
+  cooldown is over it gets one delivery, its probe (:mod:`interlink.webhooks.health`). The event,
+  endpoint and signing secrets of everything claimed are read in the claiming transaction.
+* **Leases.** A claim leases its rows to the worker; the worker's heartbeat extends the lease. SENDING
+  rows whose lease expired (a dead or stalled worker) are put back in the queue, due at once, by
+  :func:`take_over_expired` (a separate, cheap statement each worker runs about once a second);
+  the next claim takes them like any other row.
+* **Rate limits.** ``rate_limit_per_second`` is enforced in the claim by GCRA over
+  ``webhook_endpoints.rate_next_at`` (:class:`RateGate`): after a pause an endpoint may get a burst
+  of ``max(1, rate × RATE_BURST_SECONDS)`` deliveries, then ``rate`` per second; over any
+  interval ``t`` at most ``burst + rate × t`` are claimed, whichever workers claim them. Held-back
+  deliveries stay in the queue untouched: no attempt, no retry used, and an endpoint without
+  allowance is left out of the claim query (it does not crowd others out).
 * **At least once.** A delivery is finished only after its attempt was recorded; a worker that
   dies mid-batch leaves SENDING rows whose lease expires, and another worker sends them again (the
   only source of duplicates, bounded by the batches in flight). Receivers deduplicate on
-  ``webhook-id``, which is the event id and the same on every attempt.
-* **Isolation.** Each endpoint has at most ``max_in_flight`` deliveries in flight in one worker;
-  a saturated endpoint is left out of the next claims, so a slow or hanging endpoint holds only its
-  own slots and never delays deliveries to other endpoints.
+  ``webhook-id``, which is the event id and the same on every attempt (a batch's id for batches).
+* **Isolation.** A slow or hanging endpoint holds only its own ``max_in_flight`` slots and never
+  delays deliveries to other endpoints; a saturated endpoint is left out of the claim query.
 * **Batched writes.** Attempts, delivery states and endpoint health are written in one
-  transaction per flush (executemany), never one round trip per delivery. Writes are fenced by
+  transaction per flush, never one round trip per delivery: on PostgreSQL one ``INSERT … SELECT
+  FROM jsonb_to_recordset`` for the attempts and one ``UPDATE … FROM jsonb_to_recordset`` for the
+  deliveries (fixed statement texts, so they stay prepared), ``executemany`` on SQLite. The worker
+  lingers ``flush_linger`` before a flush so more outcomes share it. Writes are fenced by
   ``locked_by``: a worker whose lease expired cannot overwrite the newer owner's state.
+* **Deleted endpoints.** Nothing is sent to a deleted endpoint (``deleted_at``): the delete
+  cancels what waits, and every path that would put a delivery back in the queue (recording a
+  retry, a lease takeover, a hand-back at shutdown) writes CANCELLED instead once the endpoint is
+  deleted. These paths lock the endpoint rows first, so a concurrent delete either is seen or
+  waits and then cancels what they requeued. Ingest cancels deliveries it wrote for an endpoint
+  deleted meanwhile (:mod:`interlink.webhooks.ingest`).
+* **Immediate sends** (:func:`deliver_now`) claim through the same path: limits apply; what
+  cannot go now is left to the queue, due at once. Their lease is the slowest endpoint's timeout
+  (which bounds the whole send, name resolution included) plus :data:`LEASE_MARGIN_SECONDS`.
 * **Outcomes.** 2xx: DELIVERED. 410: FAILED and the endpoint is disabled (reason recorded, audited).
   Anything else (3xx, 4xx, 5xx, timeout, dns, connect, tls, refused) schedules a retry after the
-  endpoint's ``retry_schedule`` (default :data:`DEFAULT_RETRY_SCHEDULE`, ±20 % jitter), or after
+  endpoint's ``retry_schedule``, else the tenant's (``webhook_configs``), else
+  :data:`DEFAULT_RETRY_SCHEDULE` (±20 % jitter), or after
   ``Retry-After`` (seconds or HTTP date, clamped to 1 s – 1 day) when the answer carries one;
   when the schedule is exhausted the delivery is FAILED. A template that fails on an event
   (``transformation``) fails the delivery at once.
@@ -37,27 +64,49 @@ otherwise the envelope::
     {"type": "invoice.paid", "timestamp": "2026-01-01T12:00:00.123456+00:00", "data": {...payload}}
 
 where ``timestamp`` is when the event was accepted (ISO 8601, UTC) and ``data`` is the payload as sent.
+
+Batches
+-------
+An endpoint with ``batch_config`` ``{"maxCount", "maxBytes", "maxWaitSeconds"}`` (WEBHOOK channel
+only) receives its events bundled. Ingest makes a new delivery due ``maxWaitSeconds`` after the
+event was accepted (``immediate`` does not apply); when ``maxCount`` first deliveries wait, the
+oldest ``maxCount`` are due at once. A claim that takes a due delivery of a batch endpoint takes
+with it up to ``maxCount − 1`` more waiting first deliveries of that endpoint, whatever their
+``next_attempt_at`` (and makes the next ``maxCount`` due when that many wait behind them). The
+set goes as one signed request (:func:`send_batch`)::
+
+    {"type": "batch", "timestamp": "<sent, ISO 8601>", "data": [<document>, ...]}
+
+with one document per event in claim order (the endpoint's transformation applied to that event,
+else its envelope above), split into several requests when the next document would make the body
+exceed ``maxBytes`` (a single larger document goes alone). ``webhook-id`` is the batch id
+(``bat_…``); every delivery of the request gets its own attempt row with that ``batch_id`` and the
+same outcome, so the batch succeeds or fails as a whole and a failed batch is retried later as
+the same set under the same id. A batch counts as one send for ``max_in_flight``, the rate limit
+and the worker's concurrency.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 import json
+import math
 import random
-import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Final, cast
 
 import sqlalchemy as sa
 import structlog
+from sqlalchemy.dialects import postgresql
 
-from interlink.core import audit, pg_listen
-from interlink.core.actor import system_actor
+from interlink.core import pg_listen
 from interlink.core.clock import utcnow
 from interlink.core.context import correlation_id_var
 from interlink.core.crypto import Keyring
@@ -65,9 +114,18 @@ from interlink.core.db import Database, UTCDateTime
 from interlink.core.enums import DeliveryChannel, DeliveryStatus
 from interlink.core.ids import new_id
 from interlink.jobs.worker import default_worker_id
-from interlink.outbound.transport import HttpTransport, TransportError, TransportResponse
-from interlink.webhooks import endpoints, signing
-from interlink.webhooks.ingest import NOTIFY_CHANNEL, filter_document
+from interlink.outbound.transport import HttpTransport
+from interlink.webhooks import config as webhook_config
+from interlink.webhooks import endpoints, health
+from interlink.webhooks.channels import (
+    Channel,
+    ChannelAttempt,
+    OutboundMessage,
+    SmtpConfig,
+    build_channels,
+)
+from interlink.webhooks.ingest import NOTIFY_CHANNEL, BatchSettings, batch_settings, filter_document
+from interlink.webhooks.metrics import observe_outcomes
 from interlink.webhooks.models import (
     WebhookAttempt,
     WebhookDelivery,
@@ -138,6 +196,10 @@ class EndpointView:
     max_in_flight: int
     transformation: str | None
     secrets: list[str]
+    channel_config: dict[str, Any] = field(default_factory=dict)
+    """EMAIL: ``{"to", "subjectTemplate"?}``; SLACK: ``{"username"?, "iconEmoji"?}``."""
+    batch_config: dict[str, Any] | None = None
+    """``{"maxCount", "maxBytes", "maxWaitSeconds"}`` of a batch endpoint."""
 
 
 @dataclass(frozen=True)
@@ -159,6 +221,10 @@ class Work:
     correlation_id: str | None
     event: EventView
     endpoint: EndpointView
+    retry_base: int = 0
+    """Attempts made before the delivery was last requeued by hand: the schedule restarts there."""
+    batch_id: str | None = None
+    """Set when the delivery was claimed with others of its batch endpoint, to go in one request."""
 
 
 @dataclass
@@ -173,6 +239,8 @@ class Outcome:
     error_class: str | None
     succeeded: bool
     disable_reason: str | None = None
+    batch_id: str | None = None
+    """The batch request this attempt was part of (``webhook-id`` of that request)."""
 
 
 async def _load_secrets(session: Any, keyring: Keyring, endpoint_ids: Iterable[str]) -> dict[str, list[str]]:
@@ -192,71 +260,452 @@ async def _load_secrets(session: Any, keyring: Keyring, endpoint_ids: Iterable[s
         return out
 
 
+# -- claiming ------------------------------------------------------------------------------------
+
+CLAIM_LOCK: Final = 0x1D_E11_7E5
+"""``pg_advisory_xact_lock`` key held by every claim on PostgreSQL: claims run one at a time, so
+each sees the deliveries in flight and the rate state the previous one committed."""
+RATE_BURST_SECONDS: Final = 1.0
+"""A rate-limited endpoint may receive ``max(1, rate × this)`` deliveries at once after a pause."""
+LEASE_MARGIN_SECONDS: Final = 15.0
+"""Immediate sends: the lease is the slowest endpoint's timeout plus this (transformation,
+recording)."""
+PICK_WINDOW_MIN: Final = 64
+"""The claim ranks at least this many due rows more than it asks for (see :func:`claim`)."""
+
+_T_ENDPOINT = cast(sa.Table, WebhookEndpoint.__table__)
+_T_EVENT = cast(sa.Table, WebhookEvent.__table__)
+
+
+def _status(status: DeliveryStatus) -> sa.ColumnElement[Any]:
+    """A status as an SQL literal (so the planner can match the partial indexes' predicate)."""
+    return sa.literal_column(f"'{status.value}'")
+
+
+def _queued(t: sa.Table = _T_DELIVERY) -> sa.ColumnElement[bool]:
+    """``status IN ('PENDING', 'RETRYING')``, written as the partial indexes' predicate."""
+    return t.c.status.in_([_status(DeliveryStatus.PENDING), _status(DeliveryStatus.RETRYING)])
+
+
+@dataclass(frozen=True)
+class RateGate:
+    """GCRA over one endpoint's ``rate_next_at`` (the earliest time its next delivery may be claimed).
+
+    At most ``burst = max(1, rate × RATE_BURST_SECONDS)`` deliveries go at once after a pause and
+    ``rate`` per second after that: over any interval ``t`` at most ``burst + rate × t`` are claimed.
+    """
+
+    per_second: float
+    next_at: datetime | None
+
+    @property
+    def burst(self) -> float:
+        return max(1.0, self.per_second * RATE_BURST_SECONDS)
+
+    def _tat(self, now: datetime) -> datetime:
+        """The theoretical arrival time: when the bucket would be empty again."""
+        if self.next_at is None:
+            return now
+        tat = self.next_at + timedelta(seconds=(self.burst - 1) / self.per_second)
+        return max(tat, now)
+
+    def allowance(self, now: datetime) -> int:
+        """How many deliveries may be claimed at ``now``."""
+        ahead = (self._tat(now) - now).total_seconds()
+        return max(0, math.floor(self.burst - ahead * self.per_second + 1e-9))
+
+    def advanced(self, now: datetime, taken: int) -> datetime:
+        """The new ``rate_next_at`` once ``taken`` deliveries were claimed at ``now``."""
+        tat = self._tat(now) + timedelta(seconds=taken / self.per_second)
+        return tat - timedelta(seconds=(self.burst - 1) / self.per_second)
+
+
+@dataclass
+class _Pick:
+    """What one claim takes, decided under the claim lock."""
+
+    ids: list[str] = field(default_factory=list)
+    batch_of: dict[str, str] = field(default_factory=dict)
+    """delivery id -> batch id, for every delivery claimed as part of a batch"""
+    new_batches: dict[str, list[str]] = field(default_factory=dict)
+    """batch ids given out by this claim -> their deliveries"""
+    rate_next_at: dict[str, datetime] = field(default_factory=dict)
+    max_timeout: float = 0.0
+
+
+def _sendable_endpoints(now: sa.BindParameter[datetime]) -> sa.Select[Any]:
+    """Endpoints that may be sent to at all: enabled, and no open circuit
+    (:mod:`interlink.webhooks.health`)."""
+    return sa.select(WebhookEndpoint.id).where(
+        WebhookEndpoint.enabled.is_(True),
+        sa.or_(WebhookEndpoint.circuit_open_until.is_(None), WebhookEndpoint.circuit_open_until <= now),
+    )
+
+
+def _one_of(column: sa.ColumnElement[Any], name: str, *, postgres: bool) -> sa.ColumnElement[bool]:
+    """``column IN (:name…)``; on PostgreSQL ``column = ANY(:name)`` with one array parameter, so
+    the statement text does not vary with the list's length and stays prepared."""
+    if postgres:
+        return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(sa.String())))
+    return column.in_(sa.bindparam(name, expanding=True))
+
+
+def _none_of(column: sa.ColumnElement[Any], name: str, *, postgres: bool) -> sa.ColumnElement[bool]:
+    """``column NOT IN (:name…)`` (``column <> ALL(:name)`` on PostgreSQL, see :func:`_one_of`)."""
+    if postgres:
+        return column != sa.all_(sa.bindparam(name, type_=postgresql.ARRAY(sa.String())))
+    return column.not_in(sa.bindparam(name, expanding=True))
+
+
+@functools.cache
+def _candidates(*, immediate: bool, postgres: bool) -> sa.Select[Any]:
+    """Due deliveries of endpoints with a free slot, in claim order, at most the endpoint's free
+    slots each (``row_number() over (partition by endpoint)`` ≤ ``max_in_flight`` − in flight).
+
+    In flight counts the SENDING rows of every worker (a batch counts once), so ``max_in_flight``
+    holds across workers. Built once (parameters ``now``, ``window``, ``only_ids`` for immediate
+    sends, ``exclude_endpoints``, ``exclude_ids``): building it costs more than running it."""
+    d, e = _T_DELIVERY, _T_ENDPOINT
+    now = sa.bindparam("now", type_=UTCDateTime())
+    enabled = _sendable_endpoints(now)
+    sending = (
+        sa.select(
+            d.c.endpoint_id.label("endpoint_id"),
+            sa.func.count(sa.distinct(sa.func.coalesce(d.c.batch_id, d.c.id))).label("n"),
+        )
+        .where(d.c.status == _status(DeliveryStatus.SENDING))
+        .group_by(d.c.endpoint_id)
+        .cte("sending")
+    )
+    eligible = enabled.outerjoin(sending, sending.c.endpoint_id == WebhookEndpoint.id).where(
+        WebhookEndpoint.deleted_at.is_(None),
+        sa.or_(WebhookEndpoint.rate_next_at.is_(None), WebhookEndpoint.rate_next_at <= now),
+        sa.func.coalesce(sending.c.n, 0) < WebhookEndpoint.max_in_flight,
+    )
+    pick = sa.select(
+        d.c.id, d.c.endpoint_id, d.c.priority, d.c.next_attempt_at, d.c.status, d.c.batch_id
+    ).where(_queued(), d.c.endpoint_id.in_(eligible))
+    if immediate:
+        pick = pick.where(_one_of(d.c.id, "only_ids", postgres=postgres))
+    else:
+        pick = pick.where(d.c.next_attempt_at <= now)
+    pick = pick.where(
+        _none_of(d.c.endpoint_id, "exclude_endpoints", postgres=postgres),
+        _none_of(d.c.id, "exclude_ids", postgres=postgres),
+    )
+    window = sa.bindparam("window", type_=sa.Integer())
+    due = pick.order_by(d.c.priority, d.c.next_attempt_at).limit(window).subquery("due")
+    rank = (
+        sa.func.row_number()
+        .over(partition_by=due.c.endpoint_id, order_by=(due.c.priority, due.c.next_attempt_at))
+        .label("rn")
+    )
+    ranked = sa.select(due, rank).subquery("ranked")
+    free = e.c.max_in_flight - sa.func.coalesce(sending.c.n, 0)
+    return (
+        sa.select(
+            ranked.c.id,
+            ranked.c.endpoint_id,
+            ranked.c.status,
+            ranked.c.batch_id,
+            free.label("free"),
+            e.c.rate_limit_per_second,
+            e.c.rate_next_at,
+            sa.cast(e.c.batch_config, sa.Text()).label("batch_config"),  # parsed once per endpoint
+            e.c.channel,
+            e.c.timeout_seconds,
+            e.c.circuit_open_until,
+        )
+        .select_from(
+            ranked.join(e, e.c.id == ranked.c.endpoint_id).outerjoin(
+                sending, sending.c.endpoint_id == ranked.c.endpoint_id
+            )
+        )
+        .where(ranked.c.rn <= free)
+        .order_by(ranked.c.priority, ranked.c.next_attempt_at, ranked.c.id)
+    )
+
+
+async def _batch_members(
+    session: Any, seed: Any, settings: BatchSettings, taken: set[str], now: datetime
+) -> tuple[str, list[str], bool]:
+    """The deliveries that go with ``seed`` in one request: the same set again when ``seed`` was
+    sent in a batch before (a retry), else ``seed`` and up to ``maxCount − 1`` waiting first
+    deliveries of its endpoint, whatever their ``next_attempt_at``; when another ``maxCount`` wait
+    behind those, they are made due now (their batch is full). Returns (batch id, ids, new)."""
+    d = _T_DELIVERY
+    if seed.batch_id is not None:
+        rows = await session.execute(
+            sa.select(d.c.id)
+            .where(d.c.endpoint_id == seed.endpoint_id, _queued(), d.c.batch_id == seed.batch_id)
+            .order_by(d.c.priority, d.c.next_attempt_at, d.c.id)
+        )
+        others = [i for (i,) in rows.all() if i != seed.id and i not in taken]
+        return seed.batch_id, [seed.id, *others], False
+    if settings.max_count <= 1:
+        return new_id("bat"), [seed.id], True
+    waiting = (
+        sa.select(d.c.id)
+        .where(
+            d.c.endpoint_id == seed.endpoint_id,
+            _queued(),
+            d.c.status == _status(DeliveryStatus.PENDING),
+            d.c.batch_id.is_(None),
+            d.c.id != seed.id,
+        )
+        .order_by(d.c.priority, d.c.next_attempt_at, d.c.id)
+        .limit(2 * settings.max_count - 1 + len(taken))
+    )
+    others = [i for (i,) in (await session.execute(waiting)).all() if i not in taken]
+    members, behind = others[: settings.max_count - 1], others[settings.max_count - 1 :]
+    if len(behind) >= settings.max_count:
+        await session.execute(
+            sa.update(d)
+            .where(d.c.id.in_(behind[: settings.max_count]), d.c.next_attempt_at > now)
+            .values(next_attempt_at=now)
+        )
+    return new_id("bat"), [seed.id, *members], True
+
+
+async def _pick(
+    session: Any, candidates: Sequence[Any], limit: int, now: datetime, *, immediate: bool
+) -> _Pick:
+    """Choose, in claim order, up to ``limit`` sends (a batch is one send) within each endpoint's
+    free slots, rate allowance and circuit probe."""
+    pick = _Pick()
+    batching_of: dict[str, BatchSettings | None] = {}
+    budget: dict[str, int] = {}
+    used: Counter[str] = Counter()
+    gates: dict[str, RateGate] = {}
+    taken: set[str] = set()
+    sends = 0
+    for row in candidates:
+        if sends >= limit:
+            break
+        if row.id in taken:
+            continue
+        endpoint_id = row.endpoint_id
+        if endpoint_id not in budget:
+            allowed = int(row.free)
+            if row.rate_limit_per_second:
+                gates[endpoint_id] = RateGate(float(row.rate_limit_per_second), row.rate_next_at)
+                allowed = min(allowed, gates[endpoint_id].allowance(now))
+            if row.circuit_open_until is not None:
+                allowed = min(allowed, 1)  # a cooled-down circuit sends one probe
+            budget[endpoint_id] = allowed
+        if used[endpoint_id] >= budget[endpoint_id]:
+            continue
+        if endpoint_id not in batching_of:
+            config = json.loads(row.batch_config) if row.batch_config else None
+            batching_of[endpoint_id] = batch_settings(config, row.channel)
+        batching = batching_of[endpoint_id]
+        if batching is not None:
+            if immediate:
+                continue  # a batch endpoint's deliveries wait for their batch
+            if row.circuit_open_until is not None:  # the probe of a batch endpoint: one delivery
+                batching = dataclasses.replace(batching, max_count=1)
+            batch_id, members, new = await _batch_members(session, row, batching, taken, now)
+            for member in members:
+                pick.batch_of[member] = batch_id
+            if new:
+                pick.new_batches[batch_id] = members
+        else:
+            members = [row.id]
+        pick.ids.extend(members)
+        taken.update(members)
+        used[endpoint_id] += 1
+        sends += 1
+        pick.max_timeout = max(pick.max_timeout, float(row.timeout_seconds))
+    for endpoint_id, gate in gates.items():
+        if used[endpoint_id]:
+            pick.rate_next_at[endpoint_id] = gate.advanced(now, used[endpoint_id])
+    return pick
+
+
+async def _take(
+    session: Any, pick: _Pick, worker_id: str, now: datetime, lease_seconds: float, *, postgres: bool
+) -> list[Any]:
+    """Mark the picked deliveries SENDING for ``worker_id`` and advance the endpoints' rate state.
+
+    Rows that left the queue meanwhile (cancelled by a delete) are not taken: the UPDATE checks
+    the status again on the row it locks."""
+    d, e = _T_DELIVERY, _T_ENDPOINT
+    conn = await session.connection()
+    if pick.rate_next_at:  # endpoint rows first, in id order (the order every writer locks them)
+        await conn.execute(
+            sa.update(e)
+            .where(e.c.id == sa.bindparam("b_id"))
+            .values(rate_next_at=sa.bindparam("b_at", type_=UTCDateTime())),
+            [{"b_id": k, "b_at": v} for k, v in sorted(pick.rate_next_at.items())],
+        )
+    rows = (
+        await conn.execute(
+            sa.update(d)
+            .where(_one_of(d.c.id, "ids", postgres=postgres), _queued())
+            .values(
+                status=DeliveryStatus.SENDING,
+                locked_by=worker_id,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+                updated_at=now,
+            )
+            .returning(
+                d.c.id,
+                d.c.tenant_id,
+                d.c.event_id,
+                d.c.endpoint_id,
+                d.c.attempts,
+                d.c.retry_base,
+                d.c.correlation_id,
+                d.c.priority,
+            ),
+            {"ids": pick.ids},
+        )
+    ).all()
+    for batch_id, members in pick.new_batches.items():
+        await conn.execute(sa.update(d).where(d.c.id.in_(members)).values(batch_id=batch_id))
+    return list(rows)
+
+
+async def _unhold(session: Any, ids: Sequence[str], now: datetime) -> None:
+    """Immediate deliveries that could not be sent now (endpoint busy or rate-limited): the queue
+    takes them at once instead of after the ingest hold. Batch endpoints' keep their batch time."""
+    d, e = _T_DELIVERY, _T_ENDPOINT
+    rows = await session.execute(
+        sa.select(d.c.id, e.c.batch_config, e.c.channel)
+        .select_from(d.join(e, e.c.id == d.c.endpoint_id))
+        .where(d.c.id.in_(ids), d.c.status == _status(DeliveryStatus.PENDING), d.c.next_attempt_at > now)
+    )
+    held = [r.id for r in rows.all() if batch_settings(r.batch_config, r.channel) is None]
+    if held:
+        await session.execute(
+            sa.update(d)
+            .where(d.c.id.in_(held), d.c.status == _status(DeliveryStatus.PENDING))
+            .values(next_attempt_at=now)
+        )
+
+
+async def _lock_endpoints(conn: Any, endpoint_ids: Iterable[str], *, exclusive: bool) -> set[str]:
+    """Lock endpoint rows (in id order) and return those deleted. Taken before deliveries go back
+    to the queue: a concurrent :meth:`Endpoints.delete` either committed before (its deletion is
+    seen here) or waits until after (its cancel sees the requeued rows)."""
+    e = _T_ENDPOINT
+    wanted = sorted(set(endpoint_ids))
+    if not wanted:
+        return set()
+    stmt = sa.select(e.c.id, e.c.deleted_at).where(e.c.id.in_(wanted)).order_by(e.c.id)
+    stmt = stmt.with_for_update() if exclusive else stmt.with_for_update(read=True, key_share=True)
+    rows = (await conn.execute(stmt)).all()
+    return {r.id for r in rows if r.deleted_at is not None}
+
+
+def _requeued_status(t: sa.Table = _T_DELIVERY) -> sa.ColumnElement[Any]:
+    """The status a SENDING delivery goes back to unsent: CANCELLED when its endpoint is deleted,
+    PENDING before its first attempt, else RETRYING."""
+    e = _T_ENDPOINT
+    deleted = sa.exists().where(e.c.id == t.c.endpoint_id, e.c.deleted_at.is_not(None))
+    return sa.case(
+        (deleted, DeliveryStatus.CANCELLED.value),
+        (t.c.attempts == 0, DeliveryStatus.PENDING.value),
+        else_=DeliveryStatus.RETRYING.value,
+    )
+
+
+async def take_over_expired(db: Database) -> int:
+    """Put SENDING deliveries whose lease expired (their worker died or stalled) back in the queue,
+    due at once; those of deleted endpoints are CANCELLED. Returns how many."""
+    d = _T_DELIVERY
+    now = utcnow()
+    expired = (
+        sa.select(d.c.id, d.c.endpoint_id)
+        .where(d.c.status == _status(DeliveryStatus.SENDING), d.c.lease_expires_at < now)
+        .limit(1000)
+    )
+    async with db.unit_of_work() as session:
+        conn = await session.connection()
+        rows = (await conn.execute(expired)).all()
+        if not rows:
+            return 0
+        await _lock_endpoints(conn, {r.endpoint_id for r in rows}, exclusive=False)
+        result = await conn.execute(
+            sa.update(d)
+            .where(
+                d.c.id.in_([r.id for r in rows]),
+                d.c.status == _status(DeliveryStatus.SENDING),
+                d.c.lease_expires_at < now,
+            )
+            .values(
+                status=_requeued_status(),
+                next_attempt_at=sa.case((d.c.next_attempt_at > now, now), else_=d.c.next_attempt_at),
+                locked_by=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+        )
+    count = int(getattr(result, "rowcount", 0) or 0)
+    if count:
+        log.info("delivery_leases_taken_over", count=count)
+    return count
+
+
 async def claim(
     db: Database,
     keyring: Keyring,
     worker_id: str,
     limit: int,
-    lease_seconds: float,
+    lease_seconds: float | None = None,
     *,
     exclude_endpoints: Iterable[str] = (),
     exclude_ids: Iterable[str] = (),
     only_ids: Iterable[str] | None = None,
 ) -> list[Work]:
-    """Claim up to ``limit`` due deliveries for ``worker_id`` and read what sending them needs.
+    """Claim up to ``limit`` sends of due deliveries for ``worker_id`` and read what they need.
+
+    A send is one delivery, or for a batch endpoint one batch (its deliveries share
+    :attr:`Work.batch_id`). Each endpoint gets at most its free slots (``max_in_flight`` minus the
+    sends in flight in every worker), its rate allowance (:class:`RateGate`) and, when its circuit
+    cooled down, one probe. Claims hold :data:`CLAIM_LOCK` (PostgreSQL) or ``BEGIN IMMEDIATE``
+    (SQLite), so these limits hold across workers. Expired leases are not taken here (see
+    :func:`take_over_expired`).
 
     ``only_ids`` restricts the claim to those deliveries (immediate sends), which are claimed
-    whatever their ``next_attempt_at`` (ingest holds them back from the queue); ``exclude_ids`` are
-    deliveries the caller still holds (never claimed twice by one worker, even after its lease
-    expired)."""
+    whatever their ``next_attempt_at`` (ingest holds them back from the queue); those that cannot
+    go now are handed to the queue at once, except on batch endpoints, where they wait for their
+    batch. ``exclude_ids`` are deliveries the caller still holds (never claimed twice by one worker,
+    even after its lease expired). ``lease_seconds`` None sizes the lease from the endpoints'
+    timeouts (plus :data:`LEASE_MARGIN_SECONDS`), for callers without a heartbeat."""
     now = utcnow()
-    due = sa.or_(
-        sa.and_(
-            WebhookDelivery.status.in_(CLAIMABLE),
-            sa.true() if only_ids is not None else WebhookDelivery.next_attempt_at <= now,
-        ),
-        sa.and_(WebhookDelivery.status == DeliveryStatus.SENDING, WebhookDelivery.lease_expires_at < now),
-    )
-    enabled = sa.select(WebhookEndpoint.id).where(WebhookEndpoint.enabled.is_(True))
-    pick = sa.select(WebhookDelivery.id).where(due, WebhookDelivery.endpoint_id.in_(enabled))
-    if only_ids is not None:
-        pick = pick.where(WebhookDelivery.id.in_(sorted(set(only_ids))))
-    excluded = sorted(set(exclude_endpoints))
-    if excluded:
-        pick = pick.where(WebhookDelivery.endpoint_id.not_in(excluded))
-    held = sorted(set(exclude_ids))
-    if held:
-        pick = pick.where(WebhookDelivery.id.not_in(held))
-    pick = pick.order_by(WebhookDelivery.priority, WebhookDelivery.next_attempt_at).limit(limit)
-    if not db.is_sqlite:
-        pick = pick.with_for_update(skip_locked=True, of=WebhookDelivery)
-    lease_until = now + timedelta(seconds=lease_seconds)
-    stmt = (
-        sa.update(WebhookDelivery)
-        .where(WebhookDelivery.id.in_(pick.scalar_subquery()))
-        .values(
-            status=DeliveryStatus.SENDING, locked_by=worker_id, lease_expires_at=lease_until, updated_at=now
-        )
-        .returning(
-            WebhookDelivery.id,
-            WebhookDelivery.tenant_id,
-            WebhookDelivery.event_id,
-            WebhookDelivery.endpoint_id,
-            WebhookDelivery.attempts,
-            WebhookDelivery.correlation_id,
-            WebhookDelivery.priority,
-        )
-        .execution_options(synchronize_session=False)
-    )
+    wanted = sorted(set(only_ids)) if only_ids is not None else None
+    postgres = not db.is_sqlite
+    candidates = _candidates(immediate=wanted is not None, postgres=postgres)
+    params: dict[str, Any] = {
+        "now": now,
+        "window": max(2 * limit, limit + PICK_WINDOW_MIN),
+        "only_ids": wanted or [],
+        "exclude_endpoints": sorted(set(exclude_endpoints)),
+        "exclude_ids": sorted(set(exclude_ids)),
+    }
     async with db.unit_of_work() as session:
-        rows = (await session.execute(stmt)).all()
+        if not db.is_sqlite:
+            await session.execute(sa.select(sa.func.pg_advisory_xact_lock(CLAIM_LOCK)))
+        found = (await session.execute(candidates, params)).all()
+        pick = await _pick(session, found, limit, now, immediate=wanted is not None)
+        if wanted is not None and len(pick.ids) < len(wanted):
+            await _unhold(session, sorted(set(wanted) - set(pick.ids)), now)
+        if not pick.ids:
+            return []
+        lease = lease_seconds if lease_seconds is not None else pick.max_timeout + LEASE_MARGIN_SECONDS
+        rows = await _take(session, pick, worker_id, now, lease, postgres=postgres)
         if not rows:
             return []
+        ev = _T_EVENT
         events = {
             e.id: e
             for e in (
-                await session.scalars(
-                    sa.select(WebhookEvent).where(WebhookEvent.id.in_({r.event_id for r in rows}))
+                await session.execute(
+                    sa.select(
+                        ev.c.id, ev.c.event_type, ev.c.payload, ev.c.metadata.label("meta"), ev.c.created_at
+                    ).where(_one_of(ev.c.id, "ids", postgres=postgres)),
+                    {"ids": sorted({r.event_id for r in rows})},
                 )
             ).all()
         }
@@ -269,18 +718,24 @@ async def claim(
             ).all()
         }
         secrets = await _load_secrets(session, keyring, endpoint_rows)
+        schedules = await webhook_config.retry_schedules(
+            session, {e.tenant_id for e in endpoint_rows.values() if not e.retry_schedule}
+        )
+        rows = await _admit_probes(session, worker_id, rows, endpoint_rows, now, lease)
     views = {
         e.id: EndpointView(
             id=e.id,
             tenant_id=e.tenant_id,
-            url=e.url,
+            url=endpoints.delivery_target(keyring, e),
             channel=e.channel,
             headers=dict(e.headers or {}),
             timeout_seconds=float(e.timeout_seconds),
-            retry_schedule=list(e.retry_schedule) if e.retry_schedule else None,
+            retry_schedule=list(e.retry_schedule) if e.retry_schedule else schedules.get(e.tenant_id),
             max_in_flight=max(1, int(e.max_in_flight)),
             transformation=e.transformation,
             secrets=secrets.get(e.id, []),
+            channel_config=dict(e.channel_config or {}),
+            batch_config=dict(e.batch_config) if e.batch_config else None,
         )
         for e in endpoint_rows.values()
     }
@@ -289,6 +744,7 @@ async def claim(
             delivery_id=r.id,
             tenant_id=r.tenant_id,
             attempts=r.attempts,
+            retry_base=r.retry_base,
             correlation_id=r.correlation_id,
             event=EventView(
                 id=events[r.event_id].id,
@@ -298,6 +754,7 @@ async def claim(
                 created_at=events[r.event_id].created_at,
             ),
             endpoint=views[r.endpoint_id],
+            batch_id=pick.batch_of.get(r.id),
         )
         for r in rows
     ]
@@ -374,7 +831,7 @@ def _failure(
     now = utcnow()
     row["error_class"] = error_class
     row["error_message"] = storable_text(message)[:MAX_ERROR_CHARS]
-    attempt = work.attempts + 1
+    attempt = work.attempts + 1 - work.retry_base  # counted from the last manual requeue
     delay = None if final else retry_delay(attempt, work.endpoint.retry_schedule)
     if delay is not None and retry_after is not None:
         delay = retry_after
@@ -386,95 +843,192 @@ def _failure(
 
 
 class Sender:
-    """Builds, signs and sends one delivery; never raises (every failure becomes an :class:`Outcome`)."""
+    """Builds one delivery's body and hands it to the endpoint's channel; never raises (every
+    failure becomes an :class:`Outcome`).
 
-    def __init__(self, transport: HttpTransport) -> None:
+    Channels (:mod:`interlink.webhooks.channels`) only send and describe what happened; every
+    attempt, whatever its channel, becomes an :class:`Outcome` here, through :func:`_failure` or
+    the success path, so retries, ``Retry-After``, attempt rows and error classes are the same
+    on every channel."""
+
+    def __init__(self, transport: HttpTransport, smtp: SmtpConfig | None = None) -> None:
         self.transport = transport
         self.templates = _Templates()
+        self.channels: dict[DeliveryChannel, Channel] = build_channels(transport, smtp)
 
-    def body_of(self, work: Work) -> bytes:
-        """The request body (raises TransformationError or ValidationFailed for a bad template)."""
+    def document_of(self, work: Work) -> Any:
+        """What is sent: the transformation's output, else the envelope (raises TransformationError
+        or ValidationFailed for a bad template)."""
         if work.endpoint.transformation:
             document = filter_document(work.event.type, work.event.payload, work.event.metadata)
-            shaped = self.templates.get(work.endpoint.transformation).apply(document)
-            return json.dumps(shaped, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
-        return json.dumps(
-            envelope(work.event), separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        ).encode()
+            return self.templates.get(work.endpoint.transformation).apply(document)
+        return envelope(work.event)
 
-    async def send(self, work: Work) -> Outcome:
-        started_at = utcnow()
-        endpoint = work.endpoint
-        row = _attempt_row(work, started_at, {})
-        if endpoint.channel is not DeliveryChannel.WEBHOOK:
-            return _failure(
-                work,
-                row,
-                "other",
-                f"channel {endpoint.channel.value} is not served by this worker",
-                final=True,
-            )
-        try:
+    def body_of(self, work: Work) -> bytes:
+        """The request body: :meth:`document_of` as compact JSON."""
+        return _compact(self.document_of(work))
+
+    async def _message(self, work: Work) -> OutboundMessage:
+        if work.endpoint.transformation:
             # A transformation may use up to its time bound: keep it off the event loop, where it
             # would stall every other send of this worker.
-            body = (
-                await asyncio.to_thread(self.body_of, work) if endpoint.transformation else self.body_of(work)
+            document = await asyncio.to_thread(self.document_of, work)
+            return OutboundMessage(work, document, _compact(document), transformed=True)
+        document = envelope(work.event)
+        return OutboundMessage(work, document, _compact(document), transformed=False)
+
+    async def send(self, work: Work) -> Outcome:
+        endpoint = work.endpoint
+        row = _attempt_row(work, utcnow(), {})
+        channel = self.channels.get(endpoint.channel)
+        if channel is None:
+            return _failure(
+                work, row, "other", f"channel {endpoint.channel} is not served by this worker", final=True
             )
+        try:
+            message = await self._message(work)
         except TransformationError as exc:
             return _failure(work, row, "transformation", f"transformation failed: {exc}", final=True)
         except Exception as exc:
             return _failure(
                 work, row, "transformation", f"transformation failed: {type(exc).__name__}: {exc}", final=True
             )
-        if not endpoint.secrets:
-            return _failure(work, row, "other", "the endpoint has no active signing secret")
-        signed = signing.sign(endpoint.secrets, work.event.id, int(time.time()), body)
-        headers = {k: v for k, v in endpoint.headers.items() if not k.lower().startswith("webhook-")}
-        headers["Content-Type"] = "application/json"
-        headers.update(signed.as_dict())
-        recorded = redacted_headers(headers)
-        recorded["User-Agent"] = self.transport.user_agent
-        row["request_headers"] = recorded
         try:
-            response = await self.transport.send(
-                "POST", endpoint.url, headers, body, endpoint.timeout_seconds
-            )
-        except TransportError as exc:
-            row["duration_ms"] = round(exc.duration_ms, 3)
-            return _failure(work, row, exc.error_class, exc.message)
-        except Exception as exc:  # a transport bug must not lose the delivery
-            return _failure(work, row, "other", f"{type(exc).__name__}: {exc}")
-        return self._answered(work, row, response)
+            attempt = await channel.send(message)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a channel bug must not lose the delivery
+            return _failure(work, row, "other", channel.scrub(f"{type(exc).__name__}: {exc}", endpoint))
+        return self._answered(work, row, attempt)
 
-    def _answered(self, work: Work, row: dict[str, Any], response: TransportResponse) -> Outcome:
+    def _answered(self, work: Work, row: dict[str, Any], attempt: ChannelAttempt) -> Outcome:
+        """The attempt row and outcome of what a channel did (the one path for every channel)."""
         now = utcnow()
-        row["duration_ms"] = round(response.duration_ms, 3)
-        row["response_status"] = response.status
-        row["response_headers"] = {storable_text(k): storable_text(v) for k, v in response.headers.items()}
-        row["response_body"] = storable_text(response.body.decode("utf-8", errors="replace"))[
-            :MAX_RESPONSE_BODY_CHARS
-        ]
-        status = response.status
-        if 200 <= status < 300:
+        row["request_headers"] = {
+            storable_text(k): storable_text(v) for k, v in redacted_headers(attempt.request_headers).items()
+        }
+        if attempt.duration_ms is not None:
+            row["duration_ms"] = round(attempt.duration_ms, 3)
+        row["response_status"] = attempt.status
+        if attempt.response_headers is not None:
+            row["response_headers"] = {
+                storable_text(k): storable_text(v) for k, v in attempt.response_headers.items()
+            }
+        if attempt.response_body is not None:
+            row["response_body"] = storable_text(attempt.response_body)[:MAX_RESPONSE_BODY_CHARS]
+        if attempt.succeeded:
             row["succeeded"] = True
-            return Outcome(work, row, DeliveryStatus.DELIVERED, now, status, None, True)
-        error_class = f"http_{status // 100}xx"
-        if status == 410:
-            outcome = _failure(
-                work, row, error_class, "the endpoint answered 410 Gone", final=True, status_code=status
-            )
-            outcome.disable_reason = "the endpoint answered 410 Gone"
-            return outcome
-        lowered = {k.lower(): v for k, v in response.headers.items()}
-        retry_after = parse_retry_after(lowered.get("retry-after"), now)
-        return _failure(
+            if attempt.message:  # delivered, with something worth recording (a partial refusal)
+                row["error_message"] = storable_text(attempt.message)[:MAX_ERROR_CHARS]
+            return Outcome(work, row, DeliveryStatus.DELIVERED, now, attempt.status, None, True)
+        error_class = attempt.error_class or "other"
+        retry_after = None
+        if attempt.response_headers:
+            lowered = {k.lower(): v for k, v in attempt.response_headers.items()}
+            retry_after = parse_retry_after(lowered.get("retry-after"), now)
+        outcome = _failure(
             work,
             row,
             error_class,
-            f"the endpoint answered HTTP {status}",
+            attempt.message or f"the attempt failed ({error_class})",
             retry_after=retry_after,
-            status_code=status,
+            final=attempt.final,
+            status_code=attempt.status,
         )
+        if attempt.disable_reason:
+            outcome.disable_reason = attempt.disable_reason
+        return outcome
+
+
+def _compact(document: Any) -> bytes:
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+# -- batches -------------------------------------------------------------------------------------
+
+BATCH_TYPE: Final = "batch"
+
+
+def _json_bytes(document: Any) -> bytes:
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+async def send_batch(sender: Sender, works: Sequence[Work]) -> list[Outcome]:
+    """Send deliveries claimed together for a batch endpoint; one :class:`Outcome` per delivery.
+
+    Each event becomes its document (the endpoint's transformation applied to it alone, else its
+    envelope); a document that fails the transformation fails its own delivery. The documents go,
+    in claim order, into requests ``{"type": "batch", "timestamp", "data": [document, ...]}`` of
+    at most ``maxBytes`` (a single larger document goes alone), sent one after the other. The first
+    request carries the claim's batch id, the others new ones; ``webhook-id`` is the batch id, and
+    every delivery of a request shares its attempt result (one attempt row each, with the
+    ``batch_id``), so a failed request is retried later as the same set under the same id."""
+    first = works[0]
+    endpoint = first.endpoint
+    settings = batch_settings(endpoint.batch_config, endpoint.channel)
+    max_bytes = settings.max_bytes if settings is not None else 0
+    outcomes: list[Outcome] = []
+    documents: list[tuple[Work, Any, int]] = []
+    for work in works:
+        row = _attempt_row(work, utcnow(), {})
+        try:
+            if endpoint.transformation:
+                document = await asyncio.to_thread(sender.document_of, work)
+            else:
+                document = envelope(work.event)
+            size = len(_json_bytes(document))
+        except TransformationError as exc:
+            message = f"transformation failed: {exc}"
+            outcomes.append(_failure(work, row, "transformation", message, final=True))
+            continue
+        except Exception as exc:
+            message = f"transformation failed: {type(exc).__name__}: {exc}"
+            outcomes.append(_failure(work, row, "transformation", message, final=True))
+            continue
+        documents.append((work, document, size))
+    timestamp = utcnow()
+    size = len(_json_bytes({"type": BATCH_TYPE, "timestamp": timestamp.isoformat(), "data": []}))
+    parts: list[list[tuple[Work, Any, int]]] = []
+    for item in documents:
+        extra = item[2] + (1 if parts and parts[-1] else 0)
+        if not parts or (max_bytes and parts[-1] and size + extra > max_bytes):
+            parts.append([])
+            size = len(_json_bytes({"type": BATCH_TYPE, "timestamp": timestamp.isoformat(), "data": []}))
+            extra = item[2]
+        parts[-1].append(item)
+        size += extra
+    for index, part in enumerate(parts):
+        batch_id = first.batch_id if index == 0 and first.batch_id else new_id("bat")
+        outcomes.extend(await _send_part(sender, batch_id, timestamp, part))
+    return outcomes
+
+
+async def _send_part(
+    sender: Sender, batch_id: str, timestamp: datetime, part: Sequence[tuple[Work, Any, int]]
+) -> list[Outcome]:
+    """One batch request, through the endpoint's channel like any delivery: the batch is sent as
+    an event whose id is the batch id and whose payload is the list of documents."""
+    head = part[0][0]
+    carrier = dataclasses.replace(
+        head,
+        delivery_id=batch_id,
+        event=EventView(batch_id, BATCH_TYPE, [doc for _work, doc, _size in part], {}, timestamp),
+        endpoint=dataclasses.replace(head.endpoint, transformation=None),
+        batch_id=batch_id,
+    )
+    sent = await sender.send(carrier)
+    outcomes = []
+    for work, _doc, _size in part:
+        row = {
+            **sent.attempt,
+            "id": new_id("att"),
+            "tenant_id": work.tenant_id,
+            "delivery_id": work.delivery_id,
+            "endpoint_id": work.endpoint.id,
+            "attempt_number": work.attempts + 1,
+        }
+        outcomes.append(dataclasses.replace(sent, work=work, attempt=row, batch_id=batch_id))
+    return outcomes
 
 
 # -- recording -----------------------------------------------------------------------------------
@@ -483,29 +1037,46 @@ class Sender:
 async def record(
     db: Database, worker_id: str, outcomes: Sequence[Outcome], releases: Sequence[Work] = ()
 ) -> None:
-    """Write attempts, delivery states and endpoint health of many deliveries in one transaction."""
+    """Write attempts, delivery states and endpoint health of many deliveries in one transaction.
+
+    The endpoints are locked before the deliveries are written (in id order, as the health update
+    locks them): a delivery whose endpoint was deleted meanwhile is CANCELLED instead of RETRYING
+    (its attempt is kept), and a delete that comes later waits, then cancels what is requeued."""
     if not outcomes and not releases:
         return
     now = utcnow()
-    updates = [
-        {
-            "b_id": o.work.delivery_id,
-            "b_worker": worker_id,
-            "b_status": o.status,
-            "b_attempts": o.work.attempts + 1,
-            "b_next": o.next_attempt_at,
-            "b_code": o.status_code,
-            "b_error": o.error_class,
-            "b_delivered": now if o.succeeded else None,
-            "b_now": now,
-        }
-        for o in outcomes
-    ]
     t = _T_DELIVERY
     async with db.unit_of_work() as session:
         conn = await session.connection()
         if outcomes:
-            await conn.execute(sa.insert(_T_ATTEMPT), [o.attempt for o in outcomes])
+            attempts = [{**o.attempt, "batch_id": o.batch_id} for o in outcomes]
+            await _insert_attempts(conn, attempts, postgres=not db.is_sqlite)
+        deleted = await _lock_endpoints(
+            conn,
+            [o.work.endpoint.id for o in outcomes] + [w.endpoint.id for w in releases],
+            exclusive=True,
+        )
+        for o in outcomes:
+            if o.status is DeliveryStatus.RETRYING and o.work.endpoint.id in deleted:
+                o.status = DeliveryStatus.CANCELLED
+        updates = [
+            {
+                "b_id": o.work.delivery_id,
+                "b_worker": worker_id,
+                "b_status": o.status,
+                "b_attempts": o.work.attempts + 1,
+                "b_next": o.next_attempt_at,
+                "b_code": o.status_code,
+                "b_error": o.error_class,
+                "b_delivered": now if o.succeeded else None,
+                "b_batch": o.batch_id,
+                "b_now": now,
+            }
+            for o in outcomes
+        ]
+        if outcomes and not db.is_sqlite:
+            await _update_outcomes_pg(conn, worker_id, updates, now)
+        elif outcomes:
             await conn.execute(
                 sa.update(t)
                 .where(
@@ -522,6 +1093,7 @@ async def record(
                     delivered_at=sa.func.coalesce(
                         sa.bindparam("b_delivered", type_=UTCDateTime()), t.c.delivered_at
                     ),
+                    batch_id=sa.bindparam("b_batch"),
                     locked_by=None,
                     lease_expires_at=None,
                     updated_at=sa.bindparam("b_now", type_=UTCDateTime()),
@@ -533,19 +1105,83 @@ async def record(
         await _endpoint_health(session, outcomes, now)
 
 
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _rows_json(rows: Sequence[dict[str, Any]]) -> str:
+    """Rows as one JSON array (one parameter, parsed by PostgreSQL with ``jsonb_to_recordset``)."""
+    return json.dumps(rows, default=_json_default, separators=(",", ":"))
+
+
+@functools.lru_cache(maxsize=16)
+def _attempts_sql(columns: tuple[str, ...]) -> sa.TextClause:
+    """PostgreSQL: ``INSERT … SELECT … FROM jsonb_to_recordset(:rows)`` for these columns."""
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    names = ", ".join(columns)
+    types = ", ".join(f"{name} {_T_ATTEMPT.c[name].type.compile(dialect=dialect)}" for name in columns)
+    return sa.text(
+        f"INSERT INTO webhook_attempts ({names}) SELECT {names} "  # noqa: S608 - names from the model
+        f"FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS x ({types})"
+    )
+
+
+async def _insert_attempts(conn: Any, rows: list[dict[str, Any]], *, postgres: bool) -> None:
+    """Insert attempt rows: on PostgreSQL one statement whatever their number (the rows travel as
+    one JSON parameter; the text is the same every time, so it stays prepared), on SQLite
+    ``executemany``."""
+    columns = tuple(sorted(set().union(*rows)))
+    normalised = [{c: r.get(c) for c in columns} for r in rows]
+    if postgres:
+        await conn.execute(_attempts_sql(columns), {"rows": _rows_json(normalised)})
+    else:
+        await conn.execute(sa.insert(_T_ATTEMPT), normalised)
+
+
+_OUTCOMES_SQL: Final = sa.text(
+    "UPDATE webhook_deliveries AS d SET status = v.status, attempts = v.attempts, "
+    "next_attempt_at = v.next_at, last_status_code = v.code, last_error_class = v.error, "
+    "delivered_at = COALESCE(v.delivered, d.delivered_at), batch_id = v.batch, "
+    "locked_by = NULL, lease_expires_at = NULL, updated_at = :now "
+    "FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS v (id varchar, status varchar, "
+    "attempts integer, next_at timestamptz, code integer, error varchar, delivered timestamptz, "
+    "batch varchar) "
+    "WHERE d.id = v.id AND d.locked_by = :worker AND d.status = 'SENDING'"
+)
+"""PostgreSQL: every outcome of a flush in one ``UPDATE … FROM`` (the rows as one JSON parameter,
+so the statement text is always the same and stays prepared), fenced like the per-row form."""
+
+
+async def _update_outcomes_pg(
+    conn: Any, worker_id: str, updates: list[dict[str, Any]], now: datetime
+) -> None:
+    rows = [
+        {
+            "id": u["b_id"],
+            "status": DeliveryStatus(u["b_status"]).value,
+            "attempts": u["b_attempts"],
+            "next_at": u["b_next"],
+            "code": u["b_code"],
+            "error": u["b_error"],
+            "delivered": u["b_delivered"],
+            "batch": u["b_batch"],
+        }
+        for u in updates
+    ]
+    await conn.execute(_OUTCOMES_SQL, {"rows": _rows_json(rows), "worker": worker_id, "now": now})
+
+
 async def _release(conn: Any, worker_id: str, ids: list[str], now: datetime) -> None:
+    """Hand claimed deliveries back unsent (no attempt counted); see :func:`_requeued_status`."""
     t = _T_DELIVERY
+    owners = await conn.execute(sa.select(t.c.endpoint_id).where(t.c.id.in_(ids)).distinct())
+    await _lock_endpoints(conn, [r.endpoint_id for r in owners.all()], exclusive=False)
     await conn.execute(
         sa.update(t)
         .where(t.c.id.in_(ids), t.c.locked_by == worker_id, t.c.status == DeliveryStatus.SENDING)
-        .values(
-            status=sa.case(
-                (t.c.attempts == 0, DeliveryStatus.PENDING.value), else_=DeliveryStatus.RETRYING.value
-            ),
-            locked_by=None,
-            lease_expires_at=None,
-            updated_at=now,
-        )
+        .values(status=_requeued_status(), locked_by=None, lease_expires_at=None, updated_at=now)
     )
 
 
@@ -557,50 +1193,60 @@ async def release(db: Database, worker_id: str, ids: list[str]) -> None:
 
 
 async def _endpoint_health(session: Any, outcomes: Sequence[Outcome], now: datetime) -> None:
+    """Fold the outcomes into each endpoint's health in the recording transaction: counters,
+    410, auto-disable, circuit breaker and operational events (:mod:`interlink.webhooks.health`)."""
     by_endpoint: dict[str, list[Outcome]] = {}
     for o in outcomes:
         by_endpoint.setdefault(o.work.endpoint.id, []).append(o)
-    for endpoint_id, items in sorted(by_endpoint.items()):
-        tenant_id = items[0].work.tenant_id
-        where = (WebhookEndpoint.id == endpoint_id, WebhookEndpoint.tenant_id == tenant_id)
+    results = []
+    for endpoint_id, items in by_endpoint.items():
         gone = next((o for o in items if o.disable_reason), None)
-        values: dict[str, Any]
-        if any(o.succeeded for o in items) and gone is None:
-            values = {"last_success_at": now, "consecutive_failures": 0, "failing_since": None}
-        else:
-            failures = sum(1 for o in items if not o.succeeded)
-            values = {
-                "consecutive_failures": WebhookEndpoint.consecutive_failures + failures,
-                "failing_since": sa.func.coalesce(WebhookEndpoint.failing_since, now),
-            }
-        if gone is not None:
-            values.update(enabled=False, disabled_reason=gone.disable_reason, disabled_at=now, updated_at=now)
-            result = await session.execute(
-                sa.update(WebhookEndpoint)
-                .where(*where, WebhookEndpoint.enabled.is_(True))
-                .values(**values)
-                .execution_options(synchronize_session=False)
+        results.append(
+            health.EndpointResults(
+                endpoint_id=endpoint_id,
+                tenant_id=items[0].work.tenant_id,
+                succeeded=sum(1 for o in items if o.succeeded),
+                failed=sum(
+                    1 for o in items if not o.succeeded and o.error_class not in health.NOT_ENDPOINT_FAILURES
+                ),
+                gone_reason=gone.disable_reason if gone else None,
+                gone_delivery_id=gone.work.delivery_id if gone else None,
             )
-            if getattr(result, "rowcount", 0):
-                audit.record(
-                    session,
-                    system_actor(tenant_id),
-                    "endpoint.disabled",
-                    "endpoint",
-                    endpoint_id,
-                    {
-                        "enabled": {"old": True, "new": False},
-                        "disabledReason": {"old": None, "new": gone.disable_reason},
-                        "deliveryId": {"old": None, "new": gone.work.delivery_id},
-                    },
-                )
-            continue
-        await session.execute(
-            sa.update(WebhookEndpoint)
-            .where(*where)
-            .values(**values)
-            .execution_options(synchronize_session=False)
         )
+    await health.record(session, results, now)
+
+
+async def _admit_probes(
+    session: Any,
+    worker_id: str,
+    rows: Sequence[Any],
+    endpoint_rows: dict[str, WebhookEndpoint],
+    now: datetime,
+    lease_seconds: float,
+) -> list[Any]:
+    """Claimed rows minus those a circuit holds back: an endpoint whose cooldown is over gets one
+    delivery (the probe, if this claim wins it); the others claimed for it are handed back unsent."""
+    cooled = {
+        e.id
+        for e in endpoint_rows.values()
+        if e.circuit_open_until is not None and e.circuit_open_until <= now
+    }
+    if not cooled:
+        return list(rows)
+    admitted = await health.admit_probes(session, sorted(cooled), now, lease_seconds)
+    keep: list[Any] = []
+    back: list[str] = []
+    for r in sorted(rows, key=lambda r: (r.priority, r.id)):
+        if r.endpoint_id not in cooled:
+            keep.append(r)
+        elif r.endpoint_id in admitted:
+            admitted.discard(r.endpoint_id)
+            keep.append(r)
+        else:
+            back.append(r.id)
+    if back:
+        await _release(await session.connection(), worker_id, back, now)
+    return keep
 
 
 # -- the worker ----------------------------------------------------------------------------------
@@ -608,12 +1254,18 @@ async def _endpoint_health(session: Any, outcomes: Sequence[Outcome], now: datet
 
 @dataclass
 class DeliveryConfig:
+    """``concurrency``: sends in flight (a batch request is one); ``batch_size``: most sends per
+    claim; ``flush_linger``: how long finished attempts wait for others before they are recorded
+    together; ``takeover_interval``: how often expired leases are looked for."""
+
     concurrency: int = 64
     batch_size: int = 128
     lease_seconds: float = 60.0
     poll_interval: float = 1.0
     shutdown_grace: float = 10.0
     listen_dsn: str | None = None
+    flush_linger: float = 0.01
+    takeover_interval: float = 1.0
 
 
 @dataclass
@@ -625,16 +1277,17 @@ class DeliveryWorker:
     transport: HttpTransport
     config: DeliveryConfig = field(default_factory=DeliveryConfig)
     worker_id: str = field(default_factory=default_worker_id)
+    smtp: SmtpConfig | None = None
+    """The SMTP server of EMAIL deliveries (unset: they fail with error class ``unconfigured``)."""
 
     def __post_init__(self) -> None:
-        self.sender = Sender(self.transport)
+        self.sender = Sender(self.transport, self.smtp)
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._results_ready = asyncio.Event()
         self._claimed: dict[str, Work] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._per_endpoint: Counter[str] = Counter()
-        self._max_in_flight: dict[str, int] = {}
+        self._next_takeover = datetime.min.replace(tzinfo=UTC)
         self._results: list[Outcome] = []
         self._releases: list[Work] = []
         self._flush_lock = asyncio.Lock()
@@ -688,38 +1341,34 @@ class DeliveryWorker:
             log.info("delivery_worker_stopped", worker_id=self.worker_id, delivered=self.delivered)
 
     async def claim_once(self) -> tuple[int, int]:
-        """Claim one batch for the free slots and start sending it. Returns (asked for, claimed)."""
-        free = self.config.concurrency - len(self._claimed)
+        """Claim sends for the free slots and start them. Returns (sends asked for, claimed)."""
+        free = self.config.concurrency - len(self._tasks)
         low_water = max(1, min(self.config.batch_size, self.config.concurrency) // 4)
-        if free <= 0 or (free < low_water and self._claimed):
+        if free <= 0 or (free < low_water and self._tasks):
             return 0, 0
+        now = utcnow()
+        if now >= self._next_takeover:
+            self._next_takeover = now + timedelta(seconds=self.config.takeover_interval)
+            try:
+                await take_over_expired(self.db)
+            except Exception as exc:
+                log.warning("delivery_takeover_failed", error=str(exc), error_type=type(exc).__name__)
         wanted = min(free, self.config.batch_size)
-        saturated = [ep for ep, n in self._per_endpoint.items() if n >= self._max_in_flight.get(ep, 1)]
         works = await claim(
             self.db,
             self.keyring,
             self.worker_id,
             wanted,
             self.config.lease_seconds,
-            exclude_endpoints=saturated,
             exclude_ids=list(self._claimed),
         )
-        overflow: list[Work] = []
+        sends: dict[str, list[Work]] = {}
         for work in works:
-            endpoint = work.endpoint
             self._claimed[work.delivery_id] = work
-            self._max_in_flight[endpoint.id] = endpoint.max_in_flight
-            if self._per_endpoint[endpoint.id] >= endpoint.max_in_flight:
-                overflow.append(work)
-                continue
-            self._per_endpoint[endpoint.id] += 1
-            self._tasks[work.delivery_id] = asyncio.create_task(
-                self._send(work), name=f"delivery-{work.delivery_id}"
-            )
-        if overflow:
-            self._releases.extend(overflow)
-            self._results_ready.set()
-        return wanted, len(works)
+            sends.setdefault(work.batch_id or work.delivery_id, []).append(work)
+        for key, group in sends.items():
+            self._tasks[key] = asyncio.create_task(self._send(key, group), name=f"delivery-{key}")
+        return wanted, len(sends)
 
     async def drain(self, max_seconds: float = 30.0) -> None:
         """Send until nothing is due and nothing is in flight (tests and one-shot use)."""
@@ -746,46 +1395,52 @@ class DeliveryWorker:
                 self._releases = releases + self._releases
                 raise
             for o in outcomes:
-                self._forget(o.work, counted=True)
+                self._claimed.pop(o.work.delivery_id, None)
                 self.attempted += 1
                 self.delivered += o.succeeded
             for w in releases:
-                self._forget(w, counted=False)
+                self._claimed.pop(w.delivery_id, None)
+        observe_outcomes(outcomes)
         self._wake.set()
         return len(outcomes)
 
     # -- internals -------------------------------------------------------------------------
 
-    def _forget(self, work: Work, *, counted: bool) -> None:
-        self._claimed.pop(work.delivery_id, None)
-        if counted:
-            self._per_endpoint[work.endpoint.id] -= 1
-            if self._per_endpoint[work.endpoint.id] <= 0:
-                del self._per_endpoint[work.endpoint.id]
-
-    async def _send(self, work: Work) -> None:
-        token = correlation_id_var.set(work.correlation_id)
+    async def _send(self, key: str, works: list[Work]) -> None:
+        """One send: a delivery, or the deliveries of one batch (:func:`send_batch`)."""
+        token = correlation_id_var.set(works[0].correlation_id)
         try:
             try:
-                outcome = await self.sender.send(work)
+                if works[0].batch_id is not None:
+                    outcomes = await send_batch(self.sender, works)
+                else:
+                    outcomes = [await self.sender.send(works[0])]
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a bug here must not strand the delivery in SENDING
-                log.error("delivery_send_crashed", delivery_id=work.delivery_id, error=type(exc).__name__)
-                outcome = _failure(
-                    work, _attempt_row(work, utcnow(), {}), "other", f"internal error: {type(exc).__name__}"
-                )
-            self._results.append(outcome)
+                log.error("delivery_send_crashed", delivery_id=key, error=type(exc).__name__)
+                message = f"internal error: {type(exc).__name__}"
+                outcomes = [_failure(w, _attempt_row(w, utcnow(), {}), "other", message) for w in works]
+            self._results.extend(outcomes)
             self._results_ready.set()
         finally:
             correlation_id_var.reset(token)
-            self._tasks.pop(work.delivery_id, None)
+            self._tasks.pop(key, None)
 
     async def _flush_loop(self) -> None:
         delay = 0.05
+        enough = max(1, min(self.config.batch_size, self.config.concurrency) // 2)
         while True:
             await self._results_ready.wait()
             self._results_ready.clear()
+            if (
+                self.config.flush_linger > 0
+                and self._tasks
+                and len(self._results) < enough
+                and not self._stopping.is_set()
+            ):
+                # Sends still running: let more finish, so one transaction records many of them.
+                await asyncio.sleep(self.config.flush_linger)
             try:
                 await self.flush()
                 delay = 0.05
@@ -855,7 +1510,6 @@ class DeliveryWorker:
             except Exception as exc:
                 log.warning("delivery_release_failed", error=str(exc))
             self._claimed.clear()
-            self._per_endpoint.clear()
 
 
 async def deliver_now(
@@ -864,11 +1518,16 @@ async def deliver_now(
     transport: HttpTransport,
     delivery_ids: Sequence[str],
     *,
-    lease_seconds: float = 60.0,
+    lease_seconds: float | None = None,
+    smtp: SmtpConfig | None = None,
 ) -> list[Outcome]:
     """Make the first attempt of these deliveries right away (``immediate`` ingest).
 
     Deliveries another worker holds already are skipped; failures are scheduled for retry as usual.
+    The endpoints' limits apply: what cannot go now (``max_in_flight``, rate limit) is left to the
+    queue, due at once; batch endpoints' deliveries wait for their batch. There is no heartbeat:
+    the lease (``lease_seconds`` None) is the slowest endpoint's timeout, which bounds the whole
+    send including name resolution, plus :data:`LEASE_MARGIN_SECONDS`.
     """
     if not delivery_ids:
         return []
@@ -876,7 +1535,8 @@ async def deliver_now(
     works = await claim(db, keyring, worker_id, len(delivery_ids), lease_seconds, only_ids=delivery_ids)
     if not works:
         return []
-    sender = Sender(transport)
+    sender = Sender(transport, smtp)
     outcomes = list(await asyncio.gather(*(sender.send(w) for w in works)))
     await record(db, worker_id, outcomes)
+    observe_outcomes(outcomes)
     return outcomes

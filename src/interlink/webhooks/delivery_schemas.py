@@ -65,7 +65,10 @@ class EventInfo(ApiModel):
     id: str
     tenant_id: str
     type: str
-    payload: dict[str, Any] | None
+    payload: dict[str, Any] | None = Field(description="Null once retention purged it (payloadPurgedAt).")
+    payload_purged_at: datetime | None = Field(
+        default=None, description="When retention removed the payload; such an event cannot be replayed."
+    )
     metadata: dict[str, Any]
     idempotency_key: str | None
     priority: PriorityName
@@ -99,7 +102,7 @@ class WebhookDeliveryInfo(ApiModel):
     last_status_code: int | None
     last_error_class: str | None = Field(
         description="timeout, dns, connect, tls, refused, http_3xx, http_4xx, http_5xx, "
-        "transformation or other."
+        "smtp_4xx, smtp_5xx (EMAIL), unconfigured (EMAIL without SMTP settings), transformation or other."
     )
     delivered_at: datetime | None
     correlation_id: str | None
@@ -123,3 +126,7 @@ class WebhookAttemptInfo(ApiModel):
     error_class: str | None
     error_message: str | None
     succeeded: bool
+    batch_id: str | None = Field(
+        default=None,
+        description="Batch endpoints: the batch request (its webhook-id) this attempt was part of.",
+    )

@@ -17,15 +17,20 @@ Contracts
 * **Targets**: WEBHOOK and SLACK endpoints take a ``url`` that passes :func:`ssrf.validate_url`
   and, resolved when saved, :func:`ssrf.check_target` against ``runtime.allowed_target_networks``.
   EMAIL endpoints take no url: their recipients are ``channel_config["to"]`` and the stored url
-  is ``mailto:<recipients>``.
+  is ``mailto:<recipients>``; a ``subjectTemplate`` may use only the bare placeholders of
+  :data:`interlink.webhooks.channels.email.SUBJECT_PLACEHOLDERS`.
+* **SLACK hook urls are credentials**: stored encrypted in ``target_ciphertext`` (AES-256-GCM,
+  bound to tenant and endpoint), while ``url`` holds only the redacted form that the API, the
+  audit trail and the dashboard show. An update that sends the redacted form back keeps the
+  stored url; :func:`delivery_target` gives the delivery worker the real one.
 * ``batch_config`` is stored as ``{"maxCount", "maxBytes", "maxWaitSeconds"}``; ``channel_config``
   as sent (EMAIL: ``{"to": [...], "subjectTemplate"?}``; SLACK: ``{"username"?, "iconEmoji"?}``).
 * **Enable/disable**: disabling records the reason and time; a manual enable clears the reason
   and the failure counters (``consecutive_failures``, ``failing_since``).
-* **Delete** is soft: the endpoint is disabled with reason :data:`DELETED_REASON`, every secret
-  expires at once, and the endpoint is hidden from every read (404). This module does not touch
-  deliveries: moving a deleted endpoint's PENDING/RETRYING deliveries to CANCELLED belongs to the
-  delivery side (:func:`is_deleted` tells it which endpoints are gone).
+* **Delete** is soft: the endpoint is disabled with reason :data:`DELETED_REASON`, ``deleted_at``
+  is set, every secret expires at once, its PENDING/RETRYING deliveries are CANCELLED, and the
+  endpoint is hidden from every read (404). Deliveries in flight at that moment are cancelled
+  when they are recorded (the delivery engine checks ``deleted_at``; :func:`is_deleted`).
 * **Signing secrets** (``whsec_``) are AES-256-GCM encrypted with the master keyring, bound by
   associated data to tenant, endpoint and secret id. Rotation adds a new secret and lets every
   older active one expire in :data:`ROTATION_OVERLAP` (24 h); meanwhile all of them sign. Reading
@@ -37,14 +42,16 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+import time
+from collections.abc import Container, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from ipaddress import IPv4Network, IPv6Network
 from typing import Any
 
 import jsonschema
 import sqlalchemy as sa
+import structlog
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -56,7 +63,10 @@ from interlink.core.enums import DeliveryChannel, DeliveryStatus, RetentionPolic
 from interlink.core.errors import Conflict, InterlinkError, NotFound, ValidationFailed
 from interlink.core.ids import is_id, new_id
 from interlink.core.pagination import Page, PageRequest, make_page, paginate_query
+from interlink.webhooks import config as webhook_config
 from interlink.webhooks import filters, ssrf, transform
+from interlink.webhooks.channels.email import check_subject_template
+from interlink.webhooks.channels.slack import redact_url
 from interlink.webhooks.models import (
     WebhookDelivery,
     WebhookEndpoint,
@@ -65,8 +75,6 @@ from interlink.webhooks.models import (
 )
 from interlink.webhooks.schemas import (
     DEFAULT_MAX_IN_FLIGHT,
-    DEFAULT_RETENTION,
-    DEFAULT_TIMEOUT_SECONDS,
     EVENT_TYPE_NAME_PATTERN,
     MAX_BATCH_BYTES,
     MAX_BATCH_COUNT,
@@ -88,9 +96,14 @@ from interlink.webhooks.schemas import (
 from interlink.webhooks.signing import generate_secret
 
 Network = IPv4Network | IPv6Network
+log = structlog.get_logger(__name__)
 
-BUILTIN_EVENT_TYPES = frozenset({"webhook.test", "endpoint.disabled", "endpoint.recovered"})
+BUILTIN_EVENT_TYPES = frozenset(
+    {"webhook.test", "endpoint.disabled", "endpoint.recovered", "connection.expired", "connection.error"}
+)
 DELETED_REASON = "deleted"
+VETTED_SECONDS = 30.0
+"""How long a URL checked by :meth:`Endpoints.vet_url` counts as checked."""
 ROTATION_OVERLAP = timedelta(hours=24)
 MAX_SCHEMA_BYTES = 65_536
 MAX_FILTER_BYTES = 16_384
@@ -128,6 +141,7 @@ _REFUSED_HEADERS = frozenset(
 )
 _SIGNATURE_HEADER_PREFIXES = ("webhook-", "svix-")
 _AAD_LABEL = "interlink.webhook-secret.v1"
+_TARGET_AAD_LABEL = "interlink.webhook-target.v1"
 
 
 # -- helpers ---------------------------------------------------------------------------------------
@@ -538,6 +552,11 @@ def _check_email_config(config: Mapping[str, Any]) -> dict[str, Any]:
                 f"{MAX_SUBJECT_TEMPLATE} characters",
                 field="channelConfig.subjectTemplate",
             )
+        problem = check_subject_template(subject)
+        if problem:
+            raise ValidationFailed(
+                f"channelConfig.subjectTemplate {problem}", field="channelConfig.subjectTemplate"
+            )
         out["subjectTemplate"] = subject
     return out
 
@@ -558,9 +577,16 @@ def _check_slack_config(config: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def _check_target(
-    channel: DeliveryChannel, url: str | None, config: Mapping[str, Any] | None, allowed: list[Network]
+    channel: DeliveryChannel,
+    url: str | None,
+    config: Mapping[str, Any] | None,
+    allowed: list[Network],
+    vetted: Container[str] = (),
 ) -> tuple[str, dict[str, Any]]:
-    """The stored (url, channel_config) for a channel, after the SSRF guard for URL channels."""
+    """The stored (url, channel_config) for a channel, after the SSRF guard for URL channels.
+
+    URLs in ``vetted`` passed the guard's DNS check moments ago (:meth:`Endpoints.vet_url`, called
+    before the write transaction opens) and are not resolved again here."""
     if config is not None and not isinstance(config, Mapping):
         raise ValidationFailed("channelConfig must be an object", field="channelConfig")
     config = dict(config or {})
@@ -576,7 +602,8 @@ async def _check_target(
     if len(url) > MAX_URL:
         raise ValidationFailed(f"url must be at most {MAX_URL} characters", field="url")
     url = ssrf.validate_url(url)
-    await ssrf.check_target(url, allowed)  # TargetRefused is a 422 naming url, with its reason
+    if url not in vetted:
+        await ssrf.check_target(url, allowed)  # TargetRefused is a 422 naming url, with its reason
     if channel is DeliveryChannel.SLACK:
         return url, _check_slack_config(config)
     if config:
@@ -615,12 +642,14 @@ class EndpointSpec:
     filter: dict[str, Any] | None = None
     transformation: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
-    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    timeout_seconds: float | None = None
+    """None: the tenant's ``default_timeout_seconds`` (webhooks/config.py), built-in 15 s."""
     retry_schedule: list[int] | None = None
     rate_limit_per_second: float | None = None
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
     batch_config: dict[str, Any] | None = None
-    retention: RetentionPolicy = DEFAULT_RETENTION
+    retention: RetentionPolicy | None = None
+    """None: the tenant's ``retention`` (webhooks/config.py), built-in DAYS_30."""
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
@@ -628,9 +657,10 @@ ENDPOINT_FIELDS = frozenset(f.name for f in fields(EndpointSpec))
 
 
 def _endpoint_snapshot(row: WebhookEndpoint) -> dict[str, Any]:
-    """What the audit trail records of an endpoint: never header values, never secrets."""
+    """What the audit trail records of an endpoint: never header values, never secrets, never a
+    SLACK hook url in full."""
     return {
-        "url": row.url,
+        "url": shown_url(row),
         "description": row.description,
         "channel": row.channel,
         "channelConfig": row.channel_config,
@@ -651,8 +681,46 @@ def _endpoint_snapshot(row: WebhookEndpoint) -> dict[str, Any]:
 
 
 def is_deleted(endpoint: WebhookEndpoint) -> bool:
-    """True for an endpoint removed with :meth:`Endpoints.delete`."""
+    """True for an endpoint removed with :meth:`Endpoints.delete` (``deleted_at`` is set)."""
+    if endpoint.deleted_at is not None:
+        return True
     return not endpoint.enabled and endpoint.disabled_reason == DELETED_REASON
+
+
+def shown_url(row: WebhookEndpoint) -> str:
+    """The url as the API, the audit trail and logs show it: SLACK hook urls are credentials, so
+    only their redacted form (:func:`redact_url`) ever leaves the service."""
+    return redact_url(row.url) if row.channel is DeliveryChannel.SLACK else row.url
+
+
+def target_associated_data(tenant_id: str, endpoint_id: str) -> bytes:
+    """AES-GCM associated data of an encrypted target url: binds it to one tenant and endpoint."""
+    return json.dumps([_TARGET_AAD_LABEL, tenant_id, endpoint_id], separators=(",", ":")).encode()
+
+
+def decrypt_target(keyring: Keyring, row: WebhookEndpoint) -> str:
+    """The real target url: decrypted for endpoints that store it encrypted (SLACK), else ``url``.
+    Raises :class:`SecretUnreadable` when the ciphertext cannot be decrypted."""
+    if not row.target_ciphertext:
+        return row.url
+    try:
+        aad = target_associated_data(row.tenant_id, row.id)
+        return keyring.decrypt(row.target_ciphertext, aad).decode("utf-8")
+    except (CryptoError, ValueError) as exc:
+        raise SecretUnreadable(
+            f"the target url of endpoint {row.id} cannot be decrypted "
+            "(master key missing or ciphertext altered)"
+        ) from exc
+
+
+def delivery_target(keyring: Keyring, row: WebhookEndpoint) -> str:
+    """:func:`decrypt_target` for the delivery worker: an empty string (the attempt then fails with
+    a clear message and is retried) instead of an error that would stall a whole claimed batch."""
+    try:
+        return decrypt_target(keyring, row)
+    except SecretUnreadable as exc:
+        log.warning("endpoint_target_unreadable", endpoint_id=row.id, error=exc.detail)
+        return ""
 
 
 def secret_associated_data(tenant_id: str, endpoint_id: str, secret_id: str) -> bytes:
@@ -721,6 +789,36 @@ class Endpoints:
     def __init__(self, keyring: Keyring, allowed_target_networks: Sequence[Network] = ()) -> None:
         self.keyring = keyring
         self.allowed_target_networks = list(allowed_target_networks)
+        self._vetted: dict[str, float] = {}
+
+    async def vet_url(self, url: str | None) -> None:
+        """Run the SSRF guard's DNS check for ``url`` now, outside any transaction.
+
+        Callers that create or update an endpoint call this before opening the unit of work, so
+        a slow resolver never holds the database's write lock (SQLite's is database-wide). The
+        result counts for :data:`VETTED_SECONDS` on this service instance; anything not vetted is
+        checked inside :meth:`create`/:meth:`update` as before. Invalid or refused URLs raise the
+        same 422 errors as create/update would."""
+        if url is None or url.startswith("mailto:") or len(url) > MAX_URL:
+            return  # not a URL channel target, or refused with the right message by create/update
+        clean = ssrf.validate_url(url)
+        await ssrf.check_target(clean, self.allowed_target_networks)
+        self._vetted[clean] = time.monotonic() + VETTED_SECONDS
+
+    def _store_target(self, row: WebhookEndpoint, channel: DeliveryChannel, target: str) -> None:
+        """Set the checked target: a SLACK hook url is a credential, so it is stored encrypted
+        (``target_ciphertext``) and ``url`` keeps only its redacted form."""
+        if channel is DeliveryChannel.SLACK:
+            aad = target_associated_data(row.tenant_id, row.id)
+            row.target_ciphertext = self.keyring.encrypt(target.encode(), aad)
+            row.url = redact_url(target)
+        else:
+            row.target_ciphertext = None
+            row.url = target
+
+    def _vetted_urls(self) -> set[str]:
+        now = time.monotonic()
+        return {url for url, until in self._vetted.items() if until > now}
 
     # -- reads -------------------------------------------------------------------------------------
 
@@ -833,9 +931,21 @@ class Endpoints:
             failing_since=None,
             last_success_at=None,
             consecutive_failures=0,
+            circuit_state="CLOSED",
+            circuit_opens=0,
+            circuit_window_failures=0,
             created_at=now,
             updated_at=now,
         )
+        if spec.timeout_seconds is None or spec.retention is None:  # the tenant's defaults
+            tenant = await webhook_config.effective(session, actor.tenant_id)
+            spec = replace(
+                spec,
+                timeout_seconds=tenant.default_timeout_seconds
+                if spec.timeout_seconds is None
+                else spec.timeout_seconds,
+                retention=tenant.retention if spec.retention is None else spec.retention,
+            )
         for name in (
             "description",
             "filter",
@@ -852,9 +962,10 @@ class Endpoints:
             self._apply_simple(row, name, getattr(spec, name))
         row.event_types = _check_event_types(spec.event_types)
         await self._check_subscriptions(session, actor.tenant_id, row.event_types)
-        row.url, row.channel_config = await _check_target(
-            channel, spec.url, spec.channel_config, self.allowed_target_networks
+        target, row.channel_config = await _check_target(
+            channel, spec.url, spec.channel_config, self.allowed_target_networks, self._vetted_urls()
         )
+        self._store_target(row, channel, target)
         session.add(row)
         await session.flush()
         secret = self._new_secret(row, now)
@@ -884,22 +995,33 @@ class Endpoints:
         if "event_types" in changes:
             row.event_types = _check_event_types(changes["event_types"])
             await self._check_subscriptions(session, actor.tenant_id, row.event_types)
+        target_changed = False
         if {"channel", "url", "channel_config"} & set(changes):
             channel = (
                 _coerce_channel(changes["channel"]) if changes.get("channel") is not None else row.channel
             )
-            url = changes.get("url", row.url)
+            try:
+                target_before: str | None = decrypt_target(self.keyring, row)
+            except SecretUnreadable:
+                target_before = None
+            # No url, or the redacted form sent back as it was shown: the target stays.
+            keep = "url" not in changes or (row.target_ciphertext is not None and changes["url"] == row.url)
+            url = (target_before or decrypt_target(self.keyring, row)) if keep else changes["url"]
             if channel is DeliveryChannel.EMAIL and "url" not in changes:
                 url = None
             if "channel_config" in changes:
                 config = changes["channel_config"] or {}
             else:
                 config = row.channel_config if channel is row.channel else {}
-            row.url, row.channel_config = await _check_target(
-                channel, url, config, self.allowed_target_networks
+            target, row.channel_config = await _check_target(
+                channel, url, config, self.allowed_target_networks, self._vetted_urls()
             )
+            target_changed = target != target_before
+            self._store_target(row, channel, target)
             row.channel = channel
         diff = audit.diff(before, _endpoint_snapshot(row))
+        if target_changed and "url" not in diff:  # a new SLACK hook whose redacted form is the same
+            diff["url"] = {"old": before["url"], "new": shown_url(row)}
         if dict(row.headers or {}) != headers_before and "headerNames" not in diff:
             diff["headers"] = {"old": "[changed]", "new": "[changed]"}
         if diff:
@@ -936,19 +1058,32 @@ class Endpoints:
         return row
 
     async def enable(self, session: AsyncSession, actor: Actor, endpoint_id: str) -> WebhookEndpoint:
-        """Resume deliveries; a manual enable also clears the failure counters."""
+        """Resume deliveries; a manual enable also clears the failure counters, closes the circuit
+        and, when the endpoint was disabled or its circuit open, publishes ``endpoint.recovered``
+        (webhooks/health.py)."""
+        from interlink.webhooks import health  # health publishes through ingest, which imports us
+
         row = await self.get(session, actor, endpoint_id, for_update=True)
         before = _endpoint_snapshot(row)
-        counters = {"consecutiveFailures": row.consecutive_failures, "failingSince": row.failing_since}
+        was = health.before_change(row)
+        counters = {
+            "consecutiveFailures": row.consecutive_failures,
+            "failingSince": row.failing_since,
+            "circuitState": row.circuit_state,
+        }
         row.enabled = True
         row.disabled_reason = None
         row.disabled_at = None
         row.consecutive_failures = 0
         row.failing_since = None
+        health.close_circuit(row)
         row.updated_at = utcnow()
         changes = audit.diff(before, _endpoint_snapshot(row))
-        changes.update(audit.diff(counters, {"consecutiveFailures": 0, "failingSince": None}))
+        changes.update(
+            audit.diff(counters, {"consecutiveFailures": 0, "failingSince": None, "circuitState": "CLOSED"})
+        )
         audit.record(session, actor, "endpoint.enabled", "endpoint", row.id, changes)
+        await health.enabled_manually(session, row, was)
         return row
 
     async def delete(self, session: AsyncSession, actor: Actor, endpoint_id: str) -> None:
@@ -959,6 +1094,7 @@ class Endpoints:
         row.enabled = False
         row.disabled_reason = DELETED_REASON
         row.disabled_at = now
+        row.deleted_at = now
         row.updated_at = now
         await session.execute(
             sa.update(WebhookEndpointSecret)

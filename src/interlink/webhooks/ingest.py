@@ -17,6 +17,14 @@ Contracts:
 * ``immediate`` events: their deliveries are held back from the queue for :data:`IMMEDIATE_HOLD`
   while the request makes the first attempt (``delivery.deliver_now``), which claims them
   regardless of the hold.
+* Batch endpoints (``batch_config``, WEBHOOK channel): a new delivery is due ``maxWaitSeconds``
+  after the event was accepted (``immediate`` does not apply to them); when ``maxCount`` first
+  deliveries of the endpoint wait, the oldest ``maxCount`` are due at once (their batch is full).
+  See "Batches" in :mod:`interlink.webhooks.delivery`.
+* Deleted endpoints get no delivery. On PostgreSQL an endpoint deleted while the ingest runs
+  (after its endpoints were read) is seen once the deliveries are written (their foreign key locks
+  the endpoint against a later delete), and those deliveries are CANCELLED in the same
+  transaction.
 """
 
 from __future__ import annotations
@@ -35,12 +43,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from interlink.core import audit
 from interlink.core.actor import Actor
 from interlink.core.clock import utcnow
-from interlink.core.enums import DeliveryStatus
+from interlink.core.enums import DeliveryChannel, DeliveryStatus
 from interlink.core.errors import NotFound, ValidationFailed
 from interlink.core.ids import is_id, new_id
 from interlink.core.pagination import Page, PageRequest, make_page, paginate_query
 from interlink.webhooks import endpoints, filters
-from interlink.webhooks.models import WebhookDelivery, WebhookEndpoint, WebhookEvent, WebhookEventType
+from interlink.webhooks.models import (
+    QUEUED_PREDICATE,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+    WebhookEventType,
+)
 
 NOTIFY_CHANNEL: Final = "interlink_deliveries"
 IDEMPOTENCY_WINDOW: Final = timedelta(hours=24)
@@ -66,7 +80,7 @@ def priority_name(value: int) -> Literal["HIGH", "NORMAL", "LOW"]:
 
 @dataclass(frozen=True)
 class EventSpec:
-    """One event to accept. ``field_prefix`` names fields in errors (``events[3].payload``)."""
+    """One event to accept. ``field_prefix`` names fields in errors (``events.3.payload``)."""
 
     type: str
     payload: dict[str, Any] | None
@@ -81,6 +95,9 @@ class EventSpec:
     """The caller makes the first attempt itself (``deliver_now``): the deliveries are held back
     from the queue for :data:`IMMEDIATE_HOLD`, so a worker woken by the commit does not race it.
     If the immediate attempt never happens, the queue sends them when the hold ends."""
+    bypass_subscription: bool = False
+    """Deliver to every enabled endpoint in ``endpoint_ids`` whatever its subscriptions and filter
+    (the ``webhook.test`` ping, :func:`interlink.webhooks.health.send_test`)."""
 
 
 IMMEDIATE_HOLD: Final = timedelta(seconds=30)
@@ -98,9 +115,106 @@ def filter_document(event_type: str, payload: Any, metadata: dict[str, Any] | No
     return {"type": event_type, "payload": payload, "metadata": metadata or {}}
 
 
+@dataclass(frozen=True)
+class BatchSettings:
+    """An endpoint's ``batch_config``: the most events and bytes in one request, and how long the
+    oldest event waits for its batch to fill."""
+
+    max_count: int
+    max_bytes: int
+    max_wait: timedelta
+
+
+def batch_settings(config: dict[str, Any] | None, channel: DeliveryChannel | str) -> BatchSettings | None:
+    """The batching of an endpoint, or None when it is not batched (only WEBHOOK endpoints batch)."""
+    if not config or channel != DeliveryChannel.WEBHOOK:
+        return None
+    return BatchSettings(
+        max_count=max(1, int(config.get("maxCount", 1))),
+        max_bytes=int(config.get("maxBytes", 0)),
+        max_wait=timedelta(seconds=float(config.get("maxWaitSeconds", 0))),
+    )
+
+
+async def _due_full_batches(
+    session: AsyncSession, tenant_id: str, batched: Sequence[tuple[str, BatchSettings]], now: datetime
+) -> None:
+    """Batch endpoints with ``maxCount`` waiting first deliveries: the oldest ``maxCount`` are due
+    now (their batch is full), the rest keep waiting."""
+    d = WebhookDelivery
+    for endpoint_id, settings in batched:
+        waiting = (
+            sa.select(d.id)
+            .where(
+                d.tenant_id == tenant_id,
+                d.endpoint_id == endpoint_id,
+                sa.text(QUEUED_PREDICATE),
+                d.status == sa.literal_column("'PENDING'"),
+                d.batch_id.is_(None),
+            )
+            .order_by(d.priority, d.next_attempt_at)
+            .limit(settings.max_count)
+        )
+        ids = list((await session.scalars(waiting)).all())
+        if len(ids) >= settings.max_count:
+            await session.execute(
+                sa.update(d)
+                .where(d.id.in_(ids), d.next_attempt_at > now)
+                .values(next_attempt_at=now)
+                .execution_options(synchronize_session=False)
+            )
+
+
+async def _cancel_for_deleted(
+    session: AsyncSession, tenant_id: str, used: set[str], results: Sequence[IngestResult], now: datetime
+) -> set[str]:
+    """PostgreSQL: endpoints deleted while this transaction ran, whose new deliveries are CANCELLED.
+
+    The delivery inserts hold a key-share lock on their endpoints (foreign key), so a delete
+    either committed before them (and this later statement sees it) or waits for this commit (and
+    its own cancel sees these rows). SQLite runs writers one at a time: nothing to check."""
+    deleted = set(
+        (
+            await session.scalars(
+                sa.select(WebhookEndpoint.id).where(
+                    WebhookEndpoint.tenant_id == tenant_id,
+                    WebhookEndpoint.id.in_(sorted(used)),
+                    WebhookEndpoint.deleted_at.is_not(None),
+                )
+            )
+        ).all()
+    )
+    if deleted:
+        await session.execute(
+            sa.update(WebhookDelivery)
+            .where(
+                WebhookDelivery.tenant_id == tenant_id,
+                WebhookDelivery.endpoint_id.in_(sorted(deleted)),
+                WebhookDelivery.event_id.in_([r.event.id for r in results if r.created]),
+                WebhookDelivery.status == DeliveryStatus.PENDING,
+            )
+            .values(status=DeliveryStatus.CANCELLED, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        for result in results:
+            for delivery in result.deliveries if result.created else ():
+                if delivery.endpoint_id in deleted:
+                    delivery.status = DeliveryStatus.CANCELLED
+    return deleted
+
+
 def subscribed(endpoint: WebhookEndpoint, event_type: str) -> bool:
     types = endpoint.event_types or []
     return not types or ALL_TYPES in types or event_type in types
+
+
+def _first_attempt_at(endpoint: WebhookEndpoint, spec: EventSpec, now: datetime) -> datetime:
+    """When a new delivery is due: after ``maxWaitSeconds`` on a batch endpoint (``immediate`` does
+    not apply there), after :data:`IMMEDIATE_HOLD` for an immediate event, else now."""
+    batching = batch_settings(endpoint.batch_config, endpoint.channel)
+    if batching is not None:
+        return now + batching.max_wait
+    return now + IMMEDIATE_HOLD if spec.immediate else now
 
 
 def _name(spec: EventSpec, name: str) -> str:
@@ -167,6 +281,7 @@ async def _candidate_endpoints(
     named = {i for s in specs for i in (s.endpoint_ids or [])}
     stmt = sa.select(WebhookEndpoint).where(
         WebhookEndpoint.tenant_id == tenant_id,
+        WebhookEndpoint.deleted_at.is_(None),
         sa.or_(
             WebhookEndpoint.disabled_reason.is_(None),
             WebhookEndpoint.disabled_reason != endpoints.DELETED_REASON,
@@ -245,7 +360,9 @@ async def ingest_batch(session: AsyncSession, actor: Actor, specs: Sequence[Even
         for endpoint in enabled:
             if allowed is not None and endpoint.id not in allowed:
                 continue
-            if not subscribed(endpoint, spec.type) or not filters.matches(endpoint.filter, document):
+            if not spec.bypass_subscription and (
+                not subscribed(endpoint, spec.type) or not filters.matches(endpoint.filter, document)
+            ):
                 continue
             delivery = WebhookDelivery(
                 id=new_id("del"),
@@ -254,7 +371,7 @@ async def ingest_batch(session: AsyncSession, actor: Actor, specs: Sequence[Even
                 endpoint_id=endpoint.id,
                 status=DeliveryStatus.PENDING,
                 priority=int(spec.priority),
-                next_attempt_at=now + IMMEDIATE_HOLD if spec.immediate else now,
+                next_attempt_at=_first_attempt_at(endpoint, spec, now),
                 attempts=0,
                 correlation_id=event.correlation_id,
                 created_at=now,
@@ -283,6 +400,16 @@ async def ingest_batch(session: AsyncSession, actor: Actor, specs: Sequence[Even
     await session.flush()
     if delivery_rows:
         await session.execute(sa.insert(WebhookDelivery), delivery_rows)
+        used = {row["endpoint_id"] for row in delivery_rows}
+        if session.get_bind().dialect.name == "postgresql":
+            used -= await _cancel_for_deleted(session, tenant_id, used, results, now)
+        batched = [
+            (e.id, b)
+            for e in enabled
+            if e.id in used and (b := batch_settings(e.batch_config, e.channel)) is not None
+        ]
+        if batched:
+            await _due_full_batches(session, tenant_id, batched, now)
         if session.get_bind().dialect.name == "postgresql":
             await session.execute(sa.select(sa.func.pg_notify(NOTIFY_CHANNEL, "")))
     created = [r.event.id for r in results if r.created]

@@ -9,11 +9,12 @@ so the library path is as strict as the REST path). A signing secret never appea
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from interlink.core.enums import DeliveryChannel, RetentionPolicy
+from interlink.core.clock import as_utc, utcnow
+from interlink.core.enums import DeliveryChannel, DeliveryStatus, RetentionPolicy
 from interlink.core.schemas import ApiModel, RequestModel
 
 if TYPE_CHECKING:  # the SDK imports these types: keep SQLAlchemy out of its import path
@@ -124,7 +125,8 @@ _CHANNEL_CONFIG_DOC = (
 _EVENT_TYPES_DOC = (
     "Event type names this endpoint receives; empty means every type. Once the tenant has registered "
     "any event type, every name here must be registered (or be one of the built-in operational "
-    "types `webhook.test`, `endpoint.disabled`, `endpoint.recovered`)."
+    "types `webhook.test`, `endpoint.disabled`, `endpoint.recovered`, `connection.expired`, "
+    "`connection.error`)."
 )
 _HEADERS_DOC = (
     "Extra request headers (at most 20, 8 KB in total). Hop-by-hop headers, `Host`, `Content-Type`, "
@@ -157,18 +159,24 @@ class EndpointCreate(RequestModel):
         default=None, max_length=16_384, description="A JSONata template that reshapes each event."
     )
     headers: dict[str, str] = Field(default_factory=dict, description=_HEADERS_DOC)
-    timeout_seconds: float = Field(
-        default=DEFAULT_TIMEOUT_SECONDS, ge=MIN_TIMEOUT_SECONDS, le=MAX_TIMEOUT_SECONDS
+    timeout_seconds: float | None = Field(
+        default=None,
+        ge=MIN_TIMEOUT_SECONDS,
+        le=MAX_TIMEOUT_SECONDS,
+        description="Seconds per attempt; left out: the tenant's `defaultTimeoutSeconds` (built-in 15).",
     )
     retry_schedule: list[int] | None = Field(
         default=None,
         max_length=MAX_RETRY_ENTRIES,
-        description="Seconds before each retry (each 1 s–7 days); null uses the service default.",
+        description="Seconds before each retry (each 1 s–7 days); null uses the tenant's schedule "
+        "(`/v1/webhook-config`), else the built-in one.",
     )
     rate_limit_per_second: float | None = Field(default=None, gt=0, le=MAX_RATE_LIMIT_PER_SECOND)
     max_in_flight: int = Field(default=DEFAULT_MAX_IN_FLIGHT, ge=MIN_IN_FLIGHT, le=MAX_IN_FLIGHT)
     batch_config: BatchConfigIn | None = None
-    retention: RetentionPolicy = DEFAULT_RETENTION
+    retention: RetentionPolicy | None = Field(
+        default=None, description="Left out: the tenant's `retention` (built-in DAYS_30)."
+    )
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -197,12 +205,29 @@ class EndpointDisable(RequestModel):
     reason: str | None = Field(default=None, min_length=1, max_length=500)
 
 
+class CircuitInfo(ApiModel):
+    """The endpoint's circuit breaker (settings in the tenant's webhook config)."""
+
+    state: Literal["CLOSED", "OPEN", "HALF_OPEN"] = Field(
+        description="CLOSED: deliveries flow. OPEN: deliveries wait until `openUntil`, no attempt is "
+        "made. HALF_OPEN: the next delivery (or the one in flight) is a probe; its success closes "
+        "the circuit, its failure opens it again for twice as long."
+    )
+    open_until: datetime | None = Field(
+        description="OPEN: when the cooldown ends. HALF_OPEN: until when the probe holds the endpoint."
+    )
+    opens: int = Field(description="Times the circuit opened since the endpoint's last success.")
+
+
 class WebhookEndpointInfo(ApiModel):
     """An endpoint: where events go and how. Never its signing secret."""
 
     id: str
     tenant_id: str
-    url: str = Field(description="The target; `mailto:` with the recipients for EMAIL endpoints.")
+    url: str = Field(
+        description="The target; `mailto:` with the recipients for EMAIL endpoints. SLACK hook urls "
+        "are credentials and shown redacted (`https://hooks.slack.com/services/T…/B…/[redacted]`)."
+    )
     description: str | None
     channel: DeliveryChannel
     channel_config: dict[str, Any]
@@ -222,6 +247,7 @@ class WebhookEndpointInfo(ApiModel):
     failing_since: datetime | None
     last_success_at: datetime | None
     consecutive_failures: int
+    circuit: CircuitInfo
     metadata: dict[str, Any]
     created_at: datetime
     updated_at: datetime
@@ -254,12 +280,14 @@ def redacted_headers(headers: dict[str, str]) -> dict[str, str]:
 
 
 def endpoint_info(row: WebhookEndpoint) -> WebhookEndpointInfo:
-    """The API view of an endpoint (credential-like header values redacted)."""
+    """The API view of an endpoint (credential-like header values and SLACK hook urls redacted)."""
+    from interlink.webhooks.channels.slack import redact_url  # server side only: not on the SDK's path
+
     batch = row.batch_config
     return WebhookEndpointInfo(
         id=row.id,
         tenant_id=row.tenant_id,
-        url=row.url,
+        url=redact_url(row.url) if row.channel is DeliveryChannel.SLACK else row.url,
         description=row.description,
         channel=row.channel,
         channel_config=dict(row.channel_config or {}),
@@ -279,10 +307,24 @@ def endpoint_info(row: WebhookEndpoint) -> WebhookEndpointInfo:
         failing_since=row.failing_since,
         last_success_at=row.last_success_at,
         consecutive_failures=row.consecutive_failures,
+        circuit=circuit_info(row),
         metadata=dict(row.meta or {}),
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
+
+
+def circuit_info(row: WebhookEndpoint) -> CircuitInfo:
+    """The circuit as shown: an OPEN circuit whose cooldown is over is HALF_OPEN (the next delivery
+    probes)."""
+    state = row.circuit_state or "CLOSED"
+    until = row.circuit_open_until
+    if state == "OPEN" and until is not None and as_utc(until) <= utcnow():
+        state = "HALF_OPEN"
+    shown: Literal["CLOSED", "OPEN", "HALF_OPEN"] = (
+        "OPEN" if state == "OPEN" else "HALF_OPEN" if state == "HALF_OPEN" else "CLOSED"
+    )
+    return CircuitInfo(state=shown, open_until=until, opens=row.circuit_opens or 0)
 
 
 class EndpointSecret(ApiModel):
@@ -309,3 +351,29 @@ class TransformationTest(RequestModel):
 
 class TransformationTestResult(ApiModel):
     output: Any = Field(description="What the transformation made of the sample event.")
+
+
+class EndpointTest(RequestModel):
+    """A ``webhook.test`` ping. Without ``payload`` the event carries a short message and the endpoint id."""
+
+    payload: dict[str, Any] | None = Field(
+        default=None,
+        description="The test event's data (checked against a registered `webhook.test` schema).",
+    )
+
+
+class EndpointTestResult(ApiModel):
+    """The ping's event and delivery, and the outcome of its first attempt when one was made."""
+
+    event_id: str
+    delivery_id: str
+    status: DeliveryStatus = Field(
+        description="DELIVERED or RETRYING/FAILED after the attempt; PENDING when no attempt could be "
+        "made now (the circuit is open, or a worker holds it) and the queue sends it."
+    )
+    succeeded: bool
+    response_status: int | None
+    error_class: str | None
+    error_message: str | None
+    duration_ms: float | None
+    next_attempt_at: datetime | None = Field(description="RETRYING: when the queue tries again.")

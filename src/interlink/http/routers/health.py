@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from interlink.http.auth import get_runtime
+from interlink.webhooks.metrics import QUEUE_GAUGES
 
 router = APIRouter(tags=["health"])
 
@@ -43,6 +44,8 @@ async def readyz(request: Request) -> JSONResponse:
 
 
 @router.get("/metrics", response_class=Response)
-async def metrics() -> Response:
-    """Prometheus text exposition."""
+async def metrics(request: Request) -> Response:
+    """Prometheus text exposition. The webhook queue gauges are read from the database first
+    (cached a few seconds; left out, never an error, when the database does not answer)."""
+    await QUEUE_GAUGES.refresh(get_runtime(request).db)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

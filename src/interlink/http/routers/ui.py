@@ -83,8 +83,49 @@ KNOWN_ACTIONS = [
     "secret.accessed",
     "secret.reencrypted",
     "retention.purged",
+    "event_type.created",
+    "event_type.updated",
+    "event_type.deprecated",
+    "event_type.undeprecated",
+    "endpoint.created",
+    "endpoint.updated",
+    "endpoint.enabled",
+    "endpoint.disabled",
+    "endpoint.deleted",
+    "endpoint.secret_read",
+    "endpoint.secret_rotated",
+    "endpoint.circuit_opened",
+    "endpoint.circuit_closed",
+    "event.created",
+    "event.batch_created",
+    "delivery.retried",
+    "replay.created",
+    "webhook_config.updated",
+    "webhooks.retention.purged",
+    "connection.created",
+    "connection.updated",
+    "connection.deleted",
+    "connection.authorization_started",
+    "connection.authorized",
+    "connection.authorization_failed",
+    "connection.token_refreshed",
+    "connection.expired",
+    "connection.error",
+    "inbound_source.created",
+    "inbound_source.updated",
+    "inbound_source.deleted",
+    "inbound_source.secret_rotated",
 ]
-SECTIONS = ("/ui", "/ui/keys", "/ui/audit", "/ui/security")
+SECTIONS = (
+    "/ui",
+    "/ui/keys",
+    "/ui/audit",
+    "/ui/security",
+    "/ui/endpoints",
+    "/ui/event-types",
+    "/ui/deliveries",
+    "/ui/events",
+)
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -420,6 +461,10 @@ async def login(request: Request) -> Response:
             landing = "/ui/keys"
         elif ApiKeyScope.AUDIT_READ.value in scopes:
             landing = "/ui/audit"
+        elif ApiKeyScope.WEBHOOKS_READ.value in scopes:
+            landing = "/ui/endpoints"
+        elif ApiKeyScope.EVENTS_READ.value in scopes:
+            landing = "/ui/events"
     response = RedirectResponse(landing, status_code=303)
     set_cookie(response, request, SESSION_COOKIE, key)
     clear_cookie(response, request, TENANT_COOKIE)

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from interlink.core.actor import Actor
-from interlink.core.enums import ApiKeyScope, DeliveryChannel
+from interlink.core.enums import ApiKeyScope, DeliveryChannel, DeliveryStatus
 from interlink.core.pagination import PageRequest
-from interlink.core.schemas import PageOut
+from interlink.core.schemas import PageOut, UtcDatetime
 from interlink.http.auth import get_runtime, require
 from interlink.http.errors import STANDARD_ERRORS, error_responses
+from interlink.webhooks import health
+from interlink.webhooks import metrics as delivery_metrics
+from interlink.webhooks.delivery import Outcome, deliver_now
 from interlink.webhooks.endpoints import (
     Endpoints,
     EndpointSpec,
@@ -19,10 +23,13 @@ from interlink.webhooks.endpoints import (
     EventTypeSpec,
     RevealedEndpointSecret,
 )
+from interlink.webhooks.metrics_schemas import WebhookDeliveryMetrics
 from interlink.webhooks.schemas import (
     EndpointCreate,
     EndpointDisable,
     EndpointSecret,
+    EndpointTest,
+    EndpointTestResult,
     EndpointUpdate,
     EventTypeCreate,
     EventTypeInfo,
@@ -36,6 +43,7 @@ from interlink.webhooks.schemas import (
 
 event_types_router = APIRouter(prefix="/v1/event-types", tags=["event types"], responses=STANDARD_ERRORS)
 endpoints_router = APIRouter(prefix="/v1/endpoints", tags=["endpoints"], responses=STANDARD_ERRORS)
+log = structlog.get_logger(__name__)
 
 EventTypeId = Path(max_length=200, description="An event type id (`etp_...`) or its name.")
 EndpointId = Path(max_length=64, description="An endpoint id (`ep_...`).")
@@ -161,8 +169,11 @@ async def create_endpoint(
         retention=body.retention,
         metadata=body.metadata,
     )
+    service = _endpoints(request)
+    if spec.channel is not DeliveryChannel.EMAIL:
+        await service.vet_url(spec.url)  # DNS before the write transaction opens
     async with get_runtime(request).db.unit_of_work() as session:
-        row = await _endpoints(request).create(session, actor, spec)
+        row = await service.create(session, actor, spec)
     return endpoint_info(row)
 
 
@@ -204,8 +215,12 @@ async def update_endpoint(
     actor: Actor = Depends(require(ApiKeyScope.WEBHOOKS_WRITE)),
 ) -> WebhookEndpointInfo:
     """Change what is sent; ``null`` clears optional fields. A new url passes the SSRF guard again."""
+    service = _endpoints(request)
+    changes = _changes(body)
+    if changes.get("url") and changes.get("channel") is not DeliveryChannel.EMAIL:
+        await service.vet_url(changes["url"])  # DNS before the write transaction opens
     async with get_runtime(request).db.unit_of_work() as session:
-        row = await _endpoints(request).update(session, actor, endpoint_id, _changes(body))
+        row = await service.update(session, actor, endpoint_id, changes)
     return endpoint_info(row)
 
 
@@ -289,6 +304,73 @@ async def test_endpoint_transformation(
             template=body.template,
         )
     return TransformationTestResult(output=output)
+
+
+def _test_result(event_id: str, delivery_id: str, outcome: Outcome | None) -> EndpointTestResult:
+    if outcome is None:  # no attempt now (circuit open, or a worker holds it): the queue sends it
+        return EndpointTestResult(
+            event_id=event_id,
+            delivery_id=delivery_id,
+            status=DeliveryStatus.PENDING,
+            succeeded=False,
+            response_status=None,
+            error_class=None,
+            error_message=None,
+            duration_ms=None,
+            next_attempt_at=None,
+        )
+    attempt = outcome.attempt
+    return EndpointTestResult(
+        event_id=event_id,
+        delivery_id=delivery_id,
+        status=outcome.status,
+        succeeded=outcome.succeeded,
+        response_status=attempt.get("response_status"),
+        error_class=attempt.get("error_class"),
+        error_message=attempt.get("error_message"),
+        duration_ms=attempt.get("duration_ms"),
+        next_attempt_at=outcome.next_attempt_at if outcome.status is DeliveryStatus.RETRYING else None,
+    )
+
+
+@endpoints_router.post(
+    "/{endpoint_id}/test", response_model=EndpointTestResult, responses=error_responses(409)
+)
+async def test_endpoint(
+    request: Request,
+    body: EndpointTest | None = None,
+    endpoint_id: str = EndpointId,
+    actor: Actor = Depends(require(ApiKeyScope.WEBHOOKS_WRITE)),
+) -> EndpointTestResult:
+    """Send a ``webhook.test`` event to this endpoint only (whatever its subscriptions and filter)
+    through the normal delivery path, making the first attempt before answering. 409 while the
+    endpoint is disabled."""
+    runtime = get_runtime(request)
+    async with runtime.db.unit_of_work() as session:
+        result = await health.send_test(session, actor, endpoint_id, body.payload if body else None)
+    event_id, delivery_id = result.event.id, result.deliveries[0].id
+    try:
+        outcomes = await deliver_now(
+            runtime.db, runtime.keyring, runtime.transport, [delivery_id], smtp=runtime.smtp
+        )
+    except Exception as exc:  # the delivery is stored: the queue sends it
+        log.warning("test_delivery_failed", endpoint_id=endpoint_id, error=str(exc))
+        outcomes = []
+    return _test_result(event_id, delivery_id, outcomes[0] if outcomes else None)
+
+
+@endpoints_router.get("/{endpoint_id}/metrics", response_model=WebhookDeliveryMetrics)
+async def get_endpoint_metrics(
+    request: Request,
+    endpoint_id: str = EndpointId,
+    since: UtcDatetime | None = Query(None, description="Window start (default: 24 hours before until)."),
+    until: UtcDatetime | None = Query(None, description="Window end, exclusive (default: now)."),
+    actor: Actor = Depends(require(ApiKeyScope.WEBHOOKS_READ)),
+) -> WebhookDeliveryMetrics:
+    """Delivery metrics of the endpoint over ``[since, until)`` (at most 90 days): outcomes of the
+    deliveries created in the window, latency and errors of the attempts made in it, the queue now."""
+    async with get_runtime(request).db.unit_of_work(write=False) as session:
+        return await delivery_metrics.endpoint_metrics(session, actor.tenant_id, endpoint_id, since, until)
 
 
 router = APIRouter()

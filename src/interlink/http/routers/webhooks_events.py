@@ -55,6 +55,7 @@ def event_info(
         tenant_id=event.tenant_id,
         type=event.event_type,
         payload=event.payload,
+        payload_purged_at=event.payload_purged_at,
         metadata=event.meta or {},
         idempotency_key=event.idempotency_key,
         priority=ingest.priority_name(event.priority),
@@ -104,7 +105,9 @@ async def _accept(
         try:
             outcomes = {
                 o.work.delivery_id: o.status
-                for o in await deliver_now(runtime.db, runtime.keyring, runtime.transport, now_ids)
+                for o in await deliver_now(
+                    runtime.db, runtime.keyring, runtime.transport, now_ids, smtp=runtime.smtp
+                )
             }
         except Exception as exc:  # the deliveries are stored: the queue sends them
             log.warning("immediate_delivery_failed", error=str(exc))
@@ -142,7 +145,7 @@ async def create_events(
     body: EventBatchCreate, request: Request, actor: Actor = Depends(require(ApiKeyScope.EVENTS_WRITE))
 ) -> EventBatchResult:
     """Accept up to 100 events, all or none. Each item says whether it was new (``created``)."""
-    specs = [_spec(e, f"events[{i}].") for i, e in enumerate(body.events)]
+    specs = [_spec(e, f"events.{i}.") for i, e in enumerate(body.events)]
     data = await _accept(get_runtime(request), actor, specs, [e.immediate for e in body.events])
     return EventBatchResult(data=data)
 
@@ -183,10 +186,13 @@ async def list_deliveries(
     status: DeliveryStatus | None = Query(None),
     since: UtcDatetime | None = Query(None, description="Created at or after."),
     until: UtcDatetime | None = Query(None, description="Created before."),
+    event_type: str | None = Query(
+        None, alias="eventType", max_length=200, description="Only deliveries of events of this type."
+    ),
     actor: Actor = Depends(require(ApiKeyScope.WEBHOOKS_READ)),
 ) -> PageOut[WebhookDeliveryInfo]:
     """Deliveries of the tenant, newest first."""
-    flt = delivery_service.DeliveryFilter(endpoint_id, event_id, status, since, until)
+    flt = delivery_service.DeliveryFilter(endpoint_id, event_id, status, since, until, event_type)
     async with get_runtime(request).db.unit_of_work(write=False) as session:
         page = await delivery_service.list_deliveries(
             session, actor.tenant_id, flt, PageRequest(limit, after)

@@ -1,4 +1,5 @@
-// Interlink dashboard: copy buttons, confirmation prompts and auto-submitting selects.
+// Interlink dashboard: copy buttons, confirmation prompts, auto-submitting selects and the
+// endpoint form's channel fields.
 (function () {
   "use strict";
 
@@ -31,5 +32,16 @@
 
   document.addEventListener("change", function (event) {
     if (event.target.matches("select[data-autosubmit]")) { event.target.form.requestSubmit(); }
+    if (event.target.matches("select[data-channel-select]")) { showChannel(event.target); }
+  });
+
+  // Endpoint form: show only the fields of the chosen channel (all stay visible without script).
+  function showChannel(select) {
+    select.form.querySelectorAll("[data-channel]").forEach(function (part) {
+      part.hidden = part.getAttribute("data-channel").split(" ").indexOf(select.value) < 0;
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("select[data-channel-select]").forEach(showChannel);
   });
 })();

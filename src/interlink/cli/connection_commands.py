@@ -1,0 +1,218 @@
+"""Client commands: ``interlink connections ...`` (a tenant's connections to providers) through the SDK.
+
+Same conventions as the other client commands (``--url``, ``--api-key``, ``--tenant``, ``--json``;
+API errors exit 1, usage errors exit 2). Credentials are given as a JSON object with
+``--credentials-file`` (a file, or ``-`` for standard input, which keeps them out of the process
+list) or ``--credentials``; they are never printed.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from interlink.cli.client_commands import (
+    ApiKey,
+    AsJson,
+    Column,
+    Connection,
+    Metadata,
+    Tenant,
+    Url,
+    _api,
+    _list_output,
+    _metadata,
+    _one,
+)
+from interlink.client._base import DEFAULT_BASE_URL
+from interlink.core.enums import AuthenticationType, IntegrationConnectionStatus, IntegrationEnvironment
+
+connections_app = typer.Typer(
+    help="Connections: a tenant's credentials and settings for one provider and environment.",
+    no_args_is_help=True,
+)
+
+CONNECTION_COLUMNS: list[Column] = [
+    ("id", lambda c: c.id),
+    ("name", lambda c: c.name),
+    ("provider", lambda c: c.provider_key),
+    ("environment", lambda c: c.environment),
+    ("auth", lambda c: c.auth_type),
+    ("status", lambda c: c.status),
+    ("token expires", lambda c: c.token_expires_at),
+    ("last error", lambda c: c.last_error),
+]
+
+ConnectionArg = Annotated[str, typer.Argument(help="Connection id (conn_...).")]
+Provider = Annotated[str, typer.Option("--provider", help="Provider key (see `interlink providers list`).")]
+Name = Annotated[str, typer.Option("--name", help="Unique name in the tenant.")]
+Environment = Annotated[IntegrationEnvironment, typer.Option("--environment", help="Provider environment.")]
+Config = Annotated[
+    str | None, typer.Option("--config", help='JSON object of settings, e.g. \'{"subdomain": "acme"}\'.')
+]
+AuthType = Annotated[
+    AuthenticationType | None, typer.Option("--auth-type", help="Default: the provider's first.")
+]
+Credentials = Annotated[
+    str | None, typer.Option("--credentials", help='JSON object, e.g. \'{"apiKey": "..."}\' (never printed).')
+]
+CredentialsFile = Annotated[
+    Path | None,
+    typer.Option("--credentials-file", help="Read the credentials JSON from a file ('-': standard input)."),
+]
+Scopes = Annotated[list[str] | None, typer.Option("--scope", help="OAuth2 scope (repeat for more).")]
+
+
+def _credentials(value: str | None, path: Path | None) -> dict[str, Any] | None:
+    if value is not None and path is not None:
+        raise typer.BadParameter(
+            "give --credentials or --credentials-file, not both", param_hint="--credentials"
+        )
+    if path is not None:
+        text = sys.stdin.read() if str(path) == "-" else _read(path)
+        return _metadata(text, "--credentials-file")
+    return _metadata(value, "--credentials")
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise typer.BadParameter(
+            f"cannot read {path}: {exc.strerror}", param_hint="--credentials-file"
+        ) from None
+
+
+def _create_args(
+    provider: str,
+    name: str,
+    environment: IntegrationEnvironment,
+    config: str | None,
+    auth_type: AuthenticationType | None,
+    credentials: str | None,
+    credentials_file: Path | None,
+    scopes: list[str] | None,
+    metadata: str | None,
+) -> dict[str, Any]:
+    return {
+        "provider_key": provider,
+        "name": name,
+        "environment": environment,
+        "config": _metadata(config, "--config"),
+        "auth_type": auth_type,
+        "credentials": _credentials(credentials, credentials_file),
+        "scopes": scopes or None,
+        "metadata": _metadata(metadata),
+    }
+
+
+@connections_app.command("create")
+def connections_create(
+    provider: Provider,
+    name: Name,
+    environment: Environment = IntegrationEnvironment.PRODUCTION,
+    config: Config = None,
+    auth_type: AuthType = None,
+    credentials: Credentials = None,
+    credentials_file: CredentialsFile = None,
+    scope: Scopes = None,
+    metadata: Metadata = None,
+    url: Url = DEFAULT_BASE_URL,
+    api_key: ApiKey = "",
+    tenant: Tenant = None,
+    as_json: AsJson = False,
+) -> None:
+    """Create a connection (OAuth2 connections start PENDING until a token is obtained)."""
+    args = _create_args(
+        provider, name, environment, config, auth_type, credentials, credentials_file, scope, metadata
+    )
+    conn = Connection(url, api_key, tenant, as_json)
+    with _api(conn) as client:
+        created = client.connections.create(**args)
+    _one(conn, created, f"Connection {created.id}")
+
+
+@connections_app.command("validate")
+def connections_validate(
+    provider: Provider,
+    name: Name,
+    environment: Environment = IntegrationEnvironment.PRODUCTION,
+    config: Config = None,
+    auth_type: AuthType = None,
+    credentials: Credentials = None,
+    credentials_file: CredentialsFile = None,
+    scope: Scopes = None,
+    metadata: Metadata = None,
+    url: Url = DEFAULT_BASE_URL,
+    api_key: ApiKey = "",
+    tenant: Tenant = None,
+    as_json: AsJson = False,
+) -> None:
+    """Check a connection's settings and credentials shape without saving anything."""
+    args = _create_args(
+        provider, name, environment, config, auth_type, credentials, credentials_file, scope, metadata
+    )
+    conn = Connection(url, api_key, tenant, as_json)
+    with _api(conn) as client:
+        checked = client.connections.validate(**args)
+    _one(conn, checked, "Valid")
+
+
+@connections_app.command("list")
+def connections_list(
+    provider: Annotated[str | None, typer.Option("--provider", help="Only this provider.")] = None,
+    environment: Annotated[
+        IntegrationEnvironment | None, typer.Option("--environment", help="Only this environment.")
+    ] = None,
+    status: Annotated[
+        IntegrationConnectionStatus | None, typer.Option("--status", help="Only this status.")
+    ] = None,
+    auth_type: Annotated[
+        AuthenticationType | None, typer.Option("--auth-type", help="Only this authentication.")
+    ] = None,
+    url: Url = DEFAULT_BASE_URL,
+    api_key: ApiKey = "",
+    tenant: Tenant = None,
+    as_json: AsJson = False,
+) -> None:
+    """Every connection of the tenant matching the filters, newest first."""
+    conn = Connection(url, api_key, tenant, as_json)
+    with _api(conn) as client:
+        found = list(
+            client.connections.iter_all(
+                provider_key=provider, environment=environment, status=status, auth_type=auth_type
+            )
+        )
+    _list_output(conn, found, CONNECTION_COLUMNS, "no connections")
+
+
+@connections_app.command("show")
+def connections_show(
+    connection_id: ConnectionArg,
+    url: Url = DEFAULT_BASE_URL,
+    api_key: ApiKey = "",
+    tenant: Tenant = None,
+    as_json: AsJson = False,
+) -> None:
+    """One connection (its credentials are never shown; `credentialRoles` says what is stored)."""
+    conn = Connection(url, api_key, tenant, as_json)
+    with _api(conn) as client:
+        found = client.connections.get(connection_id)
+    _one(conn, found, f"Connection {found.id}")
+
+
+@connections_app.command("delete")
+def connections_delete(
+    connection_id: ConnectionArg,
+    url: Url = DEFAULT_BASE_URL,
+    api_key: ApiKey = "",
+    tenant: Tenant = None,
+) -> None:
+    """Delete a connection and its stored credentials and tokens."""
+    conn = Connection(url, api_key, tenant, False)
+    with _api(conn) as client:
+        client.connections.delete(connection_id)
+    typer.echo(f"Deleted {connection_id}")

@@ -1,0 +1,199 @@
+"""Client commands: ``interlink inbound-sources ...`` through the SDK.
+
+Same conventions as the other client commands (``--url``, ``--api-key``, ``--tenant``, ``--json``;
+API errors exit 1, usage errors exit 2). A signing secret is printed only by ``create`` and
+``rotate-secret``; pass the provider's secret with ``--secret`` or ``INTERLINK_INBOUND_SECRET``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from interlink.cli.client_commands import (
+    After,
+    All,
+    AllowIps,
+    ApiKey,
+    AsJson,
+    Column,
+    Connection,
+    Limit,
+    Tenant,
+    Url,
+    _api,
+    _collect,
+    _list_output,
+    _metadata,
+    _print_json,
+    _show,
+)
+from interlink.client._base import DEFAULT_BASE_URL, NOT_GIVEN
+
+inbound_sources_app = typer.Typer(
+    help="Where providers post webhooks (/v1/inbound/{id}): signature scheme, secrets, limits.",
+    no_args_is_help=True,
+)
+
+SOURCE_COLUMNS: list[Column] = [
+    ("id", lambda s: s.id),
+    ("name", lambda s: s.name),
+    ("scheme", lambda s: s.scheme),
+    ("enabled", lambda s: s.enabled),
+    ("connection", lambda s: s.connection_id or ""),
+    ("receive path", lambda s: s.receive_path),
+    ("created", lambda s: s.created_at),
+]
+SourceArg = Annotated[str, typer.Argument(help="Inbound source id (isrc_...).")]
+Secret = Annotated[
+    str | None,
+    typer.Option(
+        "--secret",
+        envvar="INTERLINK_INBOUND_SECRET",
+        help="The signing secret the provider issued (generated when absent).",
+        show_default=False,
+    ),
+]
+
+
+@inbound_sources_app.command("create")
+def sources_create(
+    name: Annotated[str, typer.Argument(help="A name for the source, e.g. 'stripe live'.")],
+    scheme: Annotated[str, typer.Option("--scheme", help="standard, stripe, github, shopify or hmac.")],
+    secret: Secret = None,
+    connection: Annotated[str | None, typer.Option("--connection", help="A connection id (con_...).")] = None,
+    description: Annotated[str | None, typer.Option("--description")] = None,
+    options: Annotated[
+        str | None,
+        typer.Option("--options", help='hmac scheme options as JSON, e.g. \'{"header": "X-Signature"}\'.'),
+    ] = None,
+    tolerance: Annotated[
+        int | None, typer.Option("--tolerance", min=1, help="Timestamp tolerance (s).")
+    ] = None,
+    allow_ip: AllowIps = None,
+    max_body_bytes: Annotated[int | None, typer.Option("--max-body-bytes", min=64)] = None,
+    event_type: Annotated[
+        str | None,
+        typer.Option(
+            "--event-type", help='JSON, e.g. \'{"from": "header", "field": "X-Topic", "prefix": "acme."}\'.'
+        ),
+    ] = None,
+    dedupe: Annotated[
+        str | None,
+        typer.Option(
+            "--dedupe", help='JSON like --event-type (body or header), or "none" to turn dedupe off.'
+        ),
+    ] = None,
+    disabled: Annotated[bool, typer.Option("--disabled", help="Create it disabled.")] = False,
+    url: Url = DEFAULT_BASE_URL,
+    api_key: ApiKey = "",
+    tenant: Tenant = None,
+    as_json: AsJson = False,
+) -> None:
+    """Create a source (needs webhooks:write); prints its signing secret once."""
+    conn = Connection(url, api_key, tenant, as_json)
+    dedupe_value: Any = NOT_GIVEN
+    if dedupe is not None:
+        dedupe_value = None if dedupe.lower() == "none" else _metadata(dedupe, "--dedupe")
+    with _api(conn) as client:
+        created = client.inbound_sources.create(
+            name,
+            scheme,
+            secret=secret,
+            connection_id=connection,
+            description=description,
+            scheme_options=_metadata(options, "--options"),
+            tolerance_seconds=tolerance,
+            ip_allowlist=allow_ip,
+            max_body_bytes=max_body_bytes,
+            event_type=_metadata(event_type, "--event-type"),
+            dedupe=dedupe_value,
+            enabled=not disabled,
+        )
+    if conn.as_json:
+        _print_json(created)
+        return
+    _show(created, f"Inbound source {created.id}", exclude={"signing_secret"})
+    typer.echo(f"Signing secret ({created.signing_secret.secret_id}), shown only now:")
+    typer.echo(created.signing_secret.secret)
+
+
+@inbound_sources_app.command("list")
+def sources_list(
+    limit: Limit = 50,
+    after: After = None,
+    every: All = False,
+    url: Url = DEFAULT_BASE_URL,
+    api_key: ApiKey = "",
+    tenant: Tenant = None,
+    as_json: AsJson = False,
+) -> None:
+    """Inbound sources of the tenant, newest first (needs webhooks:read)."""
+    conn = Connection(url, api_key, tenant, as_json)
+    with _api(conn) as client:
+        fetched = _collect(
+            every,
+            lambda: client.inbound_sources.list(limit=limit, after=after),
+            lambda: client.inbound_sources.iter_all(page_size=limit),
+        )
+    _list_output(conn, fetched, SOURCE_COLUMNS, "no inbound sources")
+
+
+@inbound_sources_app.command("show")
+def sources_show(
+    source_id: SourceArg,
+    url: Url = DEFAULT_BASE_URL,
+    api_key: ApiKey = "",
+    tenant: Tenant = None,
+    as_json: AsJson = False,
+) -> None:
+    """One source's configuration (never its secrets)."""
+    conn = Connection(url, api_key, tenant, as_json)
+    with _api(conn) as client:
+        source = client.inbound_sources.get(source_id)
+    if conn.as_json:
+        _print_json(source)
+    else:
+        _show(source)
+
+
+@inbound_sources_app.command("rotate-secret")
+def sources_rotate_secret(
+    source_id: SourceArg,
+    secret: Secret = None,
+    overlap: Annotated[
+        int | None,
+        typer.Option("--overlap", min=0, help="Seconds older secrets keep verifying (default 86400)."),
+    ] = None,
+    url: Url = DEFAULT_BASE_URL,
+    api_key: ApiKey = "",
+    tenant: Tenant = None,
+    as_json: AsJson = False,
+) -> None:
+    """Add a signing secret (the provider's new one, or generated) and print it once."""
+    conn = Connection(url, api_key, tenant, as_json)
+    with _api(conn) as client:
+        rotated = client.inbound_sources.rotate_secret(source_id, secret=secret, overlap_seconds=overlap)
+    if conn.as_json:
+        _print_json(rotated)
+        return
+    until = (
+        f"; older secrets verify until {rotated.previous_expires_at}" if rotated.previous_expires_at else ""
+    )
+    typer.echo(f"New signing secret {rotated.secret_id} for {source_id}{until}:")
+    typer.echo(rotated.secret)
+
+
+@inbound_sources_app.command("delete")
+def sources_delete(
+    source_id: SourceArg,
+    url: Url = DEFAULT_BASE_URL,
+    api_key: ApiKey = "",
+    tenant: Tenant = None,
+) -> None:
+    """Delete a source: the receiver answers 404 for it from now on."""
+    conn = Connection(url, api_key, tenant, False)
+    with _api(conn) as client:
+        client.inbound_sources.delete(source_id)
+    typer.echo(f"Deleted {source_id}")

@@ -1,0 +1,127 @@
+"""SDK resource for ``/v1/webhook-config`` (blocking and asyncio): ``client.webhook_config``.
+
+The tenant's webhook defaults (:class:`WebhookConfig`): retry schedule, retention, auto-disable
+window, circuit breaker and default timeout. :meth:`WebhookConfigResource.update` changes only the
+arguments given; ``retry_schedule=None`` restores the built-in schedule and
+``circuit_breaker=None`` turns the breaker off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import httpx
+
+from interlink.client._base import NOT_GIVEN, NotGiven, body, parse
+from interlink.core.enums import RetentionPolicy
+from interlink.webhooks.config_schemas import CircuitBreakerConfig, WebhookConfig
+
+__all__ = ["AsyncWebhookConfigResource", "CircuitBreakerConfig", "WebhookConfig", "WebhookConfigResource"]
+
+PATH = "/v1/webhook-config"
+BreakerArg = CircuitBreakerConfig | Mapping[str, Any] | None
+
+
+class _Sync(Protocol):
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str | int] | None = None,
+        json: Any = None,
+        tenant_id: str | None = None,
+    ) -> httpx.Response: ...
+
+
+class _Async(Protocol):
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str | int] | None = None,
+        json: Any = None,
+        tenant_id: str | None = None,
+    ) -> httpx.Response: ...
+
+
+def _breaker(value: BreakerArg | NotGiven) -> Any:
+    if isinstance(value, CircuitBreakerConfig):
+        return value.model_dump(by_alias=True)
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value
+
+
+def _update_body(
+    retry_schedule: Sequence[int] | NotGiven | None,
+    retention: RetentionPolicy | str | NotGiven,
+    disable_after_seconds: int | NotGiven,
+    circuit_breaker: BreakerArg | NotGiven,
+    default_timeout_seconds: float | NotGiven,
+) -> dict[str, Any]:
+    schedule = list(retry_schedule) if isinstance(retry_schedule, Sequence) else retry_schedule
+    return body(
+        {
+            "retrySchedule": schedule,
+            "retention": retention,
+            "disableAfterSeconds": disable_after_seconds,
+            "circuitBreaker": _breaker(circuit_breaker),
+            "defaultTimeoutSeconds": default_timeout_seconds,
+        },
+        drop_none=False,
+    )
+
+
+class WebhookConfigResource:
+    """``/v1/webhook-config``: the tenant's webhook defaults."""
+
+    def __init__(self, client: _Sync) -> None:
+        self._c = client
+
+    def get(self, *, tenant_id: str | None = None) -> WebhookConfig:
+        """The configuration (built-in values until first changed; ``created_at`` is then None)."""
+        return parse(WebhookConfig, self._c._request("GET", PATH, tenant_id=tenant_id))
+
+    def update(
+        self,
+        *,
+        retry_schedule: Sequence[int] | NotGiven | None = NOT_GIVEN,
+        retention: RetentionPolicy | str | NotGiven = NOT_GIVEN,
+        disable_after_seconds: int | NotGiven = NOT_GIVEN,
+        circuit_breaker: BreakerArg | NotGiven = NOT_GIVEN,
+        default_timeout_seconds: float | NotGiven = NOT_GIVEN,
+        tenant_id: str | None = None,
+    ) -> WebhookConfig:
+        """Change the arguments given (audited); the others keep their value."""
+        payload = _update_body(
+            retry_schedule, retention, disable_after_seconds, circuit_breaker, default_timeout_seconds
+        )
+        return parse(WebhookConfig, self._c._request("PUT", PATH, json=payload, tenant_id=tenant_id))
+
+
+class AsyncWebhookConfigResource:
+    """``/v1/webhook-config`` with ``await`` (same surface as :class:`WebhookConfigResource`)."""
+
+    def __init__(self, client: _Async) -> None:
+        self._c = client
+
+    async def get(self, *, tenant_id: str | None = None) -> WebhookConfig:
+        return parse(WebhookConfig, await self._c._request("GET", PATH, tenant_id=tenant_id))
+
+    async def update(
+        self,
+        *,
+        retry_schedule: Sequence[int] | NotGiven | None = NOT_GIVEN,
+        retention: RetentionPolicy | str | NotGiven = NOT_GIVEN,
+        disable_after_seconds: int | NotGiven = NOT_GIVEN,
+        circuit_breaker: BreakerArg | NotGiven = NOT_GIVEN,
+        default_timeout_seconds: float | NotGiven = NOT_GIVEN,
+        tenant_id: str | None = None,
+    ) -> WebhookConfig:
+        payload = _update_body(
+            retry_schedule, retention, disable_after_seconds, circuit_breaker, default_timeout_seconds
+        )
+        return parse(WebhookConfig, await self._c._request("PUT", PATH, json=payload, tenant_id=tenant_id))

@@ -1,0 +1,2 @@
+"""Connections to providers: the provider catalogue (more to come: connectors, connections,
+credentials and OAuth2, health checks)."""

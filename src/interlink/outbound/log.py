@@ -1,0 +1,458 @@
+"""The request log writer: every call becomes an ``external_api_requests`` row, written in batches.
+
+:meth:`RequestLogWriter.record` only appends to a buffer (no I/O, no redaction on the request
+path). A background task writes the buffer every ``flush_seconds``, or as soon as ``batch_rows``
+entries wait, in one transaction with one multi-row INSERT; :meth:`RequestLogWriter.close` writes
+everything left. A failed write keeps the entries for the next flush; if the database stays away
+and more than ``max_buffered`` entries wait, the oldest are dropped and counted
+(``interlink_outbound_log_dropped_total``) rather than growing without bound.
+
+Redaction (done when the rows are built, before anything reaches the database):
+
+* **URL**: userinfo removed, fragment removed, credential-like query parameters (:func:`redact_url`)
+  replaced by ``[redacted]``.
+* **Headers**: :func:`interlink.webhooks.schemas.redacted_headers` (Authorization, cookies, names
+  with token/secret/key/password/signature/...).
+* **Bodies** (when the client logs bodies): JSON up to :data:`BODY_LIMIT` bytes is parsed and every
+  value under a credential-like key is ``[redacted]`` (:func:`interlink.core.logging.redact_value`);
+  longer or unparsable JSON keeps its first :data:`BODY_LIMIT` bytes with ``"key": value`` pairs
+  under credential-like keys ``[redacted]``; form bodies are redacted like query strings; other
+  text is cut to :data:`BODY_LIMIT` and passed through the log redaction patterns; binary bodies
+  are not stored (their size is).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+
+import sqlalchemy as sa
+import structlog
+from prometheus_client import Counter
+
+from interlink.core.db import Database
+from interlink.core.logging import REDACTED, redact_text, redact_value
+from interlink.outbound.models import ExternalApiRequest
+from interlink.outbound.response import ApiTiming
+from interlink.webhooks.schemas import REDACTED as HEADER_REDACTED
+from interlink.webhooks.schemas import is_sensitive_header
+
+log = structlog.get_logger(__name__)
+
+BODY_LIMIT: Final = 4096
+MAX_URL: Final = 2048
+SENSITIVE_QUERY: Final = frozenset(
+    {
+        "api_key",
+        "apikey",
+        "api-key",
+        "key",
+        "token",
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "auth",
+        "signature",
+        "sig",
+        "password",
+        "passwd",
+        "secret",
+        "client_secret",
+        "code",
+    }
+)
+
+COLUMNS: Final = (
+    "id",
+    "tenant_id",
+    "connection_id",
+    "provider_key",
+    "operation",
+    "method",
+    "url",
+    "status",
+    "error_class",
+    "error_message",
+    "attempts",
+    "reused",
+    "dns_ms",
+    "connect_ms",
+    "tls_ms",
+    "first_byte_ms",
+    "total_ms",
+    "duration_ms",
+    "request_headers",
+    "response_headers",
+    "request_body",
+    "response_body",
+    "request_bytes",
+    "response_bytes",
+    "correlation_id",
+    "created_at",
+)
+"""The columns of ``external_api_requests`` in the order :meth:`LogEntry.values` gives them."""
+if set(COLUMNS) != {c.name for c in ExternalApiRequest.__table__.columns}:  # pragma: no cover
+    raise RuntimeError("outbound.log.COLUMNS does not match the external_api_requests model")
+
+DROPPED = Counter(
+    "interlink_outbound_log_dropped",
+    "Outbound request log entries dropped because the database stayed unavailable",
+)
+
+_NAME_HINTS: Final = (
+    "key",
+    "token",
+    "sig",
+    "code",
+    "auth",
+    "secret",
+    "pass",
+    "credential",
+    "pepper",
+    "%",
+    "\\",
+)
+"""Every name :func:`sensitive_name` matches contains one of these (and ``%``/``\\`` could hide
+one behind an escape): text without any of them has no credential-like name to redact."""
+_TEXT_HINTS: Final = ("il_", "whsec_", "bearer")
+"""What :func:`interlink.core.logging.redact_text` looks for starts with one of these."""
+
+
+def _maybe_sensitive(text: str) -> bool:
+    lowered = text.lower()
+    return any(hint in lowered for hint in _NAME_HINTS)
+
+
+def _redact_text(text: str) -> str:
+    lowered = text.lower()
+    return redact_text(text) if any(hint in lowered for hint in _TEXT_HINTS) else text
+
+
+_JSON_PAIR = re.compile(r'"((?:[^"\\]|\\.){1,200})"(\s*:\s*)("(?:[^"\\]|\\.)*"?|[^,}\]\s{\[]+)')
+
+
+def sensitive_name(name: str) -> bool:
+    """Credential-like parameter or field name (the query list above, or the log redaction's)."""
+    return name.lower() in SENSITIVE_QUERY or redact_value(name, "x") == REDACTED
+
+
+def _redact_pairs(query: str) -> str:
+    pairs = parse_qsl(query, keep_blank_values=True)
+    return urlencode(
+        [(k, REDACTED if sensitive_name(k) else v) for k, v in pairs], quote_via=quote, safe="[]"
+    )
+
+
+def redact_url(url: str) -> str:
+    """The URL without userinfo or fragment, with credential-like query parameters redacted."""
+    if "@" not in url and "#" not in url:
+        query_at = url.find("?")
+        if query_at < 0 or not _maybe_sensitive(url[query_at:]):
+            return url[:MAX_URL]
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = _redact_pairs(parts.query) if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))[:MAX_URL]
+
+
+def _redact_json_text(text: str) -> str:
+    def replace(match: re.Match[str]) -> str:
+        if sensitive_name(match.group(1)):
+            return f'"{match.group(1)}"{match.group(2)}"{REDACTED}"'
+        return match.group(0)
+
+    return redact_text(_JSON_PAIR.sub(replace, text))
+
+
+def redact_body(body: bytes | None, content_type: str | None) -> str | None:
+    """What the log keeps of a body (see the module doc); None for no body or a binary one."""
+    if not body:
+        return None
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    head = body[:BODY_LIMIT]
+    is_json = media == "application/json" or media.endswith("+json") or head[:1] in (b"{", b"[")
+    if is_json and len(body) <= BODY_LIMIT and head.isascii():
+        text = head.decode("ascii")
+        if not _maybe_sensitive(text):  # no key could be a credential: only the text patterns
+            return _redact_text(text)
+    if is_json and len(body) <= BODY_LIMIT:
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            pass
+        else:
+            text = json.dumps(redact_value("", parsed), ensure_ascii=False, separators=(",", ":"))
+            return text[:BODY_LIMIT]
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        text = head.decode("utf-8", errors="ignore")
+        if not text or sum(1 for c in text if not c.isprintable() and c not in "\r\n\t") > len(text) // 10:
+            return None
+    if media == "application/x-www-form-urlencoded":
+        return _redact_pairs(text)[:BODY_LIMIT]
+    if is_json:
+        return _redact_json_text(text)[:BODY_LIMIT]
+    return redact_text(_redact_json_text(text) if '"' in text else text)[:BODY_LIMIT]
+
+
+@dataclass(slots=True)
+class LogEntry:
+    """One call as the client saw it (raw: redaction happens when the row is built)."""
+
+    id: str
+    tenant_id: str
+    connection_id: str | None
+    provider_key: str | None
+    operation: str | None
+    method: str
+    url: str
+    """Already redacted (the response envelope shows the same URL)."""
+    status: int | None
+    error_class: str | None
+    error_message: str | None
+    attempts: int
+    timing: ApiTiming | None
+    duration_ms: float
+    request_headers: dict[str, str]
+    response_headers: dict[str, str] | None
+    request_body: bytes | None
+    response_body: bytes | None
+    response_bytes: int | None
+    correlation_id: str | None
+    created_at: datetime
+    log_bodies: bool = True
+
+    def values(self) -> tuple[Any, ...]:
+        """The row, redacted, in :data:`COLUMNS` order (JSON columns as dicts, time aware)."""
+        timing = self.timing
+        request_headers = self.request_headers
+        response_headers = self.response_headers
+        request_body = self.request_body
+        if self.log_bodies:
+            request_type = _header(request_headers, "content-type") if request_body else None
+            response_type = _header(response_headers, "content-type") if self.response_body else None
+            logged_request = redact_body(request_body, request_type)
+            logged_response = redact_body(self.response_body, response_type)
+        else:
+            logged_request = logged_response = None
+        operation = self.operation
+        message = self.error_message
+        return (
+            self.id,
+            self.tenant_id,
+            self.connection_id,
+            self.provider_key,
+            operation[:200] if operation else None,
+            self.method,
+            self.url[:MAX_URL],
+            self.status,
+            self.error_class,
+            redact_text(message)[:1000] if message else None,
+            self.attempts,
+            bool(timing and timing.reused),
+            timing.dns_ms if timing else None,
+            timing.connect_ms if timing else None,
+            timing.tls_ms if timing else None,
+            timing.first_byte_ms if timing else None,
+            timing.total_ms if timing else None,
+            self.duration_ms,
+            redacted_headers(request_headers),
+            redacted_headers(response_headers) if response_headers is not None else None,
+            logged_request,
+            logged_response,
+            len(request_body) if request_body else 0,
+            self.response_bytes,
+            self.correlation_id,
+            self.created_at,
+        )
+
+    def row(self) -> dict[str, Any]:
+        """The row as column name → value (what SQLAlchemy inserts)."""
+        return dict(zip(COLUMNS, self.values(), strict=True))
+
+
+_sensitive_header = functools.lru_cache(maxsize=2048)(is_sensitive_header)
+
+
+def redacted_headers(headers: dict[str, str]) -> dict[str, str]:
+    """:func:`interlink.webhooks.schemas.redacted_headers`, with the verdict per name cached."""
+    return {k: HEADER_REDACTED if _sensitive_header(k) else v for k, v in headers.items()}
+
+
+def _header(headers: dict[str, str] | None, name: str) -> str | None:
+    if not headers:
+        return None
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+# -- writing rows: the driver's bulk path where there is one -------------------------------------
+# SQLAlchemy's executemany costs about as much Python per row as building the row; the log is
+# written a lot, so PostgreSQL gets COPY (psycopg) and SQLite multi-row INSERTs, with values in the
+# forms SQLAlchemy itself stores (JSON text, ``YYYY-MM-DD HH:MM:SS.ffffff`` naive UTC times, 0/1
+# booleans), so the ORM reads them back unchanged. Other databases use SQLAlchemy.
+
+_REQUEST_HEADERS: Final = COLUMNS.index("request_headers")
+_RESPONSE_HEADERS: Final = COLUMNS.index("response_headers")
+_REUSED: Final = COLUMNS.index("reused")
+_CREATED_AT: Final = COLUMNS.index("created_at")
+_SQLITE_ROWS_PER_INSERT: Final = 32766 // len(COLUMNS) // 2
+"""Rows per multi-row INSERT on SQLite (well under its 32,766 parameters)."""
+_SQLITE_ROW: Final = f"({', '.join('?' * len(COLUMNS))})"
+
+
+@functools.lru_cache(maxsize=64)
+def _sqlite_insert(rows: int) -> str:
+    """One INSERT of ``rows`` rows. A multi-row VALUES statement runs as one SQLite step: with
+    ``executemany`` the driver releases and retakes the GIL for every row, which costs a thread
+    switch per row while the event loop is busy (about ten times the CPU under load)."""
+    values = ",".join([_SQLITE_ROW] * rows)
+    return f"INSERT INTO external_api_requests ({', '.join(COLUMNS)}) VALUES {values}"  # noqa: S608
+
+
+_COPY: Final = f"COPY external_api_requests ({', '.join(COLUMNS)}) FROM STDIN"
+
+
+def _sqlite_values(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    out = list(values)
+    out[_REQUEST_HEADERS] = json.dumps(out[_REQUEST_HEADERS])
+    if out[_RESPONSE_HEADERS] is not None:
+        out[_RESPONSE_HEADERS] = json.dumps(out[_RESPONSE_HEADERS])
+    out[_REUSED] = int(out[_REUSED])
+    created: datetime = out[_CREATED_AT]
+    if created.tzinfo is not UTC:
+        created = created.astimezone(UTC)
+    out[_CREATED_AT] = created.replace(tzinfo=None).isoformat(" ", "microseconds")
+    return tuple(out)
+
+
+async def _copy_rows(conn: Any, rows: list[tuple[Any, ...]]) -> None:
+    from psycopg.types.json import Jsonb
+
+    raw = await conn.get_raw_connection()
+    async with raw.driver_connection.cursor() as cursor, cursor.copy(_COPY) as copy:
+        for values in rows:
+            row = list(values)
+            row[_REQUEST_HEADERS] = Jsonb(row[_REQUEST_HEADERS])
+            if row[_RESPONSE_HEADERS] is not None:
+                row[_RESPONSE_HEADERS] = Jsonb(row[_RESPONSE_HEADERS])
+            await copy.write_row(row)
+
+
+class RequestLogWriter:
+    """Buffers :class:`LogEntry` items and writes them in batches (see the module doc)."""
+
+    def __init__(
+        self,
+        db: Database,
+        *,
+        flush_seconds: float = 0.5,
+        batch_rows: int = 500,
+        max_buffered: int = 100_000,
+    ) -> None:
+        self.db = db
+        self.flush_seconds = flush_seconds
+        self.batch_rows = batch_rows
+        self.max_buffered = max_buffered
+        self._buffer: list[LogEntry] = []
+        self._wake = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self.written = 0
+        self.dropped = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self._buffer)
+
+    def record(self, entry: LogEntry) -> None:
+        """Queue one entry (never blocks, never raises)."""
+        buffer = self._buffer
+        buffer.append(entry)
+        if len(buffer) >= self.batch_rows:
+            self._wake.set()
+        if len(buffer) > self.max_buffered:
+            excess = len(buffer) - self.max_buffered
+            del buffer[:excess]
+            self.dropped += excess
+            DROPPED.inc(excess)
+
+    def start(self) -> None:
+        if self._task is None or self._task.done():
+            self._closed = False
+            self._task = asyncio.create_task(self._loop(), name="outbound-request-log")
+
+    async def flush(self) -> int:
+        """Write everything buffered (in batches of ``batch_rows``); returns the rows written.
+        Raises if the database refuses (the entries stay buffered)."""
+        written = 0
+        async with self._lock:
+            while self._buffer:
+                batch = self._buffer[: self.batch_rows]
+                del self._buffer[: len(batch)]
+                try:
+                    await self._write(batch)
+                except BaseException:
+                    self._buffer[:0] = batch
+                    raise
+                written += len(batch)
+                self.written += len(batch)
+        return written
+
+    async def _write(self, batch: list[LogEntry]) -> None:
+        rows = [entry.values() for entry in batch]
+        async with self.db.unit_of_work() as session:
+            conn = await session.connection()
+            dialect = conn.dialect
+            if dialect.name == "postgresql" and dialect.driver == "psycopg":
+                await _copy_rows(conn, rows)
+            elif dialect.name == "sqlite":
+                for start in range(0, len(rows), _SQLITE_ROWS_PER_INSERT):
+                    chunk = rows[start : start + _SQLITE_ROWS_PER_INSERT]
+                    flat = tuple(v for r in chunk for v in _sqlite_values(r))
+                    await conn.exec_driver_sql(_sqlite_insert(len(chunk)), flat)
+            else:
+                await conn.execute(
+                    sa.insert(ExternalApiRequest), [dict(zip(COLUMNS, r, strict=True)) for r in rows]
+                )
+
+    async def _loop(self) -> None:
+        while not self._closed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.flush_seconds)
+            self._wake.clear()
+            if not self._buffer:
+                continue
+            # Shielded: stopping the loop must not abandon a batch halfway; close() waits for it.
+            flushing = asyncio.ensure_future(self.flush())
+            try:
+                await asyncio.shield(flushing)
+            except asyncio.CancelledError:
+                await asyncio.gather(flushing, return_exceptions=True)
+                raise
+            except Exception as exc:
+                log.warning("outbound_request_log_flush_failed", error=str(exc), pending=len(self._buffer))
+
+    async def close(self) -> None:
+        """Stop the background task and write every entry still buffered."""
+        self._closed = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        try:
+            await self.flush()
+        except Exception as exc:
+            log.warning("outbound_request_log_final_flush_failed", error=str(exc), lost=len(self._buffer))

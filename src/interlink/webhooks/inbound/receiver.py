@@ -1,0 +1,316 @@
+"""The inbound receiver: ``POST /v1/inbound/{sourceId}`` from a provider, verified and fanned out.
+
+Checks, in order (each failure answers problem+json with a ``reason`` and writes an
+``inbound.rejected`` security event, bounded like every unattributed failure by
+:class:`~interlink.keys.security.SecurityLog`, so a flood costs a bounded number of writes):
+
+1. the source exists, is not deleted and is enabled, else 404 ``unknown_source`` (the same
+   answer for all three: nothing more is revealed);
+2. the client IP (``X-Forwarded-For`` believed only from trusted proxies) is in the source's
+   allowlist, when it has one, else 403 ``ip_not_allowed``;
+3. the body fits the source's ``maxBodyBytes``, else 413 ``body_too_large`` (checked on the
+   declared length and while reading);
+4. the signature verifies with one of the active secrets, else 401 with the scheme's reason
+   (``missing_signature``, ``malformed_header``, ``bad_signature``,
+   ``timestamp_out_of_tolerance``);
+5. the body is JSON, else 422 ``malformed_body``; the provider's event id (``dedupe``) is
+   present when the source dedupes, else 422 ``missing_event_id``; the payload matches the JSON
+   Schema of its event type when one is registered, else 422 ``payload_invalid``.
+
+An accepted request becomes one event (``source = "inbound:<sourceId>"``, ``metadata.inbound``
+naming the source, connection and provider event id) fanned out by
+:func:`interlink.webhooks.ingest.ingest`, in the same transaction as its receipt
+(``webhook_inbound_receipts``). The receipt's unique ``(source_id, dedupe_key)`` makes repeats
+race-safe: a repeat, or the loser of two concurrent posts, answers 200 with the first event id
+and ``duplicate: true``, and nothing is written twice. A JSON body that is not an object is
+wrapped as ``{"data": <body>}``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final, NoReturn
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from interlink.core.actor import Actor
+from interlink.core.clock import utcnow
+from interlink.core.crypto import Keyring
+from interlink.core.db import Database
+from interlink.core.errors import Forbidden, InterlinkError, NotFound, Unauthorized, ValidationFailed
+from interlink.core.ids import new_id
+from interlink.keys.security import SecurityContext, SecurityEventType, SecurityLog
+from interlink.webhooks import ingest
+from interlink.webhooks.inbound import schemes
+from interlink.webhooks.inbound.models import WebhookInboundReceipt
+from interlink.webhooks.inbound.sources import ReceiverSource, load_for_receiver
+
+UNKNOWN_TYPE: Final = "unknown"
+MAX_DEDUPE_KEY: Final = 200
+_TYPE_BAD_CHARS: Final = re.compile(r"[^A-Za-z0-9._:-]")
+
+
+class PayloadTooLarge(InterlinkError):
+    status = 413
+    code = "payload-too-large"
+    title = "Payload too large"
+
+
+@dataclass(frozen=True)
+class InboundContext:
+    source_ip: str | None
+    user_agent: str | None
+    correlation_id: str | None
+
+
+@dataclass(frozen=True)
+class InboundResult:
+    event_id: str
+    event_type: str
+    duplicate: bool
+    deliveries: int
+
+
+def _ip_allowed(ip: str | None, allowlist: list[str]) -> bool:
+    if not allowlist:
+        return True
+    if ip is None:
+        return False
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(net, strict=False) for net in allowlist)
+
+
+def _lookup(body: Any, path: str) -> Any:
+    node = body
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _value(config: Mapping[str, str], headers: Mapping[str, str], body: Any) -> str | None:
+    kind, name = config.get("from"), config.get("field", "")
+    if kind == "fixed":
+        return name
+    raw = headers.get(name.lower()) if kind == "header" else _lookup(body, name)
+    if raw is None or isinstance(raw, (dict, list, bool)):
+        return None
+    text = str(raw).strip()
+    return text or None
+
+
+def event_type_of(config: Mapping[str, str], headers: Mapping[str, str], body: Any) -> str:
+    """The event type a request maps to: prefix + value, with characters outside the event type
+    alphabet replaced (``orders/create`` becomes ``orders.create``)."""
+    value = _value(config, headers, body) or UNKNOWN_TYPE
+    name = _TYPE_BAD_CHARS.sub("_", config.get("prefix", "") + value.replace("/", "."))
+    if not name[0].isalnum():
+        name = "x" + name
+    return name[:200]
+
+
+class InboundReceiver:
+    """Runs the checks of the module docstring for one process."""
+
+    def __init__(self, db: Database, keyring: Keyring, security: SecurityLog) -> None:
+        self.db = db
+        self.keyring = keyring
+        self.security = security
+
+    async def reject(
+        self,
+        error: InterlinkError,
+        reason: str,
+        *,
+        source_id: str,
+        tenant_id: str | None,
+        context: InboundContext,
+    ) -> NoReturn:
+        """Record an ``inbound.rejected`` security event and raise ``error``."""
+        await self.security.failure(
+            SecurityEventType.INBOUND_REJECTED,
+            tenant_id=tenant_id,
+            key_id=None,
+            key_prefix=None,
+            context=SecurityContext(context.source_ip, context.user_agent, context.correlation_id),
+            reason=reason,
+            details={"sourceId": source_id[:64], "status": error.status},
+        )
+        raise error
+
+    async def open(
+        self, source_id: str, context: InboundContext, declared_length: int | None
+    ) -> ReceiverSource:
+        """Steps 1-3 before the body is read: the source, the client IP and the declared size."""
+        async with self.db.unit_of_work(write=False) as session:
+            source = await load_for_receiver(session, self.keyring, source_id)
+        if source is None or not source.enabled:
+            await self.reject(
+                NotFound("inbound source not found", extra={"reason": "unknown_source"}),
+                "unknown_source",
+                source_id=source_id,
+                tenant_id=None,
+                context=context,
+            )
+        if not _ip_allowed(context.source_ip, source.ip_allowlist):
+            await self.reject(
+                Forbidden(
+                    "this source does not accept requests from your IP address",
+                    extra={"reason": "ip_not_allowed"},
+                ),
+                "ip_not_allowed",
+                source_id=source.id,
+                tenant_id=source.tenant_id,
+                context=context,
+            )
+        if declared_length is not None and declared_length > source.max_body_bytes:
+            await self.too_large(source, context)
+        return source
+
+    async def too_large(self, source: ReceiverSource, context: InboundContext) -> NoReturn:
+        await self.reject(
+            PayloadTooLarge(
+                f"the request body exceeds this source's limit of {source.max_body_bytes} bytes",
+                extra={"reason": "body_too_large"},
+            ),
+            "body_too_large",
+            source_id=source.id,
+            tenant_id=source.tenant_id,
+            context=context,
+        )
+
+    async def receive(
+        self, source: ReceiverSource, headers: Mapping[str, str], body: bytes, context: InboundContext
+    ) -> InboundResult:
+        """Steps 4-5, then store and fan out (see the module docstring)."""
+        lowered = {k.lower(): v for k, v in headers.items()}
+        if len(body) > source.max_body_bytes:
+            await self.too_large(source, context)
+        try:
+            schemes.verify(
+                source.scheme,
+                source.scheme_options,
+                source.secrets,
+                lowered,
+                body,
+                now=int(utcnow().timestamp()),
+                tolerance=source.tolerance_seconds,
+            )
+        except schemes.VerificationFailed as exc:
+            await self.reject(
+                Unauthorized(exc.detail, reason=exc.reason.value),
+                exc.reason.value,
+                source_id=source.id,
+                tenant_id=source.tenant_id,
+                context=context,
+            )
+        try:
+            document: Any = json.loads(body)
+        except (UnicodeDecodeError, ValueError):
+            await self.reject(
+                ValidationFailed("the body is not JSON", field="body", extra={"reason": "malformed_body"}),
+                "malformed_body",
+                source_id=source.id,
+                tenant_id=source.tenant_id,
+                context=context,
+            )
+        dedupe_key: str | None = None
+        if source.dedupe_config is not None:
+            dedupe_key = _value(source.dedupe_config, lowered, document)
+            if dedupe_key is None or len(dedupe_key) > MAX_DEDUPE_KEY:
+                where = source.dedupe_config["field"]
+                await self.reject(
+                    ValidationFailed(
+                        f"the provider event id ({source.dedupe_config['from']} {where}) is missing "
+                        "or too long",
+                        field=where,
+                        extra={"reason": "missing_event_id"},
+                    ),
+                    "missing_event_id",
+                    source_id=source.id,
+                    tenant_id=source.tenant_id,
+                    context=context,
+                )
+        payload = document if isinstance(document, dict) else {"data": document}
+        event_type = event_type_of(source.event_type_config, lowered, document)
+        try:
+            return await self._store(source, event_type, payload, dedupe_key, context)
+        except ValidationFailed as exc:  # the payload does not match the event type's JSON Schema
+            await self.reject(
+                ValidationFailed(exc.detail, extra={**exc.extra, "reason": "payload_invalid"}),
+                "payload_invalid",
+                source_id=source.id,
+                tenant_id=source.tenant_id,
+                context=context,
+            )
+
+    async def _store(
+        self,
+        source: ReceiverSource,
+        event_type: str,
+        payload: dict[str, Any],
+        dedupe_key: str | None,
+        context: InboundContext,
+    ) -> InboundResult:
+        actor = Actor(
+            tenant_id=source.tenant_id,
+            key_id=None,
+            home_tenant_id=source.tenant_id,
+            actor_type="inbound",
+            source_ip=context.source_ip,
+            user_agent=(context.user_agent or "")[:400] or None,
+            correlation_id=context.correlation_id,
+        )
+        async with self.db.unit_of_work() as session:
+            receipt: WebhookInboundReceipt | None = None
+            if dedupe_key is not None:
+                receipt = WebhookInboundReceipt(
+                    id=new_id("ircp"),
+                    tenant_id=source.tenant_id,
+                    source_id=source.id,
+                    dedupe_key=dedupe_key,
+                    event_id=None,
+                    created_at=utcnow(),
+                )
+                try:
+                    async with session.begin_nested():
+                        session.add(receipt)
+                except IntegrityError:
+                    winner = await session.scalar(
+                        sa.select(WebhookInboundReceipt).where(
+                            WebhookInboundReceipt.source_id == source.id,
+                            WebhookInboundReceipt.dedupe_key == dedupe_key,
+                        )
+                    )
+                    if winner is None or winner.event_id is None:
+                        raise
+                    return InboundResult(winner.event_id, event_type, True, 0)
+            result = await ingest.ingest(
+                session,
+                actor,
+                ingest.EventSpec(
+                    type=event_type,
+                    payload=payload,
+                    metadata={
+                        "inbound": {
+                            "sourceId": source.id,
+                            "connectionId": source.connection_id,
+                            "providerEventId": dedupe_key,
+                        }
+                    },
+                    correlation_id=context.correlation_id,
+                    source=f"inbound:{source.id}",
+                ),
+            )
+            if receipt is not None:
+                receipt.event_id = result.event.id
+            return InboundResult(result.event.id, event_type, False, len(result.deliveries))

@@ -1,0 +1,813 @@
+"""The outbound API client against real aiohttp servers on 127.0.0.1.
+
+Covers the request builder, timing (with a TLS server), pool reuse, retries (503, reset, 429 with
+Retry-After), idempotency rules, the retry budget, rate limits and 429 blocks shared through Redis,
+the circuit breaker, batches, and the request log (redaction, no loss on close, retention) on
+SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ipaddress
+import json
+import ssl
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from prometheus_client import REGISTRY
+
+from interlink.core import clock
+from interlink.core.actor import system_actor
+from interlink.core.enums import RetentionPolicy
+from interlink.core.errors import ValidationFailed
+from interlink.core.ids import min_id_at
+from interlink.core.models import AuditEvent
+from interlink.core.retention import purge
+from interlink.core.tenancy import create_tenant
+from interlink.outbound.client import ApiClient, BatchFailed, OutboundService
+from interlink.outbound.config import (
+    ApiClientConfig,
+    CircuitBreakerConfig,
+    RateLimit,
+    RetryBudgetConfig,
+    RetryPolicy,
+)
+from interlink.outbound.log import LogEntry, RequestLogWriter, redact_body, redact_url
+from interlink.outbound.models import ExternalApiRequest
+from interlink.outbound.request import ApiEndpointConfig, ApiRequestBuilder
+from interlink.outbound.resilience import CLOSED, HALF_OPEN, OPEN
+from interlink.outbound.response import (
+    ApiResponse,
+    ApiTiming,
+    OutboundError,
+    parse_rate_limit,
+    parse_retry_after,
+)
+from interlink.runtime import Runtime
+from tests.receiver import Answer, Receiver, receiver_fixture  # noqa: F401  (fixture)
+from tests.services import REDIS_URL, need, redis_available
+
+LOCAL = [ipaddress.ip_network("127.0.0.1/32")]
+FAST = RetryPolicy(max_attempts=3, base_delay_seconds=0.01, max_delay_seconds=0.05)
+JSON = {"Content-Type": "application/json"}
+
+
+def service(**kwargs: Any) -> OutboundService:
+    return OutboundService(allowed_networks=LOCAL, **kwargs)
+
+
+def config(base_url: str, **kwargs: Any) -> ApiClientConfig:
+    kwargs.setdefault("retry", FAST)
+    kwargs.setdefault("tenant_id", "ten_test")
+    return ApiClientConfig(base_url=base_url, **kwargs)
+
+
+@pytest.fixture
+async def outbound() -> AsyncIterator[OutboundService]:
+    svc = service()
+    yield svc
+    await svc.close()
+
+
+def unique_connection() -> str:
+    return f"conn_{uuid.uuid4().hex[:20]}"
+
+
+# -- request builder -------------------------------------------------------------------------------
+
+
+def field_of(exc: ValidationFailed) -> str:
+    return str(exc.extra["errors"][0]["field"])
+
+
+def test_builder_encodes_path_and_query_and_body() -> None:
+    endpoint = ApiEndpointConfig(
+        path="/customers/{customer_id}/invoices/{invoice}",
+        method="post",
+        name="invoices.create",
+        query={"expand": ["lines", "tax"], "limit": 10},
+        headers={"Accept": "application/json"},
+    )
+    prepared = ApiRequestBuilder(
+        endpoint,
+        parameters={"customer_id": "a/b?c", "invoice": 42},
+        query={"limit": 20, "live": True, "skip": None},
+        headers={"accept": "application/vnd.api+json"},
+        body={"amount": 10, "note": "ü"},
+    ).build("https://api.example.com/v1/")
+    assert prepared.url == (
+        "https://api.example.com/v1/customers/a%2Fb%3Fc/invoices/42"
+        "?expand=lines&expand=tax&limit=20&live=true"
+    )
+    assert prepared.method == "POST" and prepared.operation == "invoices.create"
+    assert prepared.origin == "https://api.example.com:443" and prepared.host == "api.example.com"
+    assert prepared.headers == {"accept": "application/vnd.api+json", "Content-Type": "application/json"}
+    assert json.loads(prepared.body or b"") == {"amount": 10, "note": "ü"}
+    assert prepared.idempotent is False
+    keyed = ApiRequestBuilder(endpoint, parameters={"customer_id": "c", "invoice": 1}).with_idempotency_key(
+        "k1"
+    )
+    built = keyed.build("https://api.example.com")
+    assert built.idempotent is True and built.headers["Idempotency-Key"] == "k1"
+    assert ApiEndpointConfig(path="/x", method="PATCH", idempotent=True).is_idempotent
+    assert ApiEndpointConfig(path="/x", method="DELETE").is_idempotent
+    form = ApiRequestBuilder(ApiEndpointConfig(path="/t", method="POST")).with_form({"a": "1 2", "b": [1, 2]})
+    built_form = form.build("http://h")
+    assert built_form.body == b"a=1%202&b=1&b=2"
+    assert built_form.headers["Content-Type"] == "application/x-www-form-urlencoded"
+
+
+@pytest.mark.parametrize(
+    ("make", "field"),
+    [
+        (lambda: ApiRequestBuilder(ApiEndpointConfig(path="/c/{id}")).build("http://h"), "parameters.id"),
+        (
+            lambda: ApiRequestBuilder(ApiEndpointConfig(path="/c"), parameters={"id": 1}).build("http://h"),
+            "parameters.id",
+        ),
+        (
+            lambda: ApiRequestBuilder(ApiEndpointConfig(path="/c/{id}"), parameters={"id": ".."}).build(
+                "http://h"
+            ),
+            "parameters.id",
+        ),
+        (
+            lambda: ApiRequestBuilder(ApiEndpointConfig(path="/c/{id}"), parameters={"id": True}).build(
+                "http://h"
+            ),
+            "parameters.id",
+        ),
+        (
+            lambda: ApiRequestBuilder(ApiEndpointConfig(path="/c"), query={"n": float("nan")}).build(
+                "http://h"
+            ),
+            "query.n",
+        ),
+        (
+            lambda: ApiRequestBuilder(ApiEndpointConfig(path="/c"), query={"n": {"a": 1}}).build("http://h"),
+            "query.n",
+        ),
+        (
+            lambda: ApiRequestBuilder(
+                ApiEndpointConfig(path="/c", query_params=frozenset({"a"})), query={"b": 1}
+            ).build("http://h"),
+            "query.b",
+        ),
+        (
+            lambda: ApiRequestBuilder(ApiEndpointConfig(path="/c", required_query=frozenset({"a"}))).build(
+                "http://h"
+            ),
+            "query.a",
+        ),
+        (
+            lambda: ApiRequestBuilder(
+                ApiEndpointConfig(path="/c"), headers={"X-A": "v\r\nInjected: 1"}
+            ).build("http://h"),
+            "headers.X-A",
+        ),
+        (
+            lambda: ApiRequestBuilder(ApiEndpointConfig(path="/c"), headers={"Bad Name": "v"}).build(
+                "http://h"
+            ),
+            "headers.Bad Name",
+        ),
+        (
+            lambda: ApiRequestBuilder(
+                ApiEndpointConfig(path="/c", method="POST"), body={"x": float("inf")}
+            ).build("http://h"),
+            "body",
+        ),
+        (lambda: ApiRequestBuilder(ApiEndpointConfig(path="/c")).build(""), "path"),
+        (lambda: ApiRequestBuilder(ApiEndpointConfig(path="/c")).build("ftp://h"), "path"),
+        (lambda: ApiEndpointConfig(path="c"), "path"),
+        (lambda: ApiEndpointConfig(path="/c?x=1"), "path"),
+        (lambda: ApiEndpointConfig(path="/c", method="TRACE"), "method"),
+        (lambda: ApiEndpointConfig(path="/c", timeout_seconds=0), "timeout_seconds"),
+        (lambda: ApiClientConfig(tenant_id="t", base_url="http://u:p@h"), "base_url"),
+        (lambda: RetryPolicy(max_attempts=0), "retry.max_attempts"),
+    ],
+)
+def test_builder_refuses_bad_input_naming_the_field(make: Any, field: str) -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        make()
+    assert field_of(caught.value) == field
+
+
+def test_rate_limit_and_retry_after_headers() -> None:
+    now = 1_800_000_000.0
+    draft = parse_rate_limit(
+        {"RateLimit": '"default";r=7;t=12', "RateLimit-Policy": '"default";q=100;w=60'}, now
+    )
+    assert draft is not None
+    assert (draft.limit, draft.remaining, draft.reset_seconds, draft.window_seconds, draft.policy) == (
+        100,
+        7,
+        12.0,
+        60.0,
+        "default",
+    )
+    older = parse_rate_limit({"RateLimit": "limit=10, remaining=0, reset=5"}, now)
+    assert older is not None and (older.limit, older.remaining, older.reset_seconds) == (10, 0, 5.0)
+    fields = parse_rate_limit(
+        {"RateLimit-Limit": "50", "RateLimit-Remaining": "3", "RateLimit-Reset": "9"}, now
+    )
+    assert fields is not None and (fields.limit, fields.remaining, fields.reset_seconds) == (50, 3, 9.0)
+    github = parse_rate_limit(
+        {"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(now) + 30)},
+        now,
+    )
+    assert github is not None and (github.limit, github.remaining, github.reset_seconds) == (5000, 0, 30.0)
+    assert github.source == "x-ratelimit"
+    millis = parse_rate_limit(
+        {"X-Rate-Limit-Remaining": "1", "X-Rate-Limit-Reset": str(int(now * 1000) + 4000)}, now
+    )
+    assert millis is not None and millis.reset_seconds == pytest.approx(4.0)
+    assert parse_rate_limit({"Content-Type": "text/plain"}, now) is None
+    assert parse_retry_after("120") == 120.0
+    assert parse_retry_after("Wed, 21 Oct 2037 07:28:00 GMT", now=2139722880.0 - 90) == pytest.approx(90.0)
+    assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+
+
+def test_redaction_helpers() -> None:
+    url = redact_url("https://user:pw@api.example.com/v1/x?api_key=K1&page=2&access_token=T1&sig=S1#frag")
+    assert (
+        url == "https://api.example.com/v1/x?api_key=[redacted]&page=2&access_token=[redacted]&sig=[redacted]"
+    )
+    small = redact_body(
+        b'{"user":"a","password":"P1","nested":{"client_secret":"S2","n":1}}', "application/json"
+    )
+    assert small is not None and "P1" not in small and "S2" not in small and '"n":1' in small
+    large = json.dumps({"token": "T9", "items": ["x" * 100] * 60, "secret": "Z9"}).encode()
+    kept = redact_body(large, "application/json")
+    assert kept is not None and len(kept) <= 4096 and "T9" not in kept and "Z9" not in kept
+    assert redact_body(b"\x00\x01\x02\xff" * 100, "application/octet-stream") is None
+    assert redact_body(b"a=1&password=P3", "application/x-www-form-urlencoded") == "a=1&password=[redacted]"
+
+
+# -- timing, pooling -------------------------------------------------------------------------------
+
+
+async def test_timing_and_pool_reuse(receiver: Receiver, outbound: OutboundService) -> None:
+    receiver.script("/v1/items/a/b", Answer(headers=JSON, body='{"id": "a/b"}'))
+    client = outbound.client(config(receiver.url + "/v1"))
+    first = await client.call("GET", "/items/{id}", parameters={"id": "a/b"})
+    assert first.status == 200 and first.data == {"id": "a/b"} and first.ok
+    assert first.reused is False
+    assert first.timing.connect_ms > 0 and first.timing.dns_ms == 0 and first.timing.tls_ms == 0
+    assert 0 < first.timing.first_byte_ms <= first.timing.total_ms <= first.duration_ms
+    second = await client.call("GET", "/items/{id}", parameters={"id": "a/b"})
+    assert second.reused is True
+    assert (second.timing.dns_ms, second.timing.connect_ms, second.timing.tls_ms) == (0, 0, 0)
+    assert second.timing.first_byte_ms > 0
+    assert len(outbound.pools) == 1
+    [pool] = outbound.pools.values()
+    assert pool.limit_per_host == 32
+    await outbound.close()  # shutdown closes the pooled connections
+    assert outbound.pools == {} and pool._session is None
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+async def test_tls_and_dns_timing(tmp_path: Path) -> None:
+    cert_path, key_path = _self_signed(tmp_path)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert_path, key_path)
+    app = web.Application()
+
+    async def hello(_request: web.Request) -> web.Response:
+        return web.json_response({"tls": True})
+
+    app.router.add_get("/hello", hello)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ctx)
+    await site.start()
+    port = runner.addresses[0][1]
+    client_ctx = ssl.create_default_context(cafile=str(cert_path))
+    svc = service(ssl_context=client_ctx)
+    try:
+        client = svc.client(config(f"https://localhost:{port}"))
+        first = await client.call("GET", "/hello")
+        assert first.data == {"tls": True}
+        assert first.timing.dns_ms > 0 and first.timing.connect_ms > 0 and first.timing.tls_ms > 0
+        assert first.reused is False
+        again = await client.call("GET", "/hello")
+        assert again.reused is True and again.timing.tls_ms == 0 and again.timing.dns_ms == 0
+        ip_client = svc.client(config(f"https://127.0.0.1:{port}"))
+        by_ip = await ip_client.call("GET", "/hello")
+        assert by_ip.timing.dns_ms == 0 and by_ip.timing.tls_ms > 0
+        untrusted = service()
+        try:
+            with pytest.raises(OutboundError) as caught:
+                await untrusted.client(config(f"https://127.0.0.1:{port}")).call("GET", "/hello")
+            assert caught.value.error_class == "tls" and caught.value.attempts == 1  # not retried
+        finally:
+            await untrusted.close()
+    finally:
+        await svc.close()
+        await runner.cleanup()
+
+
+# -- retries ---------------------------------------------------------------------------------------
+
+
+async def test_retries_on_503_and_reset(receiver: Receiver, outbound: OutboundService) -> None:
+    receiver.script("/flaky", Answer(503), Answer(503), Answer(200, JSON, '{"ok": true}'))
+    client = outbound.client(config(receiver.url, circuit_breaker=None))
+    response = await client.call("GET", "/flaky")
+    assert response.status == 200 and response.attempts == 3 and response.error_class is None
+    assert len(receiver.received("/flaky")) == 3
+
+    # On a new connection (aiohttp itself resends an idempotent request once when a *pooled*
+    # connection turns out to be closed, below the client's attempt count).
+    receiver.script("/reset", Answer(reset=True), Answer(200))
+    fresh = service()
+    try:
+        after_reset = await fresh.client(config(receiver.url)).call("GET", "/reset")
+    finally:
+        await fresh.close()
+    assert after_reset.status == 200 and after_reset.attempts == 2
+    assert len(receiver.received("/reset")) == 2
+
+    receiver.script("/down", Answer(503))
+    exhausted = await client.call("GET", "/down")
+    assert exhausted.status == 503 and exhausted.attempts == 3 and exhausted.error_class == "http_5xx"
+    with pytest.raises(OutboundError) as caught:
+        exhausted.raise_for_status()
+    assert caught.value.response is exhausted
+
+    receiver.script("/missing", Answer(404))
+    not_found = await client.call("GET", "/missing")
+    assert not_found.attempts == 1 and not_found.error_class == "http_4xx"
+
+
+async def test_429_retry_after_is_honoured(receiver: Receiver, outbound: OutboundService) -> None:
+    receiver.script(
+        "/limited",
+        Answer(429, {"Retry-After": "1", "RateLimit": "limit=5, remaining=0, reset=1"}),
+        Answer(200, {"X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "4"}),
+    )
+    client = outbound.client(config(receiver.url, connection_id=unique_connection()))
+    response = await client.call("GET", "/limited")
+    assert response.status == 200 and response.attempts == 2
+    assert response.rate_limit is not None and response.rate_limit.remaining == 4
+    first, second = receiver.received("/limited")
+    assert second.at - first.at >= 1.0
+    assert response.duration_ms >= 1000
+
+
+async def test_non_idempotent_requests_are_not_retried_once_sent(
+    receiver: Receiver, outbound: OutboundService
+) -> None:
+    client = outbound.client(config(receiver.url, circuit_breaker=None))
+    receiver.script("/charge", Answer(503), Answer(201))
+    plain = await client.call("POST", "/charge", json={"amount": 1})
+    assert plain.status == 503 and plain.attempts == 1
+    assert len(receiver.received("/charge")) == 1
+
+    receiver.script("/charge-reset", Answer(reset=True), Answer(201))
+    with pytest.raises(OutboundError) as caught:
+        await client.call("POST", "/charge-reset", json={"amount": 1})
+    assert caught.value.error_class == "connect" and caught.value.attempts == 1
+    assert len(receiver.received("/charge-reset")) == 1
+
+    receiver.script("/charge-keyed", Answer(503), Answer(201))
+    keyed = await client.call("POST", "/charge-keyed", json={"amount": 1}, idempotency_key="order-7")
+    assert keyed.status == 201 and keyed.attempts == 2
+    keys = {r.headers["idempotency-key"] for r in receiver.received("/charge-keyed")}
+    assert keys == {"order-7"}
+
+    receiver.script("/marked", Answer(503), Answer(200))
+    marked = await client.request(ApiEndpointConfig(path="/marked", method="PATCH", idempotent=True))
+    assert marked.status == 200 and marked.attempts == 2
+
+    # Nothing listens on this port: the connection fails before anything is sent, so even a POST
+    # without an Idempotency-Key is tried again.
+    closed = receiver.url.rsplit(":", 1)[0] + ":1"
+    with pytest.raises(OutboundError) as refused:
+        await outbound.client(config(closed)).call("POST", "/x", json={})
+    assert refused.value.error_class == "connect" and refused.value.attempts == FAST.max_attempts
+
+
+async def test_retry_budget_stops_retry_storms(receiver: Receiver, outbound: OutboundService) -> None:
+    receiver.script("/outage", Answer(503))
+    budget = RetryBudgetConfig(ratio=0.0, min_retries=2, window_seconds=60)
+    client = outbound.client(config(receiver.url, connection_id=unique_connection(), retry_budget=budget))
+    first = await client.call("GET", "/outage")
+    assert first.attempts == 3 and first.error_class == "http_5xx"
+    second = await client.call("GET", "/outage")
+    assert second.attempts == 1 and second.error_class == "budget_exhausted" and second.status == 503
+    assert len(receiver.received("/outage")) == 4
+    generous = RetryBudgetConfig(ratio=1.0, min_retries=0, window_seconds=60)
+    other = outbound.client(config(receiver.url, connection_id=unique_connection(), retry_budget=generous))
+    third = await other.call("GET", "/outage")
+    assert third.attempts == 2 and third.error_class == "budget_exhausted"  # 1 call buys 1 retry
+
+
+# -- rate limits and 429 blocks --------------------------------------------------------------------
+
+
+async def test_rate_limit_waits_for_a_slot_in_memory(receiver: Receiver, outbound: OutboundService) -> None:
+    limit = RateLimit(limit=2, period_seconds=1, max_wait_seconds=5)
+    client = outbound.client(config(receiver.url, connection_id=unique_connection(), rate_limit=limit))
+    started = time.monotonic()
+    for _ in range(3):
+        assert (await client.call("GET", "/slow-down")).ok
+    # the first slot was taken after ``started``; the third waited for it to leave the window
+    assert time.monotonic() - started >= 0.98
+    assert len(receiver.received("/slow-down")) == 3
+    refusing = outbound.client(
+        config(
+            receiver.url,
+            connection_id=unique_connection(),
+            host_rate_limit=RateLimit(limit=1, period_seconds=60, max_wait_seconds=0),
+        )
+    )
+    host_key = f"host:{refusing.config.base_url.split('//')[1].split(':')[0]}"
+    await outbound.limiter.reset()
+    assert (await refusing.call("GET", "/host")).ok
+    with pytest.raises(OutboundError) as caught:
+        await refusing.call("GET", "/host")
+    assert caught.value.error_class == "rate_limited" and caught.value.attempts == 0
+    assert len(receiver.received("/host")) == 1
+    assert host_key == "host:127.0.0.1"
+
+
+async def test_rate_limit_shared_by_two_processes_through_redis(receiver: Receiver) -> None:
+    need(redis_available(), f"Redis not reachable at {REDIS_URL}")
+    connection_id = unique_connection()
+    limit = RateLimit(limit=3, period_seconds=60, max_wait_seconds=0)
+    first, second = service(redis_url=REDIS_URL), service(redis_url=REDIS_URL)
+    try:
+        a = first.client(config(receiver.url, connection_id=connection_id, rate_limit=limit))
+        b = second.client(config(receiver.url, connection_id=connection_id, rate_limit=limit))
+        assert (await a.call("GET", "/shared")).ok
+        assert (await b.call("GET", "/shared")).ok
+        assert (await a.call("GET", "/shared")).ok
+        for client in (b, a):
+            with pytest.raises(OutboundError) as caught:
+                await client.call("GET", "/shared")
+            assert caught.value.error_class == "rate_limited"
+        assert len(receiver.received("/shared")) == 3
+        # another connection has its own window
+        c = second.client(config(receiver.url, connection_id=unique_connection(), rate_limit=limit))
+        assert (await c.call("GET", "/shared")).ok
+    finally:
+        await first.close()
+        await second.close()
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+async def test_429_blocks_every_worker_of_the_connection(receiver: Receiver, store: str) -> None:
+    if store == "redis":
+        need(redis_available(), f"Redis not reachable at {REDIS_URL}")
+        first, second = service(redis_url=REDIS_URL), service(redis_url=REDIS_URL)
+    else:
+        first = second = service()
+    connection_id = unique_connection()
+    no_retry = RetryPolicy(max_attempts=1)
+    try:
+        receiver.script("/busy", Answer(429, {"Retry-After": "1"}), Answer(200))
+        a = first.client(config(receiver.url, connection_id=connection_id, retry=no_retry))
+        b = second.client(config(receiver.url, connection_id=connection_id, retry=no_retry))
+        refused = await a.call("GET", "/busy")
+        assert refused.status == 429 and refused.error_class == "rate_limited"
+        assert refused.retry_after_seconds == 1.0
+        answered = await b.call("GET", "/busy")
+        assert answered.status == 200
+        blocked, allowed = receiver.received("/busy")
+        assert allowed.at - blocked.at >= 0.99  # b waited out the block a was given
+
+        receiver.script("/busy-long", Answer(429, {"Retry-After": "300"}))
+        long_block = await a.call("GET", "/busy-long")
+        assert long_block.status == 429
+        with pytest.raises(OutboundError) as caught:
+            await b.call("GET", "/busy-long")
+        assert caught.value.error_class == "rate_limited" and caught.value.attempts == 0
+        assert len(receiver.received("/busy-long")) == 1
+    finally:
+        await first.limiter.block(connection_id, 0)
+        await first.close()
+        if second is not first:
+            await second.close()
+
+
+# -- circuit breaker -------------------------------------------------------------------------------
+
+
+async def test_circuit_opens_half_opens_and_closes(receiver: Receiver, outbound: OutboundService) -> None:
+    connection_id = unique_connection()
+    breaker = CircuitBreakerConfig(failure_threshold=2, window_seconds=30, cooldown_seconds=0.3)
+    client = outbound.client(
+        config(
+            receiver.url,
+            connection_id=connection_id,
+            provider_key="acme",
+            retry=RetryPolicy(max_attempts=1),
+            circuit_breaker=breaker,
+        )
+    )
+    receiver.script("/cb", Answer(500), Answer(500), Answer(500), Answer(200, gated=True), Answer(200))
+    for _ in range(2):
+        assert (await client.call("GET", "/cb")).status == 500
+    snapshot = outbound.circuit(connection_id)
+    assert snapshot is not None and snapshot.state == OPEN and snapshot.opened_count == 1
+    assert _gauge("acme", OPEN) >= 1
+    with pytest.raises(OutboundError) as caught:
+        await client.call("GET", "/cb")
+    assert caught.value.error_class == "circuit_open" and caught.value.attempts == 0
+    assert len(receiver.received("/cb")) == 2
+
+    await _until(lambda: outbound.circuit(connection_id).state == HALF_OPEN)  # type: ignore[union-attr]
+    failed_probe = await client.call("GET", "/cb")  # the probe fails: open again
+    assert failed_probe.status == 500
+    assert outbound.circuit(connection_id).state == OPEN  # type: ignore[union-attr]
+
+    await _until(lambda: outbound.circuit(connection_id).state == HALF_OPEN)  # type: ignore[union-attr]
+    probe = asyncio.create_task(client.call("GET", "/cb"))  # held at the receiver's gate
+    await receiver.wait_for(lambda: len(receiver.received("/cb")) == 4)
+    with pytest.raises(OutboundError) as second_probe:
+        await client.call("GET", "/cb")  # only one probe at a time
+    assert second_probe.value.error_class == "circuit_open"
+    receiver.release("/cb")
+    assert (await probe).status == 200
+    assert outbound.circuit(connection_id).state == CLOSED  # type: ignore[union-attr]
+    assert (await client.call("GET", "/cb")).status == 200
+
+
+def _gauge(provider: str, state: str) -> float:
+    value = REGISTRY.get_sample_value("interlink_outbound_circuits", {"provider": provider, "state": state})
+    return value or 0.0
+
+
+async def _until(condition: Any, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
+# -- batches ---------------------------------------------------------------------------------------
+
+
+async def test_batch_collect_all_and_fail_fast(receiver: Receiver, outbound: OutboundService) -> None:
+    receiver.script("/item/2", Answer(404))
+    receiver.script("/item/0", Answer(delay=0.05))
+    receiver.script("/item/1", Answer(delay=0.3))
+    for i in range(3, 8):
+        receiver.script(f"/item/{i}", Answer(delay=0.05))
+    client = outbound.client(config(receiver.url, retry=RetryPolicy(max_attempts=1)))
+    endpoint = ApiEndpointConfig(path="/item/{n}")
+    requests = [ApiRequestBuilder(endpoint, parameters={"n": i}) for i in range(8)]
+
+    results = await client.batch(requests, concurrency=3, mode="collect_all")
+    assert [r.status for r in results if isinstance(r, ApiResponse)] == [
+        200,
+        200,
+        404,
+        200,
+        200,
+        200,
+        200,
+        200,
+    ]
+    assert max(receiver.max_in_progress.get(f"/item/{i}", 0) for i in range(8)) <= 1
+    assert len(receiver.requests) == 8
+
+    receiver.requests.clear()
+    with pytest.raises(BatchFailed) as caught:
+        await client.batch(requests, concurrency=2, mode="fail_fast")
+    failure = caught.value
+    assert failure.index == 2 and failure.failure.error_class == "http_4xx"
+    assert failure.results[0] is not None and failure.results[2] is not None
+    assert failure.results[1] is None  # in flight (slow) when request 2 failed: cancelled
+    assert all(r is None for r in failure.results[4:])  # never started
+    assert len(receiver.requests) < 8
+
+
+async def test_batch_needs_a_positive_concurrency(outbound: OutboundService) -> None:
+    client = outbound.client(config("http://127.0.0.1:1"))
+    with pytest.raises(ValueError, match="concurrency"):
+        await client.batch([], concurrency=0)
+    assert await client.batch([]) == []
+
+
+# -- the request log -------------------------------------------------------------------------------
+
+
+async def _rows(runtime: Runtime) -> list[ExternalApiRequest]:
+    async with runtime.db.unit_of_work(write=False) as session:
+        return list(
+            (await session.scalars(sa.select(ExternalApiRequest).order_by(ExternalApiRequest.id))).all()
+        )
+
+
+def _as_text(row: ExternalApiRequest) -> str:
+    return json.dumps({c.key: getattr(row, c.key) for c in sa.inspect(row).mapper.column_attrs}, default=str)
+
+
+async def test_request_log_is_redacted_and_complete(runtime: Runtime, receiver: Receiver) -> None:
+    runtime.outbound.allowed_networks = LOCAL
+    receiver.script(
+        "/v1/tokens",
+        Answer(
+            200,
+            {"Content-Type": "application/json", "Set-Cookie": "session=COOKIE-SECRET"},
+            '{"access_token": "RESPONSE-SECRET", "expires_in": 3600}',
+        ),
+    )
+    client = runtime.outbound.client(
+        ApiClientConfig(
+            tenant_id="ten_log",
+            base_url=receiver.url + "/v1",
+            connection_id="conn_log",
+            provider_key="acme",
+            headers={"Authorization": "Bearer HEADER-SECRET-123456"},
+        )
+    )
+    response = await client.request(
+        ApiEndpointConfig(path="/tokens", method="POST", name="tokens.create"),
+        query={"api_key": "QUERY-SECRET", "token": "QUERY-SECRET-2", "page": 2},
+        body={"username": "ada", "password": "BODY-SECRET", "client_secret": "BODY-SECRET-2"},
+        correlation_id="corr-123",
+    )
+    assert response.ok and response.data["access_token"] == "RESPONSE-SECRET"
+    assert "QUERY-SECRET" not in response.url and response.request_id is not None
+    assert receiver.received("/v1/tokens")[0].headers["authorization"] == "Bearer HEADER-SECRET-123456"
+    await runtime.outbound.log.flush()  # type: ignore[union-attr]
+
+    [row] = await _rows(runtime)
+    text = _as_text(row)
+    for secret in ("QUERY-SECRET", "HEADER-SECRET", "BODY-SECRET", "RESPONSE-SECRET", "COOKIE-SECRET"):
+        assert secret not in text, secret
+    assert row.id == response.request_id and row.tenant_id == "ten_log" and row.connection_id == "conn_log"
+    assert row.provider_key == "acme" and row.operation == "tokens.create" and row.method == "POST"
+    assert row.url.endswith("/v1/tokens?api_key=[redacted]&token=[redacted]&page=2")
+    assert row.status == 200 and row.error_class is None and row.attempts == 1
+    assert row.request_headers["Authorization"] == "[redacted]"
+    assert row.response_headers is not None and row.response_headers["Set-Cookie"] == "[redacted]"
+    assert json.loads(row.request_body or "") == {
+        "username": "ada",
+        "password": "[redacted]",
+        "client_secret": "[redacted]",
+    }
+    assert json.loads(row.response_body or "")["expires_in"] == 3600
+    assert row.correlation_id == "corr-123"
+    assert row.connect_ms is not None and row.connect_ms > 0 and row.reused is False
+    assert row.total_ms is not None and row.first_byte_ms is not None and row.duration_ms >= row.total_ms
+    assert row.request_bytes > 0 and row.response_bytes == len(response.content)
+
+
+async def test_request_log_records_failures_and_loses_nothing_on_close(
+    runtime: Runtime, receiver: Receiver
+) -> None:
+    runtime.outbound.allowed_networks = LOCAL
+    runtime.outbound.log.flush_seconds = 3600  # type: ignore[union-attr]  # only size and close flush
+    runtime.outbound.log.batch_rows = 7  # type: ignore[union-attr]
+    client = runtime.outbound.client(
+        ApiClientConfig(tenant_id="ten_log", base_url=receiver.url, retry=FAST, circuit_breaker=None)
+    )
+    receiver.script("/ok", Answer(200))
+    receiver.script("/gone", Answer(404))
+    calls = [client.call("GET", "/ok") for _ in range(40)] + [client.call("GET", "/gone")]
+    await asyncio.gather(*calls)
+    refused = runtime.outbound.client(
+        ApiClientConfig(tenant_id="ten_log", base_url="http://127.0.0.1:1", retry=FAST)
+    )
+    with pytest.raises(OutboundError):
+        await refused.call("GET", "/x")
+    # a writer with plenty left in its buffer
+    writer = RequestLogWriter(runtime.db, flush_seconds=3600, batch_rows=100)
+    writer.start()
+    for i in range(345):
+        writer.record(_entry(f"apr_{min_id_at('apr', clock.utcnow())[4:-6]}{i:06d}"))
+    await writer.close()
+    await runtime.outbound.close()
+    rows = await _rows(runtime)
+    assert len(rows) == 40 + 1 + 1 + 345
+    statuses = [(r.status, r.error_class, r.attempts) for r in rows if r.tenant_id == "ten_log"]
+    assert statuses.count((200, None, 1)) == 40
+    assert (404, "http_4xx", 1) in statuses and (None, "connect", 3) in statuses
+
+
+def _entry(request_id: str, tenant_id: str = "ten_bulk", when: dt.datetime | None = None) -> LogEntry:
+    return LogEntry(
+        id=request_id,
+        tenant_id=tenant_id,
+        connection_id=None,
+        provider_key=None,
+        operation=None,
+        method="GET",
+        url="http://example.com/",
+        status=200,
+        error_class=None,
+        error_message=None,
+        attempts=1,
+        timing=ApiTiming(total_ms=1.0),
+        duration_ms=1.0,
+        request_headers={},
+        response_headers={},
+        request_body=None,
+        response_body=None,
+        response_bytes=0,
+        correlation_id=None,
+        created_at=when or clock.utcnow(),
+    )
+
+
+async def test_retention_purges_the_request_log_and_audits_it(runtime: Runtime) -> None:
+    async with runtime.db.unit_of_work() as session:
+        tenant = await create_tenant(session, system_actor("ten_system"), "Log Co", "log-co")
+    old = clock.utcnow() - dt.timedelta(days=40)
+    writer = RequestLogWriter(runtime.db)
+    for i in range(3):
+        when = old + dt.timedelta(milliseconds=i)
+        writer.record(_entry(min_id_at("apr", when), tenant.id, when))
+    fresh = _entry(min_id_at("apr", clock.utcnow()), tenant.id)
+    writer.record(fresh)
+    await writer.close()
+
+    result = await purge(
+        runtime.db, RetentionPolicy.DAYS_365, RetentionPolicy.DAYS_90, RetentionPolicy.DAYS_30
+    )
+    assert result.api_requests == {tenant.id: 3}
+    assert [r.id for r in await _rows(runtime)] == [fresh.id]
+    async with runtime.db.unit_of_work(write=False) as session:
+        audit = await session.scalar(
+            sa.select(AuditEvent).where(
+                AuditEvent.tenant_id == tenant.id, AuditEvent.action == "retention.purged"
+            )
+        )
+    assert audit is not None and audit.changes["apiRequests"]["new"] == 3
+    assert audit.changes["apiRequestPolicy"]["new"] == "DAYS_30"
+    again = await purge(
+        runtime.db, RetentionPolicy.DAYS_365, RetentionPolicy.DAYS_90, RetentionPolicy.DAYS_30
+    )
+    assert again.api_requests == {}
+    kept = await purge(runtime.db, RetentionPolicy.DAYS_365, RetentionPolicy.DAYS_90, RetentionPolicy.FOREVER)
+    assert kept.api_requests == {}
+
+
+async def test_prometheus_counts_calls_by_provider_and_class(
+    receiver: Receiver, outbound: OutboundService
+) -> None:
+    def sample(outcome: str, error_class: str) -> float:
+        labels = {"provider": "promtest", "outcome": outcome, "error_class": error_class}
+        return REGISTRY.get_sample_value("interlink_outbound_requests_total", labels) or 0.0
+
+    receiver.script("/p-ok", Answer(200))
+    receiver.script("/p-bad", Answer(400))
+    client = outbound.client(config(receiver.url, provider_key="promtest"))
+    before_ok, before_bad = sample("success", "none"), sample("failure", "http_4xx")
+    await client.call("GET", "/p-ok")
+    await client.call("GET", "/p-bad")
+    assert sample("success", "none") == before_ok + 1
+    assert sample("failure", "http_4xx") == before_bad + 1
+    count = REGISTRY.get_sample_value(
+        "interlink_outbound_request_duration_seconds_count", {"provider": "promtest"}
+    )
+    assert count is not None and count >= 2
+
+
+def test_api_client_is_exported() -> None:
+    assert ApiClient.__module__ == "interlink.outbound.client"
