@@ -9,41 +9,16 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
-from typing import Any, Protocol
 
-import httpx
-
-from interlink.client._base import parse, parse_page, query, segment
+from interlink.client._base import AsyncRequester, SyncRequester, parse, parse_page, query, segment
 from interlink.client.models import Page
 from interlink.outbound.schemas import ApiMetrics, ApiRequestTiming, ExternalApiRequestInfo
 
 __all__ = ["ApiMetrics", "ApiRequestTiming", "ApiRequests", "AsyncApiRequests", "ExternalApiRequestInfo"]
 
 
-class _Sync(Protocol):
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str | int] | None = None,
-        json: Any = None,
-        tenant_id: str | None = None,
-        retry_safe: bool = False,
-    ) -> httpx.Response: ...
-
-
-class _Async(Protocol):
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str | int] | None = None,
-        json: Any = None,
-        tenant_id: str | None = None,
-        retry_safe: bool = False,
-    ) -> httpx.Response: ...
+_Sync = SyncRequester
+_Async = AsyncRequester
 
 
 def _list_query(

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from enum import Enum
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -229,3 +229,33 @@ def connection_error(
         url=base_url,
         correlation_id=correlation_id,
     )
+
+
+class SyncRequester(Protocol):
+    """What a blocking resource needs of its client (:class:`InterlinkClient` provides it)."""
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str | int] | None = None,
+        json: Any = None,
+        tenant_id: str | None = None,
+        retry_safe: bool = False,
+    ) -> httpx.Response: ...
+
+
+class AsyncRequester(Protocol):
+    """What an async resource needs of its client (:class:`AsyncInterlinkClient` provides it)."""
+
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, str | int] | None = None,
+        json: Any = None,
+        tenant_id: str | None = None,
+        retry_safe: bool = False,
+    ) -> httpx.Response: ...

@@ -8,11 +8,19 @@ come back: answers are :class:`~interlink.connections.connection_schemas.Connect
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any
 
-import httpx
-
-from interlink.client._base import NOT_GIVEN, NotGiven, body, parse, parse_page, query, segment
+from interlink.client._base import (
+    NOT_GIVEN,
+    AsyncRequester,
+    NotGiven,
+    SyncRequester,
+    body,
+    parse,
+    parse_page,
+    query,
+    segment,
+)
 from interlink.client.models import Page
 from interlink.connections.connection_schemas import AuthorizeUrl, ConnectionInfo, ConnectionValidation
 from interlink.core.enums import AuthenticationType, IntegrationConnectionStatus, IntegrationEnvironment
@@ -20,28 +28,8 @@ from interlink.core.enums import AuthenticationType, IntegrationConnectionStatus
 __all__ = ["AsyncConnections", "AuthorizeUrl", "ConnectionInfo", "ConnectionValidation", "Connections"]
 
 
-class _Sync(Protocol):
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str | int] | None = None,
-        json: Any = None,
-        tenant_id: str | None = None,
-    ) -> httpx.Response: ...
-
-
-class _Async(Protocol):
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str | int] | None = None,
-        json: Any = None,
-        tenant_id: str | None = None,
-    ) -> httpx.Response: ...
+_Sync = SyncRequester
+_Async = AsyncRequester
 
 
 def _create_body(

@@ -9,11 +9,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
-import httpx
-
-from interlink.client._base import NOT_GIVEN, NotGiven, body, parse, parse_page, query, segment
+from interlink.client._base import (
+    NOT_GIVEN,
+    AsyncRequester,
+    NotGiven,
+    SyncRequester,
+    body,
+    parse,
+    parse_page,
+    query,
+    segment,
+)
 from interlink.client._metrics import WebhookDeliveryMetrics, window_params
 from interlink.client.models import Page
 from interlink.core.enums import DeliveryChannel, RetentionPolicy
@@ -40,28 +48,8 @@ __all__ = [
 ]
 
 
-class _Sync(Protocol):
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str | int] | None = None,
-        json: Any = None,
-        tenant_id: str | None = None,
-    ) -> httpx.Response: ...
-
-
-class _Async(Protocol):
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str | int] | None = None,
-        json: Any = None,
-        tenant_id: str | None = None,
-    ) -> httpx.Response: ...
+_Sync = SyncRequester
+_Async = AsyncRequester
 
 
 BatchArg = BatchConfig | Mapping[str, Any] | None

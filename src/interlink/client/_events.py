@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
-import httpx
-
-from interlink.client._base import body, parse, parse_page, query, segment
+from interlink.client._base import AsyncRequester, SyncRequester, body, parse, parse_page, query, segment
 from interlink.client.models import Page
 from interlink.core.enums import DeliveryStatus
 from interlink.webhooks.delivery_schemas import (
@@ -41,30 +39,8 @@ __all__ = [
 ]
 
 
-class _Sync(Protocol):
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str | int] | None = None,
-        json: Any = None,
-        tenant_id: str | None = None,
-        retry_safe: bool = False,
-    ) -> httpx.Response: ...
-
-
-class _Async(Protocol):
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str | int] | None = None,
-        json: Any = None,
-        tenant_id: str | None = None,
-        retry_safe: bool = False,
-    ) -> httpx.Response: ...
+_Sync = SyncRequester
+_Async = AsyncRequester
 
 
 EventItem = EventCreate | Mapping[str, Any]

@@ -10,11 +10,19 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
-import httpx
-
-from interlink.client._base import NOT_GIVEN, NotGiven, body, parse, parse_page, query, segment
+from interlink.client._base import (
+    NOT_GIVEN,
+    AsyncRequester,
+    NotGiven,
+    SyncRequester,
+    body,
+    parse,
+    parse_page,
+    query,
+    segment,
+)
 from interlink.client.models import Page
 from interlink.webhooks.inbound.schemas import InboundSourceCreated, InboundSourceInfo, InboundSourceSecret
 
@@ -29,28 +37,8 @@ __all__ = [
 PATH = "/v1/inbound-sources"
 
 
-class _Sync(Protocol):
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str | int] | None = None,
-        json: Any = None,
-        tenant_id: str | None = None,
-    ) -> httpx.Response: ...
-
-
-class _Async(Protocol):
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str | int] | None = None,
-        json: Any = None,
-        tenant_id: str | None = None,
-    ) -> httpx.Response: ...
+_Sync = SyncRequester
+_Async = AsyncRequester
 
 
 Opt = Any  # a value, None (reset to the default) or NOT_GIVEN (leave as is)

@@ -7,11 +7,8 @@ Times must be timezone-aware; the window defaults to the last 24 hours and spans
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Protocol
 
-import httpx
-
-from interlink.client._base import parse, query
+from interlink.client._base import AsyncRequester, SyncRequester, parse, query
 from interlink.webhooks.metrics_schemas import (
     DeliveryCounts,
     EndpointMetricsSummary,
@@ -30,28 +27,8 @@ __all__ = [
 PATH = "/v1/webhook-metrics"
 
 
-class _Sync(Protocol):
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str | int] | None = None,
-        json: Any = None,
-        tenant_id: str | None = None,
-    ) -> httpx.Response: ...
-
-
-class _Async(Protocol):
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str | int] | None = None,
-        json: Any = None,
-        tenant_id: str | None = None,
-    ) -> httpx.Response: ...
+_Sync = SyncRequester
+_Async = AsyncRequester
 
 
 def window_params(

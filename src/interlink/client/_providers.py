@@ -8,11 +8,8 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, Protocol
 
-import httpx
-
-from interlink.client._base import parse, parse_page, query, segment
+from interlink.client._base import AsyncRequester, SyncRequester, parse, parse_page, query, segment
 from interlink.client.models import Page
 from interlink.connections.schemas import IntegrationProviderExtended
 from interlink.core.enums import AuthenticationType, IntegrationCategory, IntegrationProviderStatus
@@ -20,28 +17,8 @@ from interlink.core.enums import AuthenticationType, IntegrationCategory, Integr
 __all__ = ["AsyncProviders", "IntegrationProviderExtended", "Providers"]
 
 
-class _Sync(Protocol):
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str | int] | None = None,
-        json: Any = None,
-        tenant_id: str | None = None,
-    ) -> httpx.Response: ...
-
-
-class _Async(Protocol):
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str | int] | None = None,
-        json: Any = None,
-        tenant_id: str | None = None,
-    ) -> httpx.Response: ...
+_Sync = SyncRequester
+_Async = AsyncRequester
 
 
 def _params(

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
-import httpx
-
-from interlink.client._base import body, parse, parse_page, query, segment
+from interlink.client._base import AsyncRequester, SyncRequester, body, parse, parse_page, query, segment
 from interlink.client.models import Page
 from interlink.core.enums import DeliveryStatus
 from interlink.webhooks.replay_schemas import ReplaySkip, WebhookReplayInfo
@@ -20,30 +18,8 @@ from interlink.webhooks.replay_schemas import ReplaySkip, WebhookReplayInfo
 __all__ = ["AsyncReplays", "ReplaySkip", "Replays", "WebhookReplayInfo"]
 
 
-class _Sync(Protocol):
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str | int] | None = None,
-        json: Any = None,
-        tenant_id: str | None = None,
-        retry_safe: bool = False,
-    ) -> httpx.Response: ...
-
-
-class _Async(Protocol):
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str | int] | None = None,
-        json: Any = None,
-        tenant_id: str | None = None,
-        retry_safe: bool = False,
-    ) -> httpx.Response: ...
+_Sync = SyncRequester
+_Async = AsyncRequester
 
 
 def _replay_body(

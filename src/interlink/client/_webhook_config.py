@@ -9,11 +9,9 @@ arguments given; ``retry_schedule=None`` restores the built-in schedule and
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any
 
-import httpx
-
-from interlink.client._base import NOT_GIVEN, NotGiven, body, parse
+from interlink.client._base import NOT_GIVEN, AsyncRequester, NotGiven, SyncRequester, body, parse
 from interlink.core.enums import RetentionPolicy
 from interlink.webhooks.config_schemas import CircuitBreakerConfig, WebhookConfig
 
@@ -23,28 +21,8 @@ PATH = "/v1/webhook-config"
 BreakerArg = CircuitBreakerConfig | Mapping[str, Any] | None
 
 
-class _Sync(Protocol):
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str | int] | None = None,
-        json: Any = None,
-        tenant_id: str | None = None,
-    ) -> httpx.Response: ...
-
-
-class _Async(Protocol):
-    async def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, str | int] | None = None,
-        json: Any = None,
-        tenant_id: str | None = None,
-    ) -> httpx.Response: ...
+_Sync = SyncRequester
+_Async = AsyncRequester
 
 
 def _breaker(value: BreakerArg | NotGiven) -> Any:
