@@ -1,24 +1,33 @@
 """Outbound API client benchmark; results and method in docs/benchmarks.md.
 
-Requests per second through the outbound client library (``OutboundService`` as the runtime builds
-it: the SSRF-guarded pooled transport with timing, the retry budget and circuit breaker, the
-request log on, Prometheus counters) against a plain aiohttp API server in its own process, at
-concurrency 64. Each call is a GET of ``/v1/items/{id}`` with a query string and a bearer token,
-answered with a small JSON object that the client decodes.
+Two halves, each against a plain aiohttp API server in its own process answering
+``GET /v1/items/{id}`` (a small JSON object, a bearer token checked) at concurrency 64:
+
+* **library**: requests per second through the outbound client library (``OutboundService`` as the
+  runtime builds it: the SSRF-guarded pooled transport with timing, the retry budget and circuit
+  breaker, the request log, Prometheus counters), ``ApiClient.request`` with a path template and a
+  query, the answer JSON-decoded. Target ≥ 0.6× the bare loop with the request log on.
+* **proxy**: ``POST /v1/connections/{id}/proxy`` (``{"path": "/items/it_<n>", "query": {...}}``)
+  through a real Interlink server process (``--serve-interlink``: ``create_app`` under uvicorn as
+  ``interlink serve`` runs it, one process, access log off, log level WARNING, no in-process job
+  worker) on the same database, with a provider ``bench`` (from ``INTERLINK_PROVIDERS_FILE``) whose
+  PRODUCTION base URL is the API server and a BEARER connection created through the REST API.
+  The bench process bootstraps the tenant and a ``connections:write`` key. Target ≥ 0.4×.
 
 Baseline, measured in the same run and the same event loop: a bare aiohttp loop making the same
-requests (same URL, headers, JSON decoding) with one session at concurrency 64. Bare runs are
-made before and after each library run; the ratio divides by their mean. Target: ≥ 0.6×.
+GETs (same URL, headers, JSON decoding) with one session at concurrency 64. Bare runs are made
+before and after each library or proxy run; the ratio divides by their mean. CPU per request is
+reported for the bench process, the API server and (proxy) the Interlink server, from ``/proc``.
 
-The request log is written to a fresh database (SQLite, and PostgreSQL at 127.0.0.1:5432 when it
-answers: a database ``interlink_bench_<random>`` created and dropped by the run); the final flush
-of the log is inside the timed region. Checks: every answer is 200 with the expected JSON, the
-server counted exactly one request per call, and the log holds exactly one row per call with no
-token in it. The exit status is non-zero only when something fails; a low ratio is reported.
-
-Two halves: the library (here) and the proxy (``POST /v1/connections/{id}/proxy`` through a real
-server, against the same bare loop, target ≥ 0.4×), which joins :data:`PHASES` with the
-connections API.
+Databases: SQLite (a fresh file), and PostgreSQL at 127.0.0.1:5432 when it answers (a database
+``interlink_bench_<random>`` created and dropped by the run). Checks: every answer is 200 with the
+expected JSON (for the proxy: Interlink's 200 carrying the provider's 200 and data), the API
+server counted exactly one authorized request per call, and the request log holds exactly one row
+per call with no token in it (library: the final flush is inside the timed region; proxy: counted
+after the Interlink server stopped and flushed). The exit status is non-zero only when something
+fails; a missed target prints ``MISS``. ``--profile`` prints cProfile's top entries of each library
+run and of the Interlink server (whose stats are also left in ``$TMPDIR/outbound-server-<db>.prof``).
+Defaults take about three minutes.
 """
 
 from __future__ import annotations
@@ -161,6 +170,16 @@ def api_server() -> Iterator[ApiServer]:
             proc.wait()
 
 
+def _machine_busy_seconds() -> float:
+    """CPU seconds all cores spent busy since boot (``/proc/stat``; 0 where unavailable)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def _cpu_seconds(pid: int) -> float:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -184,6 +203,10 @@ class Run:
     seconds: float
     bench_cpu: float
     server_cpu: float
+    interlink_cpu: float | None = None
+    """CPU of the Interlink server process (proxy runs)."""
+    machine_busy: float | None = None
+    """Busy CPU seconds of the whole machine during the run (all processes, all cores)."""
 
     @property
     def rate(self) -> float:
@@ -291,7 +314,7 @@ async def library(
             if service.log is not None:
                 await service.log.flush()
             elapsed = time.perf_counter() - started
-            if profiler:
+            if profiler and profile:
                 profiler.disable()
                 out = io.StringIO()
                 pstats.Stats(profiler, stream=out).sort_stats(profile).print_stats(30)
@@ -324,10 +347,320 @@ async def library(
 
 
 # -- the proxy half ------------------------------------------------------------------------------
-# ``POST /v1/connections/{id}/proxy`` through a real server process, compared with the same bare
-# loop (target ≥ 0.4×). It is added to PHASES together with the connections API.
+# ``POST /v1/connections/{id}/proxy`` through a real Interlink server process (``--serve-interlink``:
+# the app as ``interlink serve`` builds it, with the access log off), compared with the same bare
+# loop (target ≥ 0.4×).
 
-PHASES = ("library",)
+PHASES = ("library", "proxy")
+PROXY_START_TIMEOUT = 60.0
+
+
+def serve_interlink() -> None:
+    """The Interlink app as ``interlink serve`` runs it (``create_app``, one uvicorn process, uvloop,
+    httptools), but with the access log off; settings from the ``INTERLINK_*`` environment. With
+    ``BENCH_OUTBOUND_PROFILE=<file>`` it runs under cProfile and writes the stats when it stops."""
+    import signal
+
+    import uvicorn
+
+    from interlink.core.settings import Settings
+    from interlink.http.app import create_app
+
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    app = create_app(settings, access_log=False)
+    profile_path = os.environ.get("BENCH_OUTBOUND_PROFILE")
+    profiler = cProfile.Profile() if profile_path else None
+    if profiler is not None:
+        signal.signal(signal.SIGTERM, lambda *_: None)  # uvicorn re-raises it after its shutdown
+        profiler.enable()
+    try:
+        uvicorn.run(
+            app,
+            host="127.0.0.1",
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,
+        )
+    finally:
+        if profiler is not None and profile_path:
+            profiler.disable()
+            profiler.dump_stats(profile_path)
+
+
+def _providers_file(directory: Path, server: ApiServer) -> Path:
+    path = directory / "providers.yaml"
+    path.write_text(
+        "version: 1\n"
+        "providers:\n"
+        "  - key: bench\n"
+        "    name: Benchmark API\n"
+        "    category: CRM\n"
+        "    docs_url: https://example.com/docs\n"
+        "    auth_types: [BEARER]\n"
+        "    base_urls:\n"
+        f"      PRODUCTION: {server.url}/v1\n"
+    )
+    return path
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def _prepare_proxy(settings: Any) -> tuple[str, str]:
+    """Bootstrap the database and create a tenant key with ``connections:write``: (tenant, key)."""
+    from interlink.bootstrap import bootstrap_if_empty
+    from interlink.core.actor import system_actor
+    from interlink.keys.service import KeySpec
+    from interlink.runtime import Runtime
+
+    runtime = Runtime(settings)
+    try:
+        created = await bootstrap_if_empty(runtime)
+        if created is None:
+            raise BenchError("the bench database was not empty")
+        async with runtime.db.unit_of_work() as session:
+            _, key = await runtime.keys.create(
+                session,
+                system_actor(created.tenant_id),
+                KeySpec(name="bench proxy caller", scopes=["connections:write"]),
+            )
+        return created.tenant_id, key
+    finally:
+        await runtime.stop()
+
+
+@dataclass
+class InterlinkServer:
+    proc: subprocess.Popen[bytes]
+    url: str
+    log_path: Path
+
+    def cpu_seconds(self) -> float:
+        return _cpu_seconds(self.proc.pid)
+
+    def stop(self) -> None:
+        """SIGTERM: uvicorn shuts down gracefully and the runtime flushes the request log."""
+        if self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise BenchError("the Interlink server did not stop within 30 s") from None
+
+
+@contextlib.contextmanager
+def interlink_server(env: dict[str, str], data_dir: Path) -> Iterator[InterlinkServer]:
+    port = _free_port()
+    server_env = {k: v for k, v in os.environ.items() if not k.startswith("INTERLINK_")}
+    server_env.update(env)
+    server_env["INTERLINK_PORT"] = str(port)
+    log_path = data_dir / f"interlink-{port}.log"
+    with log_path.open("wb") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve-interlink"],
+            env=server_env,
+            stdout=log_file,
+            stderr=log_file,
+            stdin=subprocess.DEVNULL,
+        )
+    server = InterlinkServer(proc, f"http://127.0.0.1:{port}", log_path)
+    try:
+        yield server
+    finally:
+        with contextlib.suppress(BenchError):
+            server.stop()
+
+
+async def _wait_until_up(server: InterlinkServer, session: aiohttp.ClientSession) -> None:
+    deadline = time.monotonic() + PROXY_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.proc.poll() is not None:
+            tail = server.log_path.read_text(errors="replace")[-2000:]
+            raise BenchError(f"the Interlink server exited with status {server.proc.returncode}: {tail}")
+        with contextlib.suppress(aiohttp.ClientError):
+            async with session.get(f"{server.url}/healthz") as resp:
+                if resp.status == 200:
+                    return
+        await asyncio.sleep(0.1)
+    raise BenchError("the Interlink server did not become ready in time")
+
+
+async def proxy_run(
+    name: str,
+    server: InterlinkServer,
+    api: ApiServer,
+    key: str,
+    connection_id: str,
+    total: int,
+    concurrency: int,
+    first: int = 0,
+) -> Run:
+    """``total`` calls of ``POST /v1/connections/{id}/proxy`` (item ids from ``first`` on)."""
+    url = f"{server.url}/v1/connections/{connection_id}/proxy"
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    failures: list[str] = []
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        await api.reset(session)
+
+        async def call(n: int) -> None:
+            body = {"path": f"/items/it_{first + n}", "query": {"expand": "lines", "limit": 10}}
+            async with session.post(url, json=body, headers=headers) as resp:
+                if resp.status != 200:
+                    failures.append(f"{resp.status} {(await resp.text())[:300]}")
+                    return
+                answer = await resp.json()
+            if answer.get("status") != 200:
+                failures.append(f"provider status {answer.get('status')}: {answer!r:.300}")
+                return
+            _check(answer.get("data"), first + n, name)
+
+        cpu0, scpu0, acpu0 = time.process_time(), server.cpu_seconds(), api.cpu_seconds()
+        busy0 = _machine_busy_seconds()
+        elapsed = await _drive(total, concurrency, call)
+        run = Run(name, total, elapsed, time.process_time() - cpu0, api.cpu_seconds() - acpu0)
+        run.interlink_cpu = server.cpu_seconds() - scpu0
+        run.machine_busy = _machine_busy_seconds() - busy0
+        stats = await api.stats(session)
+    if failures:
+        raise BenchError(f"{name}: {len(failures)} failed calls, first: {failures[0]}")
+    if stats["requests"] != total or stats["unauthorized"]:
+        raise BenchError(f"{name}: the API server counted {stats} for {total} calls")
+    return run
+
+
+def _secrets_env() -> dict[str, str]:
+    """A fresh master key and pepper, passed to the server the way production passes them."""
+    import base64
+
+    from interlink.core.crypto import generate_master_key
+
+    pepper = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+    return {"INTERLINK_MASTER_KEYS": generate_master_key("bench"), "INTERLINK_KEY_PEPPER": pepper}
+
+
+async def proxy(
+    target: str,
+    database_url: str,
+    api: ApiServer,
+    args: argparse.Namespace,
+    tmp_dir: Path,
+    bare: list[Run],
+) -> list[tuple[Run, float]]:
+    """Bootstrap ``database_url``, start an Interlink server on it, create a BEARER connection to the
+    API server through the REST API, then time ``args.rounds`` proxy runs, each followed by a bare
+    run. After the server stopped (and flushed its request log): one log row per call, no token."""
+    from interlink.core.settings import Settings
+    from interlink.outbound.models import ExternalApiRequest
+
+    data_dir = tmp_dir / f"proxy-{target.lower()}"
+    data_dir.mkdir()
+    env = {
+        **_secrets_env(),
+        "INTERLINK_DATABASE_URL": database_url,
+        "INTERLINK_DATA_DIR": str(data_dir),
+        "INTERLINK_REDIS_URL": "",
+        "INTERLINK_LOG_LEVEL": "WARNING",
+        "INTERLINK_ALLOWED_TARGET_NETWORKS": '["127.0.0.1/32"]',
+        "INTERLINK_PROVIDERS_FILE": str(_providers_file(data_dir, api)),
+        "INTERLINK_BOOTSTRAP": "false",
+        "INTERLINK_RUN_WORKER": "false",  # no background jobs (health checks) calling the API server
+    }
+    settings = Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        master_keys=env["INTERLINK_MASTER_KEYS"],
+        key_pepper=env["INTERLINK_KEY_PEPPER"],
+        redis_url="",
+        log_level="WARNING",
+    )
+    _tenant, key = await _prepare_proxy(settings)
+    profile_file = data_dir / "server.prof"
+    if args.profile:
+        env["BENCH_OUTBOUND_PROFILE"] = str(profile_file)
+    runs: list[tuple[Run, float]] = []
+    calls = 0
+    with interlink_server(env, data_dir) as server:
+        async with aiohttp.ClientSession() as control:
+            await _wait_until_up(server, control)
+            async with control.post(
+                f"{server.url}/v1/connections",
+                headers={"Authorization": f"Bearer {key}"},
+                json={
+                    "providerKey": "bench",
+                    "name": "bench",
+                    "environment": "PRODUCTION",
+                    "authType": "BEARER",
+                    "credentials": {"token": TOKEN},
+                },
+            ) as resp:
+                if resp.status != 201:
+                    raise BenchError(f"creating the connection answered {resp.status}: {await resp.text()}")
+                connection_id = str((await resp.json())["id"])
+        warm = min(2000, args.proxy_requests)
+        await proxy_run("proxy warm-up", server, api, key, connection_id, warm, args.concurrency)
+        calls += warm
+        bare.append(await bare_loop(server=api, total=args.requests, concurrency=args.concurrency))
+        for _ in range(args.rounds):
+            run = await proxy_run(
+                f"proxy, log on {target}",
+                server,
+                api,
+                key,
+                connection_id,
+                args.proxy_requests,
+                args.concurrency,
+                first=calls,
+            )
+            calls += args.proxy_requests
+            bare.append(await bare_loop(api, args.requests, args.concurrency))
+            runs.append((run, statistics.mean(b.rate for b in bare[-2:])))
+        stopped = time.perf_counter()
+        server.stop()
+        stop_seconds = time.perf_counter() - stopped
+    if args.profile and profile_file.exists():
+        import shutil
+
+        shutil.copy(profile_file, Path(tempfile.gettempdir()) / f"outbound-server-{target.lower()}.prof")
+        out = io.StringIO()
+        pstats.Stats(str(profile_file), stream=out).sort_stats(args.profile).print_stats(40)
+        print(f"\n--- cProfile, Interlink server, {target} (top 40 by {args.profile}) ---\n{out.getvalue()}")
+    db = Database(database_url)
+    try:
+        async with db.unit_of_work() as session:
+            where = ExternalApiRequest.connection_id == connection_id
+            counted = sa.select(sa.func.count()).select_from(ExternalApiRequest)
+            rows = await session.scalar(counted.where(where))
+            leaked = await session.scalar(
+                sa.select(sa.func.count())
+                .select_from(ExternalApiRequest)
+                .where(
+                    where,
+                    sa.or_(
+                        sa.cast(ExternalApiRequest.request_headers, sa.String()).contains(TOKEN),
+                        ExternalApiRequest.url.contains(TOKEN),
+                    ),
+                )
+            )
+            await session.execute(sa.delete(ExternalApiRequest))
+    finally:
+        await db.dispose()
+    if rows != calls:
+        raise BenchError(f"proxy on {target}: the request log holds {rows} rows for {calls} calls")
+    if leaked:
+        raise BenchError(f"proxy on {target}: the bearer token reached the request log")
+    print(f"   proxy on {target}: {rows:,} log rows for {calls:,} calls; server stop {stop_seconds:.1f} s")
+    return runs
 
 
 # -- main ----------------------------------------------------------------------------------------
@@ -362,68 +695,106 @@ def postgres_database() -> Iterator[str | None]:
 
 def _report(run: Run, baseline: float | None) -> None:
     ratio = f"  {run.rate / baseline:.2f}x bare" if baseline else ""
+    interlink = (
+        f", Interlink server {run.interlink_cpu / run.count * 1e6:>4.0f} µs"
+        if run.interlink_cpu is not None
+        else ""
+    )
+    if run.machine_busy is not None:
+        cores = os.cpu_count() or 1
+        interlink += f"; machine {run.machine_busy / (run.seconds * cores) * 100:.0f}% busy"
     print(
         f"   {run.name:<26}{run.rate:>8,.0f} req/s  ({run.count:,} in {run.seconds:.2f} s; "
         f"CPU/request: bench process {run.bench_cpu / run.count * 1e6:>4.0f} µs, "
-        f"server {run.server_cpu / run.count * 1e6:>3.0f} µs){ratio}"
+        f"API server {run.server_cpu / run.count * 1e6:>3.0f} µs{interlink}){ratio}"
     )
 
 
-async def bench(args: argparse.Namespace, targets: list[tuple[str, str]]) -> None:
+async def bench(args: argparse.Namespace, targets: list[tuple[str, str]], tmp_dir: Path) -> None:
+    runs: list[tuple[Run, float]] = []
+    proxy_runs: list[tuple[Run, float]] = []
     with api_server() as server:
         await bare_loop(server, min(2000, args.requests), args.concurrency)  # warm-up
         bare = [await bare_loop(server, args.requests, args.concurrency)]
-        runs: list[tuple[Run, float]] = []
-        if args.without_log:
+        if args.without_log and not args.skip_library:
             run = await library(
                 "library, log off", None, server, args.requests, args.concurrency, args.profile
             )
             bare.append(await bare_loop(server, args.requests, args.concurrency))
             runs.append((run, statistics.mean(b.rate for b in bare[-2:])))
         for name, url in targets:
-            for _ in range(args.rounds):
+            for _ in range(0 if args.skip_library else args.rounds):
                 run = await library(
                     f"library, log on {name}", url, server, args.requests, args.concurrency, args.profile
                 )
                 bare.append(await bare_loop(server, args.requests, args.concurrency))
                 runs.append((run, statistics.mean(b.rate for b in bare[-2:])))
+            if not args.skip_proxy:
+                proxy_runs += await proxy(name, url, server, args, tmp_dir, bare)
     print(
-        f"\n{args.requests:,} GETs of a small JSON object per run, aiohttp API server in its own "
-        f"process, concurrency {args.concurrency}; bare loop measured before and after each library run"
+        f"\n{args.requests:,} GETs of a small JSON object per library and bare run "
+        f"({args.proxy_requests:,} per proxy run), aiohttp API server in its own process, "
+        f"concurrency {args.concurrency}; bare loop measured before and after each library or proxy run"
     )
     for b in bare:
         _report(b, None)
-    for run, around in runs:
+    for run, around in runs + proxy_runs:
         _report(run, around)
     bare_cpu = statistics.median(b.bench_cpu / b.count for b in bare)
     for name in ["off", *(n for n, _url in targets)]:
-        mine = [(run, around) for run, around in runs if run.name.endswith(name)]
-        if not mine:
-            continue
-        ratios = ", ".join(f"{run.rate / around:.2f}" for run, around in mine)
-        cpu = ", ".join(f"{bare_cpu / (run.bench_cpu / run.count):.2f}" for run, _ in mine)
-        print(f"   library (log {name}) / bare loop: throughput {ratios}; bench CPU per request {cpu}")
+        for half, done in (("library", runs), ("proxy", proxy_runs)):
+            mine = [(run, around) for run, around in done if run.name.endswith(name)]
+            if not mine:
+                continue
+            ratios = ", ".join(f"{run.rate / around:.2f}" for run, around in mine)
+            cpu = ", ".join(f"{bare_cpu / (run.bench_cpu / run.count):.2f}" for run, _ in mine)
+            target = 0.6 if half == "library" else 0.4
+            verdict = "PASS" if all(run.rate / around >= target for run, around in mine) else "MISS"
+            extra = ""
+            if half == "proxy":
+                server_cpu = ", ".join(
+                    f"{(run.interlink_cpu or 0.0) / run.count * 1e6:.0f}" for run, _ in mine
+                )
+                extra = f"; Interlink server CPU per request {server_cpu} µs"
+            print(
+                f"   {half} (log {name}) / bare loop: throughput {ratios} (target ≥ {target}x: "
+                f"{verdict}); bench CPU per request {cpu}{extra}"
+            )
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--requests", type=int, default=20_000, help="calls per run (default 20,000)")
+    parser.add_argument(
+        "--requests", type=int, default=10_000, help="calls per library and bare run (default 10,000)"
+    )
     parser.add_argument("--concurrency", type=int, default=64, help="requests in flight (default 64)")
     parser.add_argument("--rounds", type=int, default=2, help="library runs per database (default 2)")
     parser.add_argument(
         "--without-log", action="store_true", help="add a library run with the request log off"
     )
+    parser.add_argument(
+        "--proxy-requests", type=int, default=5_000, help="calls per proxy run (default 5,000)"
+    )
+    parser.add_argument("--skip-library", action="store_true", help="only the proxy half")
+    parser.add_argument("--skip-proxy", action="store_true", help="only the library half")
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument(
-        "--profile", nargs="?", const="tottime", help="print cProfile's top entries of each library run"
+        "--profile",
+        nargs="?",
+        const="tottime",
+        help="print cProfile's top entries of each library run and of the Interlink server",
     )
     parser.add_argument("--serve-api", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-interlink", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_api:
         serve_api()
+        return 0
+    if args.serve_interlink:
+        serve_interlink()
         return 0
 
     configure_logging("WARNING", "json")
@@ -445,7 +816,7 @@ def main() -> int:
                     targets.append(("SQLite", sqlite_url))
                 if postgres_url:
                     targets.append(("PostgreSQL", postgres_url))
-                asyncio.run(bench(args, targets))
+                asyncio.run(bench(args, targets, Path(tmp_dir)))
     except BenchError as exc:
         print(f"\nbenchmark failed: {exc}", file=sys.stderr)
         return 1

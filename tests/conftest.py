@@ -73,6 +73,22 @@ def truncate_postgres(url: str) -> None:
         conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
 
 
+def fresh_module_database(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> str:
+    """A fresh migrated database URL for a module-scoped fixture (``backend``: sqlite or postgres).
+
+    PostgreSQL: the worker's database, truncated (``--dist loadfile`` runs one module at a time
+    per worker, and every ``db_url`` truncates it again before its test)."""
+    if backend == "sqlite":
+        target = tmp_path / "interlink.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), target)
+        return f"sqlite+aiosqlite:///{target}"
+    need(postgres_available(), f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}")
+    url = request.getfixturevalue("postgres_database")
+    assert url is not None
+    truncate_postgres(url)
+    return str(url)
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
     """A fresh migrated database URL; the test runs once per database."""
@@ -209,4 +225,6 @@ def live_server(
         time.sleep(0.02)
     yield LiveServer(f"http://127.0.0.1:{port}", settings, created.key, created.tenant_id)
     server.should_exit = True
-    thread.join(timeout=10)
+    thread.join(timeout=60)
+    # A server still running would outlive its test (and its database); fail instead.
+    assert not thread.is_alive(), "live server did not stop within 60 s"

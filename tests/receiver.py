@@ -34,6 +34,7 @@ class Answer:
 
 
 OK = Answer()
+SHUTDOWN_TIMEOUT = 2.0  # s: how long a stopping receiver waits for a request still being answered
 
 
 @dataclass
@@ -136,7 +137,9 @@ class Receiver:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        self._runner = web.AppRunner(
+            app, access_log=None, handler_cancellation=True, shutdown_timeout=SHUTDOWN_TIMEOUT
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
@@ -147,6 +150,16 @@ class Receiver:
         for gate in self.gates.values():
             gate.set()
         if self._runner is not None:
+            # Stop listening, then close the connections: a keep-alive connection of a client that
+            # is still running (a live server's delivery worker) would otherwise hold the graceful
+            # shutdown until that client's keep-alive expiry (15 s for aiohttp). Connections
+            # accepted meanwhile are closed by ``cleanup``, bounded by ``SHUTDOWN_TIMEOUT``.
+            for site in self._runner.sites:
+                await site.stop()
+            await asyncio.sleep(0)
+            if self._runner.server is not None:
+                for connection in self._runner.server.connections:
+                    connection.force_close()
             await self._runner.cleanup()
 
 

@@ -282,6 +282,53 @@ async def test_authorization_code_with_pkce_then_refresh(
     await _no_token_values_in_audit(runtime, first.value, refreshed.value)
 
 
+@pytest.mark.parametrize(
+    "return_to",
+    ["//evil.example/x", "https://evil.example/", "/ui\\..\\x", "ui/connections", "/a b", "/a#frag"],
+)
+async def test_return_to_must_stay_on_this_server(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], return_to: str
+) -> None:
+    created = await _connection(
+        client, admin_headers, "OAUTH2_AUTHORIZATION_CODE", credentials={"clientId": CLIENT_ID}
+    )
+    response = await client.get(
+        f"/v1/connections/{created['id']}/oauth/authorize-url",
+        params={"returnTo": return_to},
+        headers=admin_headers,
+    )
+    body = assert_problem(response, 422)
+    assert body["errors"][0]["field"] == "returnTo"
+
+
+async def test_callback_redirects_to_return_to_with_the_outcome(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    created = await _connection(
+        client, admin_headers, "OAUTH2_AUTHORIZATION_CODE", credentials={"clientId": CLIENT_ID}
+    )
+    url = f"/v1/connections/{created['id']}/oauth/authorize-url"
+    link = (await client.get(url, params={"returnTo": "/app/done?tab=crm"}, headers=admin_headers)).json()
+    state = parse_qs(urlsplit(link["url"]).query)["state"][0]
+    # The user refuses at the provider: back to the path with the error, recorded on the connection.
+    refused = await client.get(
+        "/v1/oauth/callback", params={"state": state, "error": "access_denied", "error_description": "no"}
+    )
+    assert refused.status_code == 303
+    back = urlsplit(refused.headers["location"])
+    assert back.path == "/app/done"
+    assert parse_qs(back.query) == {
+        "tab": ["crm"],
+        "oauth": ["error"],
+        "error": ["oauth-authorization-failed"],
+        "message": ["the provider refused the authorization: access_denied: no"],
+    }
+    assert "access_denied" in ((await _row(runtime, created["id"])).last_error or "")
+    # A state that does not verify is never a redirect.
+    forged = await client.get("/v1/oauth/callback", params={"state": state[:-2] + "xx", "code": "c"})
+    assert_problem(forged, 400)
+
+
 async def _actions(runtime: Runtime, connection_id: str) -> list[str]:
     async with runtime.db.unit_of_work(write=False) as session:
         rows = await session.scalars(

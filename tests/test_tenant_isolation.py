@@ -48,7 +48,11 @@ PUBLIC_PATHS = {
 }
 # Service-wide reference data that no tenant owns (the same answer for every key): the per-tenant
 # 404 checks skip these paths; the values fill their path parameters where a call is still made.
-SHARED_PATHS: dict[str, dict[str, str]] = {"/v1/providers/{key}": {"key": "stripe"}}
+SHARED_PATHS: dict[str, dict[str, str]] = {
+    "/v1/providers/{key}": {"key": "stripe"},
+    "/ui/providers/{key}": {"key": "stripe"},
+    "/v1/connectors/{key}": {"key": "stripe"},
+}
 UI_PREFIX = "/ui"
 FUTURE = "2099-01-01T00:00:00Z"
 CSRF_NONCE = "n" * 32
@@ -168,6 +172,49 @@ async def _api_request_of_b(world: World) -> str:
     return refused.value.request_id
 
 
+async def _health_check_of_b(world: World) -> str:
+    """A stored health check of B's connection (running one would probe the provider's real host)."""
+    assert world.runtime is not None
+    from interlink.connections.models import (
+        HealthCheckTrigger,
+        IntegrationHealthCheck,
+        IntegrationHealthStatus,
+    )
+    from interlink.core.clock import utcnow
+    from interlink.core.ids import new_id
+
+    check_id = new_id("hc")
+    async with world.runtime.db.unit_of_work() as session:
+        session.add(
+            IntegrationHealthCheck(
+                id=check_id,
+                tenant_id=world.tenant_b,
+                connection_id=world.resources_b["connection_id"],
+                status=IntegrationHealthStatus.HEALTHY,
+                health_score=100,
+                response_time_ms=12.5,
+                checks=[],
+                connectivity={},
+                performance={},
+                tls_expires_at=None,
+                trigger=HealthCheckTrigger.MANUAL,
+                error=None,
+                checked_at=utcnow(),
+            )
+        )
+    return check_id
+
+
+async def _resource_name(_world: World) -> str:
+    """A connector resource name: not owned by anyone; the connection id in the path is B's."""
+    return "zq_b_resource"
+
+
+async def _record_id(_world: World) -> str:
+    """A provider's record id (owned by the provider); the connection id in the path is B's."""
+    return "zq_b_record_1"
+
+
 async def _replay_of_b(world: World) -> str:
     body = {"requestId": "b-replay", "deliveryId": world.resources_b["delivery_id"]}
     return await _created(await world.client.post("/v1/replays", json=body, headers=world.as_b()))
@@ -186,10 +233,25 @@ RESOURCE_FACTORIES: dict[str, Factory] = {
     "source_id": _inbound_source_of_b,
     "connection_id": _connection_of_b,
     "request_id": _api_request_of_b,
+    "check_id": _health_check_of_b,
+    "resource": _resource_name,
+    "record_id": _record_id,
 }
 
+# Provider data read through a connection (records of a connector): reading them as B would call
+# the provider's real host, so B's own access is not exercised here (tests/test_connector_records.py
+# does, against local servers); A's calls with B's connection id are still checked to be 404s.
+PROVIDER_VIEWS = frozenset(
+    {
+        "/v1/connections/{connection_id}/resources/{resource}",
+        "/v1/connections/{connection_id}/resources/{resource}/{record_id}",
+    }
+)
+
 # Request bodies the schema-derived minimal body cannot express, by (method, path).
-BODY_OVERRIDES: dict[tuple[str, str], Any] = {}
+BODY_OVERRIDES: dict[tuple[str, str], Any] = {
+    ("POST", "/v1/connections/{connection_id}/proxy"): {"path": "/user"},
+}
 
 # Dashboard forms that need fields besides the CSRF token, by (method, path).
 UI_FORM_FIELDS: dict[tuple[str, str], Callable[[Caller], dict[str, str]]] = {
@@ -380,6 +442,8 @@ async def _b_snapshot(world: World, app: FastAPI) -> dict[str, Any]:
     snapshot: dict[str, Any] = {}
     for op in api_operations(app):
         if op.method == "GET" and op.path_params and not op.ui and not op.shared:
+            if op.path in PROVIDER_VIEWS:
+                continue
             response = await call(world, op, world.resources_b, world.platform_for_b)
             assert response.status_code == 200, f"{op} as B: {response.text}"
             if not op.path.endswith(("/metrics", "/oauth/authorize-url")):
@@ -418,6 +482,8 @@ async def test_every_route_is_enumerated(app: FastAPI) -> None:
         "POST /ui/deliveries/{delivery_id}/retry",
         "GET /ui/events/{event_id}",
         "POST /ui/event-types/{event_type_id}/deprecate",
+        "POST /ui/connections/{connection_id}/health-checks",
+        "GET /ui/connections/{connection_id}/health-checks/{check_id}",
     ):
         assert expected in operations, sorted(operations)
 

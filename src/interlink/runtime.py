@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+from typing import TYPE_CHECKING
 
 import structlog
 
 from interlink.connections.catalogue import ProviderCatalogue, load_catalogue
+from interlink.connectors.registry import ConnectorRegistry, load_registry
 from interlink.core.crypto import Keyring, load_local_secrets
 from interlink.core.db import Database
 from interlink.core.settings import Settings
@@ -25,6 +27,9 @@ from interlink.outbound.client import OutboundService
 from interlink.outbound.transport import HttpTransport
 from interlink.webhooks.channels import SmtpConfig
 from interlink.webhooks.delivery import DeliveryConfig, DeliveryWorker
+
+if TYPE_CHECKING:
+    from interlink.connections.client import ConnectionClients
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +47,8 @@ class Runtime:
         self.settings = settings
         # The provider catalogue first: an invalid one raises CatalogueError before anything opens.
         self.providers: ProviderCatalogue = load_catalogue(settings.providers_file)
+        # Then the connectors, checked against it (ConnectorSpecError names file, line and field).
+        self.connectors: ConnectorRegistry = load_registry(settings.connectors_file, self.providers)
         self._provider_sync_task: asyncio.Task[None] | None = None
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = Database(
@@ -90,6 +97,16 @@ class Runtime:
         self.delivery_worker: DeliveryWorker | None = None
         self._delivery_task: asyncio.Task[None] | None = None
         self._started = False
+        self._connection_clients: ConnectionClients | None = None
+
+    @property
+    def connection_clients(self) -> ConnectionClients:
+        """Calls to providers through connections (one per process: credential plans are shared)."""
+        if self._connection_clients is None:
+            from interlink.connections.client import ConnectionClients
+
+            self._connection_clients = ConnectionClients.build(self)
+        return self._connection_clients
 
     def _make_bus(self) -> InvalidationBus:
         """PostgreSQL: NOTIFY sent inside the changing transaction, so an invalidation exists

@@ -42,12 +42,15 @@ def refuse_without_secrets(settings: Settings) -> None:
 
 
 def refuse_bad_catalogue(settings: Settings, what: str = "start") -> None:
-    """Exit with code 2 and every problem (file:line: provider: field: message) when the provider
-    catalogue (built in, plus ``INTERLINK_PROVIDERS_FILE``) does not validate."""
+    """Exit with code 2 and every problem (file:line: ...: field: message) when the provider
+    catalogue (built in, plus ``INTERLINK_PROVIDERS_FILE``) or the connector specs (built in, plus
+    ``INTERLINK_CONNECTORS_FILE``, checked against the catalogue) do not validate."""
     from interlink.connections.catalogue import CatalogueError, load_catalogue
+    from interlink.connectors.registry import load_registry
+    from interlink.connectors.spec import ConnectorSpecError
 
     try:
-        load_catalogue(settings.providers_file)
-    except CatalogueError as exc:
+        load_registry(settings.connectors_file, load_catalogue(settings.providers_file))
+    except (CatalogueError, ConnectorSpecError) as exc:
         typer.echo(f"interlink: refusing to {what}: {exc}", err=True)
         raise typer.Exit(code=2) from None

@@ -8,6 +8,7 @@ list) or ``--credentials``; they are never printed.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,8 +27,9 @@ from interlink.cli.client_commands import (
     _list_output,
     _metadata,
     _one,
+    _print_json,
 )
-from interlink.client._base import DEFAULT_BASE_URL
+from interlink.client._base import DEFAULT_BASE_URL, NOT_GIVEN
 from interlink.core.enums import AuthenticationType, IntegrationConnectionStatus, IntegrationEnvironment
 
 connections_app = typer.Typer(
@@ -216,3 +218,75 @@ def connections_delete(
     with _api(conn) as client:
         client.connections.delete(connection_id)
     typer.echo(f"Deleted {connection_id}")
+
+
+def _pairs(values: list[str] | None, separator: str, option: str) -> dict[str, Any] | None:
+    """``name<separator>value`` options; a repeated query name becomes a list."""
+    if not values:
+        return None
+    found: dict[str, Any] = {}
+    for item in values:
+        name, sep, value = item.partition(separator)
+        if not sep or not name.strip():
+            raise typer.BadParameter(f"expected NAME{separator}VALUE, got {item!r}", param_hint=option)
+        name = name.strip()
+        if option == "--query" and name in found:
+            previous = found[name]
+            found[name] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            found[name] = value.strip() if option == "--header" else value
+    return found
+
+
+@connections_app.command("proxy")
+def connections_proxy(
+    connection_id: ConnectionArg,
+    method: Annotated[str, typer.Argument(help="HTTP method: GET, POST, PUT, PATCH, DELETE, ...")],
+    path: Annotated[str, typer.Argument(help="Path on the provider's API, e.g. /v1/customers.")],
+    query: Annotated[list[str] | None, typer.Option("--query", "-q", help="NAME=VALUE (repeat).")] = None,
+    header: Annotated[list[str] | None, typer.Option("--header", "-H", help="NAME: VALUE (repeat).")] = None,
+    body: Annotated[str | None, typer.Option("--body", help="A JSON body.")] = None,
+    idempotency_key: Annotated[
+        str | None, typer.Option("--idempotency-key", help="Sent as Idempotency-Key (allows retrying POST).")
+    ] = None,
+    max_attempts: Annotated[int | None, typer.Option("--max-attempts", help="1 to 5 (default 3).")] = None,
+    timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds per attempt.")] = None,
+    url: Url = DEFAULT_BASE_URL,
+    api_key: ApiKey = "",
+    tenant: Tenant = None,
+    as_json: AsJson = False,
+) -> None:
+    """Call the provider through the connection (credentials injected by Interlink) and print
+    its answer: the status line and the body, or the whole envelope with --json."""
+    json_body: Any = NOT_GIVEN
+    if body is not None:
+        try:
+            json_body = json.loads(body)
+        except ValueError as exc:
+            raise typer.BadParameter(f"not JSON: {exc}", param_hint="--body") from None
+    conn = Connection(url, api_key, tenant, as_json)
+    with _api(conn) as client:
+        answer = client.connections.proxy(
+            connection_id,
+            method,
+            path,
+            query=_pairs(query, "=", "--query"),
+            headers=_pairs(header, ":", "--header"),
+            json=json_body,
+            idempotency_key=idempotency_key,
+            max_attempts=max_attempts,
+            timeout_seconds=timeout,
+        )
+    if as_json:
+        _print_json(answer)
+        return
+    typer.echo(
+        f"HTTP {answer.status} in {answer.duration_ms:.0f} ms, {answer.attempts} attempt(s), "
+        f"request {answer.request_id or '-'}"
+    )
+    if answer.data is not None:
+        typer.echo(answer.data if isinstance(answer.data, str) else json.dumps(answer.data, indent=2))
+    elif answer.body_base64:
+        typer.echo(f"({len(answer.body_base64)} base64 characters of binary body; use --json)")
+    if not answer.ok:
+        raise typer.Exit(1)

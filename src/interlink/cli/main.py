@@ -22,6 +22,8 @@ from interlink.cli.common import (
     refuse_without_secrets,
 )
 from interlink.cli.connection_commands import connections_app
+from interlink.cli.connection_health_commands import register as register_connection_health
+from interlink.cli.connector_commands import connectors_app
 from interlink.cli.event_commands import deliveries_app, events_app
 from interlink.cli.inbound_commands import inbound_sources_app
 from interlink.cli.metrics_commands import webhooks_app
@@ -49,7 +51,9 @@ app.add_typer(deliveries_app, name="deliveries")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(replays_app, name="replays")
 app.add_typer(providers_app, name="providers")
+register_connection_health(connections_app)
 app.add_typer(connections_app, name="connections")
+app.add_typer(connectors_app, name="connectors")
 app.add_typer(retention_app, name="retention")
 app.add_typer(api_requests_app, name="api-requests")
 app.add_typer(inbound_sources_app, name="inbound-sources")

@@ -55,13 +55,20 @@ def retention_run(
                     settings.audit_retention,
                     settings.security_event_retention,
                     settings.api_request_retention,
+                    health_check_days=settings.connection_health_retention_days,
                 )
-                tenants = {*core.audit_events, *core.api_requests, *(t for t in core.security_events if t)}
+                tenants = {
+                    *core.audit_events,
+                    *core.api_requests,
+                    *core.health_checks,
+                    *(t for t in core.security_events if t),
+                }
                 out["audit"] = {
                     tenant: {
                         "auditEvents": core.audit_events.get(tenant, 0),
                         "securityEvents": core.security_events.get(tenant, 0),
                         "apiRequests": core.api_requests.get(tenant, 0),
+                        "healthChecks": core.health_checks.get(tenant, 0),
                     }
                     for tenant in sorted(tenants)
                 }
@@ -87,7 +94,8 @@ def retention_run(
         events = sum(r["auditEvents"] for r in rows.values())
         security = sum(r["securityEvents"] for r in rows.values())
         requests = sum(r["apiRequests"] for r in rows.values())
+        checks = sum(r["healthChecks"] for r in rows.values())
         typer.echo(
-            f"audit: {events} audit event(s), {security} security event(s) and {requests} "
-            "outbound request log row(s) purged"
+            f"audit: {events} audit event(s), {security} security event(s), {requests} "
+            f"outbound request log row(s) and {checks} connection health check(s) purged"
         )

@@ -27,7 +27,9 @@ from interlink.client._base import (
     scope_list,
     segment,
 )
+from interlink.client._connection_health import AsyncConnectionHealthChecks
 from interlink.client._connections import AsyncConnections
+from interlink.client._connectors import AsyncConnectors
 from interlink.client._endpoints import AsyncEndpoints, AsyncEventTypes
 from interlink.client._events import AsyncDeliveries, AsyncEvents
 from interlink.client._inbound import AsyncInboundSources
@@ -115,7 +117,9 @@ class AsyncInterlinkClient:
         self.webhook_metrics = AsyncWebhookMetrics(self)
         self.replays = AsyncReplays(self)
         self.providers = AsyncProviders(self)
+        self.connectors = AsyncConnectors(self)
         self.connections = AsyncConnections(self)
+        self.connection_health = AsyncConnectionHealthChecks(self)
         self.webhook_config = AsyncWebhookConfigResource(self)
         self.api_requests = AsyncApiRequests(self)
         self.inbound_sources = AsyncInboundSources(self)

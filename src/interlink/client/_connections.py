@@ -22,10 +22,24 @@ from interlink.client._base import (
     segment,
 )
 from interlink.client.models import Page
-from interlink.connections.connection_schemas import AuthorizeUrl, ConnectionInfo, ConnectionValidation
+from interlink.connections.connection_schemas import (
+    AuthorizeUrl,
+    ConnectionInfo,
+    ConnectionValidation,
+    ProxyAnswer,
+)
 from interlink.core.enums import AuthenticationType, IntegrationConnectionStatus, IntegrationEnvironment
 
-__all__ = ["AsyncConnections", "AuthorizeUrl", "ConnectionInfo", "ConnectionValidation", "Connections"]
+__all__ = [
+    "AsyncConnections",
+    "AuthorizeUrl",
+    "ConnectionInfo",
+    "ConnectionValidation",
+    "Connections",
+    "ProxyAnswer",
+]
+
+_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
 _Sync = SyncRequester
@@ -77,6 +91,36 @@ def _list_params(
             "authType": auth_type,
         }
     )
+
+
+def _proxy_call(
+    method: str,
+    path: str,
+    query_params: dict[str, Any] | None,
+    headers: dict[str, str] | None,
+    json_body: Any,
+    form: dict[str, Any] | None,
+    idempotency_key: str | None,
+    max_attempts: int | None,
+    timeout_seconds: float | None,
+) -> tuple[dict[str, Any], bool]:
+    """The proxy request body, and whether re-sending it is safe (idempotent method or keyed)."""
+    payload = body(
+        {
+            "method": method.upper(),
+            "path": path,
+            "query": query_params,
+            "headers": headers,
+            "form": form,
+            "idempotencyKey": idempotency_key,
+            "maxAttempts": max_attempts,
+            "timeoutSeconds": timeout_seconds,
+        },
+        drop_none=True,
+    )
+    if not isinstance(json_body, NotGiven):
+        payload["body"] = json_body
+    return payload, method.upper() in _IDEMPOTENT_METHODS or idempotency_key is not None
 
 
 def _update_body(**fields: Any) -> dict[str, Any]:
@@ -203,6 +247,36 @@ class Connections:
         path = f"/v1/connections/{segment(connection_id)}/oauth/authorize-url"
         return parse(AuthorizeUrl, self._c._request("GET", path, tenant_id=tenant_id))
 
+    def proxy(
+        self,
+        connection_id: str,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        json: Any = NOT_GIVEN,
+        form: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        max_attempts: int | None = None,
+        timeout_seconds: float | None = None,
+        tenant_id: str | None = None,
+    ) -> ProxyAnswer:
+        """Call the provider through the connection (credentials injected by Interlink). Any
+        answer of the provider comes back as :class:`ProxyAnswer` (``status`` is the provider's);
+        no answer raises an ``ApiError`` with status 502, 503 or 504."""
+        payload, safe = _proxy_call(
+            method, path, query, headers, json, form, idempotency_key, max_attempts, timeout_seconds
+        )
+        response = self._c._request(
+            "POST",
+            f"/v1/connections/{segment(connection_id)}/proxy",
+            json=payload,
+            tenant_id=tenant_id,
+            retry_safe=safe,
+        )
+        return parse(ProxyAnswer, response)
+
 
 class AsyncConnections:
     """``/v1/connections`` with ``await``."""
@@ -319,3 +393,30 @@ class AsyncConnections:
     async def authorize_url(self, connection_id: str, *, tenant_id: str | None = None) -> AuthorizeUrl:
         path = f"/v1/connections/{segment(connection_id)}/oauth/authorize-url"
         return parse(AuthorizeUrl, await self._c._request("GET", path, tenant_id=tenant_id))
+
+    async def proxy(
+        self,
+        connection_id: str,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        json: Any = NOT_GIVEN,
+        form: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        max_attempts: int | None = None,
+        timeout_seconds: float | None = None,
+        tenant_id: str | None = None,
+    ) -> ProxyAnswer:
+        payload, safe = _proxy_call(
+            method, path, query, headers, json, form, idempotency_key, max_attempts, timeout_seconds
+        )
+        response = await self._c._request(
+            "POST",
+            f"/v1/connections/{segment(connection_id)}/proxy",
+            json=payload,
+            tenant_id=tenant_id,
+            retry_safe=safe,
+        )
+        return parse(ProxyAnswer, response)

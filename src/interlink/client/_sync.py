@@ -27,7 +27,9 @@ from interlink.client._base import (
     scope_list,
     segment,
 )
+from interlink.client._connection_health import ConnectionHealthChecks
 from interlink.client._connections import Connections
+from interlink.client._connectors import Connectors
 from interlink.client._endpoints import Endpoints, EventTypes
 from interlink.client._events import Deliveries, Events
 from interlink.client._inbound import InboundSources
@@ -114,7 +116,9 @@ class InterlinkClient:
         self.webhook_metrics = WebhookMetrics(self)
         self.replays = Replays(self)
         self.providers = Providers(self)
+        self.connectors = Connectors(self)
         self.connections = Connections(self)
+        self.connection_health = ConnectionHealthChecks(self)
         self.webhook_config = WebhookConfigResource(self)
         self.api_requests = ApiRequests(self)
         self.inbound_sources = InboundSources(self)

@@ -39,7 +39,7 @@ from interlink.core import audit
 from interlink.core.actor import Actor, system_actor
 from interlink.core.clock import utcnow
 from interlink.core.enums import AuthenticationType, IntegrationConnectionStatus
-from interlink.core.errors import Conflict, InterlinkError, NotFound
+from interlink.core.errors import Conflict, InterlinkError, NotFound, ValidationFailed
 
 STATE_TTL: Final = timedelta(minutes=10)
 CALLBACK_PATH: Final = "/v1/oauth/callback"
@@ -80,6 +80,32 @@ class State:
     connection_id: str
     nonce: str
     expires_at: datetime
+    return_to: str | None = None
+    """A path on this server to send the user back to after the callback (signed with the rest)."""
+
+
+MAX_RETURN_TO_CHARS = 500
+
+
+def check_return_to(value: str | None) -> str | None:
+    """A local path (``/ui/...``) the callback may redirect to; anything that could leave this
+    server (a scheme, ``//host``, backslashes, control characters) is a 422 on ``returnTo``."""
+    if value is None:
+        return None
+    ok = (
+        0 < len(value) <= MAX_RETURN_TO_CHARS
+        and value.startswith("/")
+        and not value.startswith(("//", "/\\"))
+        and "\\" not in value
+        and not any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in value)
+        and "#" not in value
+    )
+    if not ok:
+        raise ValidationFailed(
+            "returnTo must be a path on this server starting with / (no scheme, host or fragment)",
+            field="returnTo",
+        )
+    return value
 
 
 class StateSigner:
@@ -89,13 +115,22 @@ class StateSigner:
         self._state_key = hmac.digest(pepper, _STATE_LABEL, hashlib.sha256)
         self._verifier_key = hmac.digest(pepper, _VERIFIER_LABEL, hashlib.sha256)
 
-    def sign(self, tenant_id: str, connection_id: str, now: datetime) -> tuple[str, State]:
+    def sign(
+        self, tenant_id: str, connection_id: str, now: datetime, return_to: str | None = None
+    ) -> tuple[str, State]:
         nonce = _b64(os.urandom(18))
         expires = now + STATE_TTL
-        payload = {"t": tenant_id, "c": connection_id, "n": nonce, "e": int(expires.timestamp())}
+        payload: dict[str, str | int] = {
+            "t": tenant_id,
+            "c": connection_id,
+            "n": nonce,
+            "e": int(expires.timestamp()),
+        }
+        if return_to is not None:
+            payload["r"] = return_to
         body = _b64(json.dumps(payload, separators=(",", ":")).encode())
         mac = _b64(hmac.digest(self._state_key, body.encode(), hashlib.sha256))
-        return f"{body}.{mac}", State(tenant_id, connection_id, nonce, expires)
+        return f"{body}.{mac}", State(tenant_id, connection_id, nonce, expires, return_to)
 
     def verify(self, token: str, now: datetime) -> State:
         if not token or len(token) > MAX_STATE_CHARS or token.count(".") != 1:
@@ -111,6 +146,7 @@ class StateSigner:
                 str(payload["c"]),
                 str(payload["n"]),
                 datetime.fromtimestamp(int(payload["e"]), UTC),
+                str(payload["r"]) if payload.get("r") is not None else None,
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidOAuthState("state payload is malformed", extra={"reason": "malformed"}) from exc
@@ -150,7 +186,12 @@ class Authorizer:
         self.signer = signer
         self.redirect_uri = redirect_uri(public_url)
 
-    async def authorize_url(self, actor: Actor, connection_id: str) -> AuthorizeLink:
+    async def authorize_url(
+        self, actor: Actor, connection_id: str, *, return_to: str | None = None
+    ) -> AuthorizeLink:
+        """The provider's authorize URL; ``return_to`` (a local path, :func:`check_return_to`) is
+        where the callback sends the user afterwards instead of answering JSON."""
+        return_to = check_return_to(return_to)
         async with self.tokens.db.unit_of_work() as session:
             conn = await self.tokens.connections.get(session, actor, connection_id)
             self._check(conn)
@@ -161,7 +202,7 @@ class Authorizer:
                 raise Conflict(f"provider {provider.key!r} has no authorize URL")
             creds = await self.tokens.credentials(session, actor, conn)
             base = render(endpoints.authorize_url, conn.config, provider)
-            token, state = self.signer.sign(conn.tenant_id, conn.id, utcnow())
+            token, state = self.signer.sign(conn.tenant_id, conn.id, utcnow(), return_to)
             params = {
                 **provider.oauth2.authorize_params,
                 "response_type": "code",

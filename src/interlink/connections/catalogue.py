@@ -15,19 +15,28 @@ each pydantic error location is walked down those nodes. A bad catalogue raises
 from __future__ import annotations
 
 import hashlib
-import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
 from interlink.connections.schemas import IntegrationProviderExtended
 from interlink.core.enums import AuthenticationType, IntegrationCategory, IntegrationProviderStatus
+from interlink.core.yaml_nodes import (
+    Loader,
+    NamedText,
+    check_duplicate_keys,
+    child,
+    construct,
+    locate,
+    merge_nodes,
+    scalar,
+    where,
+)
 
 BUILTIN_FILE = Path(__file__).with_name("providers.yaml")
 MAX_ERRORS = 20
@@ -141,7 +150,7 @@ def _load(paths: list[Path]) -> ProviderCatalogue:
         entries = _read_entries(path, problems)
         for key, node in entries:
             if key in merged and index > 0:
-                merged[key] = _merge_nodes(merged[key], node)
+                merged[key] = merge_nodes(merged[key], node)
                 sources[key] = "builtin+custom" if sources[key] == "builtin" else sources[key]
             else:
                 merged[key] = node
@@ -158,21 +167,6 @@ def _load(paths: list[Path]) -> ProviderCatalogue:
 
 # -- reading -----------------------------------------------------------------------------------------
 
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-"""libyaml when available (25 times faster); nodes keep their file name and line either way."""
-
-
-class _NamedText(io.StringIO):
-    """Text with a ``name``, which YAML marks (and so every error) carry."""
-
-    def __init__(self, text: str, name: str) -> None:
-        super().__init__(text)
-        self.name = name
-
-
-def _where(node: yaml.Node) -> str:
-    return f"{node.start_mark.name}:{node.start_mark.line + 1}"
-
 
 def _read_entries(path: Path, problems: list[str]) -> list[tuple[str, yaml.MappingNode]]:
     """The provider entries of one file, each with its key (duplicates and syntax errors reported)."""
@@ -181,7 +175,7 @@ def _read_entries(path: Path, problems: list[str]) -> list[tuple[str, yaml.Mappi
     except (OSError, UnicodeDecodeError) as exc:
         problems.append(f"{path}: cannot read the provider file: {exc}")
         return []
-    loader = _Loader(_NamedText(text, str(path)))
+    loader = Loader(NamedText(text, str(path)))
     try:
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
@@ -198,48 +192,48 @@ def _read_entries(path: Path, problems: list[str]) -> list[tuple[str, yaml.Mappi
         problems.append(f"{path}:1: empty file; expected `providers:` with a list of providers")
         return []
     if not isinstance(root, yaml.MappingNode):
-        problems.append(f"{_where(root)}: expected a mapping with `providers:` (a list of providers)")
+        problems.append(f"{where(root)}: expected a mapping with `providers:` (a list of providers)")
         return []
     before = len(problems)
-    _check_duplicate_keys(root, problems)
+    check_duplicate_keys(root, problems)
     if len(problems) > before:
         return []
-    top = {_scalar(k): (k, v) for k, v in root.value}
+    top = {scalar(k): (k, v) for k, v in root.value}
     for name, (key_node, _) in top.items():
         if name not in _TOP_LEVEL:
             problems.append(
-                f"{_where(key_node)}: unknown top-level field {name!r} (expected version, providers)"
+                f"{where(key_node)}: unknown top-level field {name!r} (expected version, providers)"
             )
     if "version" in top:
         version_node = top["version"][1]
-        if _scalar(version_node) != "1":
-            problems.append(f"{_where(version_node)}: version must be 1")
+        if scalar(version_node) != "1":
+            problems.append(f"{where(version_node)}: version must be 1")
     if "providers" not in top:
-        problems.append(f"{_where(root)}: missing field 'providers' (a list of providers)")
+        problems.append(f"{where(root)}: missing field 'providers' (a list of providers)")
         return []
     seq = top["providers"][1]
     if isinstance(seq, yaml.ScalarNode) and seq.tag == "tag:yaml.org,2002:null":
         return []
     if not isinstance(seq, yaml.SequenceNode):
-        problems.append(f"{_where(seq)}: providers must be a list of providers")
+        problems.append(f"{where(seq)}: providers must be a list of providers")
         return []
     entries: list[tuple[str, yaml.MappingNode]] = []
     first_seen: dict[str, yaml.Node] = {}
     for item in seq.value:
         if not isinstance(item, yaml.MappingNode):
-            problems.append(f"{_where(item)}: each provider must be a mapping (key: ..., name: ...)")
+            problems.append(f"{where(item)}: each provider must be a mapping (key: ..., name: ...)")
             continue
-        key_value = _child(item, "key")
+        key_value = child(item, "key")
         if key_value is None:
-            problems.append(f"{_where(item)}: provider without a key: missing field 'key'")
+            problems.append(f"{where(item)}: provider without a key: missing field 'key'")
             continue
         if not isinstance(key_value, yaml.ScalarNode) or not key_value.value:
-            problems.append(f"{_where(key_value)}: field 'key' must be a text like 'stripe'")
+            problems.append(f"{where(key_value)}: field 'key' must be a text like 'stripe'")
             continue
         key = str(key_value.value)
         if key in first_seen:
             problems.append(
-                f"{_where(key_value)}: duplicate provider key {key!r} (first at line "
+                f"{where(key_value)}: duplicate provider key {key!r} (first at line "
                 f"{first_seen[key].start_mark.line + 1})"
             )
             continue
@@ -248,76 +242,20 @@ def _read_entries(path: Path, problems: list[str]) -> list[tuple[str, yaml.Mappi
     return entries
 
 
-def _scalar(node: yaml.Node) -> str:
-    return str(node.value) if isinstance(node, yaml.ScalarNode) else ""
-
-
-def _child(mapping: yaml.MappingNode, name: str) -> yaml.Node | None:
-    for key_node, value_node in mapping.value:
-        if _scalar(key_node) == name:
-            found: yaml.Node = value_node
-            return found
-    return None
-
-
-def _check_duplicate_keys(node: yaml.Node, problems: list[str]) -> None:
-    """YAML loaders keep the last of two equal keys silently; the catalogue refuses them."""
-    if isinstance(node, yaml.MappingNode):
-        seen: dict[str, yaml.Node] = {}
-        for key_node, value_node in node.value:
-            name = _scalar(key_node)
-            if name in seen:
-                problems.append(
-                    f"{_where(key_node)}: field {name!r} appears twice in one mapping (first at line "
-                    f"{seen[name].start_mark.line + 1})"
-                )
-            else:
-                seen[name] = key_node
-            _check_duplicate_keys(value_node, problems)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            _check_duplicate_keys(item, problems)
-
-
-def _merge_nodes(base: yaml.Node, override: yaml.Node) -> yaml.Node:
-    """Deep merge of two mapping nodes (the override's nodes keep their own file and line)."""
-    if not (isinstance(base, yaml.MappingNode) and isinstance(override, yaml.MappingNode)):
-        return override
-    values: list[tuple[yaml.Node, yaml.Node]] = []
-    overridden = {_scalar(k): (k, v) for k, v in override.value}
-    for key_node, value_node in base.value:
-        name = _scalar(key_node)
-        if name in overridden:
-            new_key, new_value = overridden.pop(name)
-            values.append((new_key, _merge_nodes(value_node, new_value)))
-        else:
-            values.append((key_node, value_node))
-    values.extend(overridden.values())
-    return yaml.MappingNode(override.tag, values, override.start_mark, override.end_mark, override.flow_style)
-
-
 # -- validation --------------------------------------------------------------------------------------
-
-
-def _construct(node: yaml.Node) -> Any:
-    loader = _Loader("")
-    try:
-        return loader.construct_document(node)
-    finally:
-        loader.dispose()
 
 
 def _validate(key: str, node: yaml.Node, problems: list[str]) -> IntegrationProviderExtended | None:
     try:
-        data = _construct(node)
+        data = construct(node)
     except yaml.YAMLError as exc:
-        problems.append(f"{_where(node)}: provider {key!r}: {exc}")
+        problems.append(f"{where(node)}: provider {key!r}: {exc}")
         return None
     try:
         return IntegrationProviderExtended.model_validate(data, by_alias=False, by_name=True)
     except ValidationError as exc:
         for error in exc.errors():
-            at, dotted = _locate(node, error["loc"])
+            at, dotted = locate(node, error["loc"])
             message = str(error["msg"]).removeprefix("Value error, ")
             if error["type"] == "missing":
                 message = "missing field"
@@ -325,33 +263,5 @@ def _validate(key: str, node: yaml.Node, problems: list[str]) -> IntegrationProv
                 message = "unknown field"
             elif error["type"] == "enum" and "expected" in error.get("ctx", {}):
                 message = f"{error.get('input')!r} is not one of {error['ctx']['expected']}"
-            problems.append(f"{_where(at)}: provider {key!r}: {dotted or '(provider)'}: {message}")
+            problems.append(f"{where(at)}: provider {key!r}: {dotted or '(provider)'}: {message}")
         return None
-
-
-def _locate(node: yaml.Node, loc: Iterable[int | str]) -> tuple[yaml.Node, str]:
-    """The deepest node on ``loc`` that exists, and the dotted field path (snake_case)."""
-    parts: list[str] = []
-    current = node
-    found = True
-    for step in loc:
-        name = str(step)
-        if isinstance(step, int):
-            parts.append(f"[{step}]")
-        else:
-            parts.append(f".{name}" if parts else name)
-        if not found:
-            continue
-        nxt: yaml.Node | None = None
-        if isinstance(current, yaml.MappingNode):
-            for key_node, value_node in current.value:
-                if _scalar(key_node) == name:
-                    nxt = value_node
-                    break
-        elif isinstance(current, yaml.SequenceNode) and isinstance(step, int) and step < len(current.value):
-            nxt = current.value[step]
-        if nxt is None:
-            found = False
-        else:
-            current = nxt
-    return current, "".join(parts)

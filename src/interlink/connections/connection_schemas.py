@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -134,3 +134,66 @@ def validation_info(checked: CheckedConnection, status: IntegrationConnectionSta
         scopes=checked.scopes,
         status=status,
     )
+
+
+ProxyQueryValue = str | int | float | bool | list[str | int | float | bool] | None
+
+
+class ProxyCall(RequestModel):
+    """``POST /v1/connections/{id}/proxy``: one call to the provider through the connection."""
+
+    method: Literal["GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"] = "GET"
+    path: str = Field(
+        min_length=1,
+        max_length=2048,
+        description="Starts with `/`; joined to the connection's base URL (e.g. `/v1/customers`).",
+    )
+    query: dict[str, ProxyQueryValue] | None = Field(default=None, description="Query parameters.")
+    headers: dict[str, str] | None = Field(
+        default=None, description="Extra headers; credentials are injected by the connection."
+    )
+    body: Any = Field(default=None, description="A JSON body (omit for none).")
+    form: dict[str, ProxyQueryValue] | None = Field(
+        default=None, description="A form body (`application/x-www-form-urlencoded`) instead of `body`."
+    )
+    idempotency_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=255,
+        description="Sent as `Idempotency-Key`; allows retrying POST/PATCH.",
+    )
+    max_attempts: int = Field(default=3, ge=1, le=5, description="Attempts including retries.")
+    timeout_seconds: float | None = Field(default=None, gt=0, le=120, description="Per attempt; default 30.")
+
+
+class ProxyTiming(ApiModel):
+    dns_ms: float
+    connect_ms: float
+    tls_ms: float
+    first_byte_ms: float
+    total_ms: float
+    reused: bool
+
+
+class ProxyRateLimit(ApiModel):
+    limit: int | None = None
+    remaining: int | None = None
+    reset_seconds: float | None = None
+
+
+class ProxyAnswer(ApiModel):
+    """The provider's answer (any status): Interlink answers 200 whenever the provider answered."""
+
+    status: int = Field(description="The provider's HTTP status.")
+    ok: bool
+    headers: dict[str, str] = Field(description="Lower-case names; hop-by-hop and Set-Cookie removed.")
+    data: Any = Field(default=None, description="The JSON-decoded body, or the text of a text body.")
+    body_base64: str | None = Field(default=None, description="A binary body, base64-encoded.")
+    truncated: bool = False
+    error_class: str | None = None
+    request_id: str | None = Field(default=None, description="The call in `GET /v1/api-requests/{id}`.")
+    attempts: int
+    duration_ms: float
+    retry_after_seconds: float | None = None
+    timing: ProxyTiming
+    rate_limit: ProxyRateLimit | None = None

@@ -11,11 +11,16 @@
   stored here: ``secret_ids`` names the IntegrationSecret rows that hold them (by role:
   ``credentials``, ``accessToken``, ``refreshToken``, ``pkceVerifier``). ``token_version`` is bumped
   each time a new access token is stored (the compare-and-swap value of the single-flight refresh).
+  ``health_status``/``health_score``/``last_health_check_at`` hold the last health check's verdict
+  and ``next_health_check_at`` when the ``connections.health`` job checks it next.
+* ``integration_health_checks``: the history of health checks
+  (:mod:`interlink.connections.health`).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,6 +34,31 @@ from interlink.core.enums import (
     IntegrationEnvironment,
     IntegrationProviderStatus,
 )
+
+
+class CheckStatus(StrEnum):
+    """Outcome of one check of a health check."""
+
+    PASS = "PASS"  # noqa: S105 - an outcome name, not a password
+    WARN = "WARN"
+    FAIL = "FAIL"
+    SKIP = "SKIP"
+
+
+class IntegrationHealthStatus(StrEnum):
+    """Verdict of a connection health check (the guide's HEALTHY/DEGRADED/UNHEALTHY; see
+    :mod:`interlink.connections.health` for how it is derived from the checks and the score)."""
+
+    HEALTHY = "HEALTHY"
+    DEGRADED = "DEGRADED"
+    UNHEALTHY = "UNHEALTHY"
+
+
+class HealthCheckTrigger(StrEnum):
+    """What started a health check."""
+
+    SCHEDULED = "scheduled"
+    MANUAL = "manual"
 
 
 class IntegrationProvider(Base):
@@ -56,6 +86,7 @@ class IntegrationConnection(Base):
         sa.Index("ix_integration_connections_tenant_id_id", "tenant_id", "id"),
         sa.Index("ix_integration_connections_tenant_provider_id", "tenant_id", "provider_key", "id"),
         sa.Index("ix_integration_connections_token_expires_at", "token_expires_at"),
+        sa.Index("ix_integration_connections_next_health_check_at", "next_health_check_at"),
     )
 
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
@@ -77,3 +108,41 @@ class IntegrationConnection(Base):
     status_changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # health (interlink.connections.health): the last check's verdict and the scheduling cursor
+    health_status: Mapped[IntegrationHealthStatus | None] = mapped_column(
+        enum_column_type(IntegrationHealthStatus)
+    )
+    health_score: Mapped[int | None] = mapped_column(sa.Integer())
+    last_health_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    next_health_check_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class IntegrationHealthCheck(Base):
+    """One health check of a connection (the guide's IntegrationHealthCheck); kept for
+    ``connection_health_retention_days`` (see :mod:`interlink.connections.health`)."""
+
+    __tablename__ = "integration_health_checks"
+    __table_args__ = (
+        sa.Index(
+            "ix_integration_health_checks_tenant_connection_checked",
+            "tenant_id",
+            "connection_id",
+            "checked_at",
+        ),
+        sa.Index("ix_integration_health_checks_checked_at", "checked_at"),
+    )
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(sa.String(40), sa.ForeignKey("tenants.id"))
+    connection_id: Mapped[str] = mapped_column(sa.String(40))
+    """No foreign key: the history outlives a deleted connection until retention purges it."""
+    status: Mapped[IntegrationHealthStatus] = mapped_column(enum_column_type(IntegrationHealthStatus))
+    health_score: Mapped[int] = mapped_column(sa.Integer())
+    response_time_ms: Mapped[float | None] = mapped_column(sa.Float())
+    checks: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    connectivity: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    performance: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    tls_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    trigger: Mapped[HealthCheckTrigger] = mapped_column(enum_column_type(HealthCheckTrigger))
+    error: Mapped[str | None] = mapped_column(sa.String(1000))
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime())

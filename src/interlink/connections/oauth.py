@@ -55,11 +55,10 @@ from interlink.core.actor import Actor, system_actor
 from interlink.core.clock import utcnow
 from interlink.core.db import Database
 from interlink.core.enums import AuthenticationType, IntegrationConnectionStatus, TokenType
-from interlink.core.errors import Conflict, ValidationFailed
+from interlink.core.errors import Conflict
 from interlink.core.secrets import SecretSpec, SecretStore
 from interlink.outbound.transport import HttpTransport, TransportError
-from interlink.webhooks import ingest
-from interlink.webhooks.models import WebhookEndpoint
+from interlink.webhooks import operational
 
 if TYPE_CHECKING:
     from interlink.runtime import Runtime
@@ -201,23 +200,10 @@ async def request_token(
     )
 
 
-async def _subscribers(session: AsyncSession, tenant_id: str, event_type: str) -> list[str]:
-    """Enabled endpoints of the tenant that list ``event_type`` explicitly (as for endpoint.disabled)."""
-    rows = await session.execute(
-        sa.select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
-            WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.enabled.is_(True)
-        )
-    )
-    return sorted(endpoint_id for endpoint_id, types in rows.all() if event_type in (types or []))
-
-
 async def publish(
     session: AsyncSession, conn: IntegrationConnection, event_type: str, reason: str
 ) -> str | None:
     """Write an operational event about ``conn`` for its explicit subscribers; None when nobody listens."""
-    recipients = await _subscribers(session, conn.tenant_id, event_type)
-    if not recipients:
-        return None
     payload = {
         "connectionId": conn.id,
         "providerKey": conn.provider_key,
@@ -226,19 +212,7 @@ async def publish(
         "status": conn.status.value,
         "reason": reason[:1000],
     }
-    spec = ingest.EventSpec(
-        type=event_type,
-        payload=payload,
-        endpoint_ids=recipients,
-        priority=ingest.Priority.HIGH,
-        source="system",
-    )
-    try:
-        [result] = await ingest.ingest_batch(session, system_actor(conn.tenant_id), [spec])
-    except ValidationFailed as exc:
-        log.warning("operational_event_refused", connection_id=conn.id, type=event_type, error=exc.detail)
-        return None
-    return result.event.id
+    return await operational.publish(session, conn.tenant_id, event_type, payload)
 
 
 class Tokens:
@@ -272,12 +246,18 @@ class Tokens:
         return AccessToken(revealed.value, conn.token_expires_at, conn.token_version)
 
     async def credentials(
-        self, session: AsyncSession, actor: Actor, conn: IntegrationConnection
+        self,
+        session: AsyncSession,
+        actor: Actor,
+        conn: IntegrationConnection,
+        *,
+        purpose: str = "connection token request",
     ) -> dict[str, str]:
+        """The connection's stored credentials (``{}`` if none); audited as ``secret.accessed``."""
         secret_id = (conn.secret_ids or {}).get(ROLE_CREDENTIALS)
         if secret_id is None:
             return {}
-        revealed = await self.secrets.reveal(session, actor, secret_id, purpose="connection token request")
+        revealed = await self.secrets.reveal(session, actor, secret_id, purpose=purpose)
         value: dict[str, str] = json.loads(revealed.value)
         return value
 
@@ -306,7 +286,7 @@ class Tokens:
             )
         if conn.status in (S.DISABLED, S.REVOKED):
             raise ConnectionUnavailable(
-                f"connection {conn.id} is {conn.status.value}", extra={"status": conn.status.value}
+                f"connection {conn.id} is {conn.status.value}", extra={"connectionStatus": conn.status.value}
             )
         stored = conn.secret_ids or {}
         if (
@@ -317,7 +297,7 @@ class Tokens:
             raise ConnectionUnavailable(
                 f"connection {conn.id} is not authorized yet: send the user to its authorize URL "
                 "(GET /v1/connections/{id}/oauth/authorize-url)",
-                extra={"status": conn.status.value},
+                extra={"connectionStatus": conn.status.value},
             )
 
     async def refresh(
@@ -350,7 +330,7 @@ class Tokens:
         assert failure is not None and status is not None
         raise ConnectionUnavailable(
             f"connection {connection_id}: token refresh failed, now {status.value}: {failure}",
-            extra={"status": status.value, "error": failure.error},
+            extra={"connectionStatus": status.value, "error": failure.error},
         )
 
     async def _obtain(self, session: AsyncSession, actor: Actor, conn: IntegrationConnection) -> TokenAnswer:

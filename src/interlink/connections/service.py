@@ -489,7 +489,7 @@ class Connections:
         if new not in TRANSITIONS[conn.status]:
             raise Conflict(
                 f"connection {conn.id} cannot go from {conn.status.value} to {new.value}",
-                extra={"status": conn.status.value},
+                extra={"connectionStatus": conn.status.value},
             )
         conn.status = new
         conn.status_changed_at = now

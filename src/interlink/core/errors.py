@@ -73,3 +73,27 @@ class ServiceUnavailable(InterlinkError):
     status = 503
     code = "service-unavailable"
     title = "Service unavailable"
+
+
+class UpstreamFailed(InterlinkError):
+    """A provider called on the caller's behalf gave no usable answer: 502, 504 for a timeout,
+    503 when Interlink held the call back (rate limit, open circuit, retry budget)."""
+
+    status = 502
+    code = "upstream-failed"
+    title = "Upstream provider failed"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        status: int = 502,
+        retry_after: int | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        merged = dict(extra or {})
+        if retry_after is not None:
+            merged["retryAfter"] = retry_after
+        super().__init__(detail, extra=merged)
+        self.status = status
+        self.retry_after = retry_after

@@ -1,5 +1,6 @@
 """Retention: purge audit events, security events and the outbound request log
-(``external_api_requests``) older than their RetentionPolicy.
+(``external_api_requests``) older than their RetentionPolicy, and connection health checks older
+than ``connection_health_retention_days``.
 
 Runs as the scheduled job ``retention.purge`` (daily). Each purge writes one audit row per tenant it
 touched (``retention.purged`` with counts), so the trail records its own trimming.
@@ -29,6 +30,7 @@ class PurgeResult:
     audit_events: dict[str, int]
     security_events: dict[str | None, int]
     api_requests: dict[str, int] = field(default_factory=dict)
+    health_checks: dict[str, int] = field(default_factory=dict)
 
 
 async def _purge_table(
@@ -66,13 +68,20 @@ async def purge(
     audit_policy: RetentionPolicy,
     security_policy: RetentionPolicy,
     api_request_policy: RetentionPolicy | None = None,
+    health_check_days: int | None = None,
 ) -> PurgeResult:
     """Delete expired rows in batches; audit the purge per tenant. Idempotent. The request log is
-    purged only when ``api_request_policy`` is given."""
+    purged only when ``api_request_policy`` is given, connection health checks only when
+    ``health_check_days`` is."""
     security_counts = await _purge_table(db, SecurityEvent, security_policy)
     audit_counts = await _purge_table(db, AuditEvent, audit_policy, exclude_actions=("retention.purged",))
     api_counts = await purge_requests(db, api_request_policy) if api_request_policy is not None else {}
-    tenants = {t for t in [*audit_counts, *security_counts, *api_counts] if t is not None}
+    health_counts: dict[str, int] = {}
+    if health_check_days is not None:
+        from interlink.connections.health import purge_history
+
+        health_counts = await purge_history(db, health_check_days)
+    tenants = {t for t in [*audit_counts, *security_counts, *api_counts, *health_counts] if t is not None}
     if tenants:
         async with db.unit_of_work() as session:
             for tenant_id in sorted(tenants):
@@ -95,10 +104,19 @@ async def purge(
                             if api_request_policy is not None
                             else {}
                         ),
+                        **(
+                            {
+                                "healthChecks": {"old": None, "new": health_counts.get(tenant_id, 0)},
+                                "healthCheckRetentionDays": {"old": None, "new": health_check_days},
+                            }
+                            if health_check_days is not None
+                            else {}
+                        ),
                     },
                 )
     return PurgeResult(
         audit_events={k: v for k, v in audit_counts.items() if k is not None},
         security_events=security_counts,
         api_requests=api_counts,
+        health_checks=health_counts,
     )

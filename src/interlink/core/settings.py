@@ -174,12 +174,32 @@ class Settings(BaseSettings):
         "providers or overrides them by `key` (merged field by field). Validated at start-up: an "
         "invalid file stops `interlink serve` with the file, line and field.",
     )
+    connectors_file: Path | None = Field(
+        default=None,
+        description="An operator's connector specs (YAML, the format of docs/api.md#connectors) that add "
+        "declarative REST connectors or override built-in ones by `key`. Validated at start-up against "
+        "the provider catalogue: an invalid file stops `interlink serve` with the file, line and field.",
+    )
     connection_refresh_window_minutes: int = Field(
         default=10,
         ge=1,
         le=1440,
         description="The `connections.refresh` job (every 5 minutes) refreshes OAuth2 access tokens "
         "that expire within this many minutes.",
+    )
+    connection_health_interval_seconds: int = Field(
+        default=300,
+        ge=60,
+        le=86_400,
+        description="How often the `connections.health` job checks each connection (a connection's "
+        "`metadata.healthCheckIntervalSeconds` overrides it).",
+    )
+    connection_health_retention_days: int = Field(
+        default=30,
+        ge=30,
+        le=3650,
+        description="Connection health checks older than this many days are purged by the daily "
+        "retention job (at least 30: the 30-day availability is computed from them).",
     )
     run_worker: bool = Field(
         default=True,
@@ -194,7 +214,7 @@ class Settings(BaseSettings):
             ipaddress.ip_network(item, strict=False)
         return value
 
-    @field_validator("providers_file", mode="before")
+    @field_validator("providers_file", "connectors_file", mode="before")
     @classmethod
     def _no_empty_path(cls, value: object) -> object:
         return None if value == "" else value

@@ -12,9 +12,11 @@ from interlink.core.schemas import Problem
 from interlink.core.settings import Settings, get_settings
 from interlink.http.errors import finish_openapi, install_error_handlers
 from interlink.http.middleware import RequestContextMiddleware
+from interlink.http.proxy_path import ConnectionProxyFastPath
 from interlink.http.routers import (
     api_requests,
     audit,
+    connection_health,
     connections,
     health,
     inbound,
@@ -23,6 +25,7 @@ from interlink.http.routers import (
     secrets,
     tenants,
     ui,
+    ui_integrations,
     ui_webhooks,
     webhook_config,
     webhooks_endpoints,
@@ -30,6 +33,7 @@ from interlink.http.routers import (
     webhooks_metrics,
     webhooks_replays,
 )
+from interlink.http.routers import connectors as connector_routes
 from interlink.http.verify_path import KeyVerifyFastPath
 from interlink.runtime import Runtime
 
@@ -71,6 +75,7 @@ def create_app(
     install_error_handlers(app)
     # Added first, so it runs inside the request context (correlation id, body limit, metrics, log).
     app.add_middleware(KeyVerifyFastPath, runtime=rt)
+    app.add_middleware(ConnectionProxyFastPath, runtime=rt)
     app.add_middleware(
         RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, access_log=access_log
     )
@@ -86,8 +91,12 @@ def create_app(
     app.include_router(api_requests.router)
     app.include_router(connections.router)
     app.include_router(connections.callback_router)
+    app.include_router(connection_health.router)
     app.include_router(inbound.router)
     app.include_router(inbound.receive_router)
+    app.include_router(ui_integrations.router)
+    app.include_router(connector_routes.router)
+    app.include_router(connector_routes.records_router)
     _ensure_problem_schema(app)
     return app
 

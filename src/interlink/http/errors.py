@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute
 
 from interlink.core.context import current_correlation_id
-from interlink.core.errors import InterlinkError, RateLimited, ServiceUnavailable
+from interlink.core.errors import InterlinkError, RateLimited, ServiceUnavailable, UpstreamFailed
 from interlink.core.schemas import Problem
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -100,6 +100,13 @@ def is_database_unavailable(exc: BaseException) -> bool:
     return isinstance(exc, ConnectionError)
 
 
+_PROBLEM_MEMBERS = frozenset(
+    {"type", "title", "status", "detail", "instance", "correlationId", "code", "headers"}
+)
+"""Members every problem has (or parameters of :func:`problem_response`): an error's ``extra``
+cannot replace them."""
+
+
 def interlink_problem(exc: InterlinkError, path: str) -> JSONResponse:
     """The problem response for a domain error (used by the handlers and the verify fast path)."""
     headers: dict[str, str] | None = None
@@ -107,8 +114,11 @@ def interlink_problem(exc: InterlinkError, path: str) -> JSONResponse:
         headers = exc.headers
     elif isinstance(exc, ServiceUnavailable):
         headers = {"Retry-After": "1"}
+    elif isinstance(exc, UpstreamFailed) and exc.retry_after is not None:
+        headers = {"Retry-After": str(exc.retry_after)}
+    extra = {k: v for k, v in exc.extra.items() if k not in _PROBLEM_MEMBERS}
     return problem_response(
-        exc.status, exc.code, exc.title, exc.detail, instance=path, headers=headers, **exc.extra
+        exc.status, exc.code, exc.title, exc.detail, instance=path, headers=headers, **extra
     )
 
 
@@ -198,7 +208,8 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
         413: "Request body too large",
         422: "Validation failed; `errors` names each field",
         429: "Rate limited; see Retry-After",
-        502: "An upstream provider could not be reached",
+        502: "An upstream provider could not be reached or gave no usable answer",
+        504: "An upstream provider did not answer in time",
         503: "Database unavailable; retry",
     }
     return {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from interlink.connections import health as connection_health
 from interlink.connections import oauth as connection_oauth
 from interlink.core import retention
 from interlink.core.db import Database
@@ -18,12 +19,14 @@ if TYPE_CHECKING:
 RETENTION_PURGE = "retention.purge"
 WEBHOOK_RETENTION_PURGE = "webhooks.retention.purge"
 CONNECTIONS_REFRESH = "connections.refresh"
+CONNECTIONS_HEALTH = "connections.health"
 
 BUILTIN_SCHEDULES = {
     # name: (kind, cron)
     "retention.daily": (RETENTION_PURGE, "17 3 * * *"),
     "webhooks.retention": (WEBHOOK_RETENTION_PURGE, "41 * * * *"),
     "connections.refresh": (CONNECTIONS_REFRESH, "*/5 * * * *"),
+    "connections.health": (CONNECTIONS_HEALTH, "* * * * *"),
 }
 
 
@@ -36,6 +39,7 @@ def build_handlers(runtime: Runtime) -> dict[str, Handler]:
             runtime.settings.audit_retention,
             runtime.settings.security_event_retention,
             runtime.settings.api_request_retention,
+            health_check_days=runtime.settings.connection_health_retention_days,
         )
 
     async def purge_webhook_retention(_ctx: JobContext) -> None:
@@ -45,10 +49,14 @@ def build_handlers(runtime: Runtime) -> dict[str, Handler]:
         window = timedelta(minutes=runtime.settings.connection_refresh_window_minutes)
         await connection_oauth.refresh_expiring(runtime, window)
 
+    async def check_connection_health(_ctx: JobContext) -> None:
+        await connection_health.run_due(runtime)
+
     return {
         RETENTION_PURGE: purge_retention,
         WEBHOOK_RETENTION_PURGE: purge_webhook_retention,
         CONNECTIONS_REFRESH: refresh_connections,
+        CONNECTIONS_HEALTH: check_connection_health,
     }
 
 

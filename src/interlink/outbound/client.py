@@ -243,16 +243,9 @@ class ApiClient:
     ) -> ApiResponse:
         """Make one call (with retries). Keyword arguments add to the builder's values."""
         builder = request if isinstance(request, ApiRequestBuilder) else ApiRequestBuilder(request)
-        if parameters:
-            builder = builder.with_parameters(**parameters)
-        if query:
-            builder = builder.with_query(**query)
-        if headers:
-            builder = builder.with_headers(headers)
-        if body is not NO_BODY:
-            builder = builder.with_json(body)
-        if idempotency_key is not None:
-            builder = builder.with_idempotency_key(idempotency_key)
+        builder = builder.with_call(
+            parameters=parameters, query=query, headers=headers, body=body, idempotency_key=idempotency_key
+        )
         config = self.config
         prepared = builder.build(config.base_url, config.headers, config.timeout_seconds)
         return await self._execute(prepared, correlation_id or correlation_id_var.get())

@@ -292,6 +292,33 @@ class ApiRequestBuilder:
         """Mark the request safe to retry; without ``key`` a random UUID is used."""
         return replace(self, idempotency_key=key or str(uuid.uuid4()))
 
+    def with_call(
+        self,
+        *,
+        parameters: Mapping[str, PathValue] | None = None,
+        query: Mapping[str, QueryValue] | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: Any = NO_BODY,
+        form: Mapping[str, QueryValue] | None = None,
+        idempotency_key: str | None = None,
+    ) -> ApiRequestBuilder:
+        """The keyword arguments of the clients' ``request``/``call`` added (empty ones change
+        nothing; ``form`` wins over ``body``)."""
+        builder = self
+        if parameters:
+            builder = builder.with_parameters(**parameters)
+        if query:
+            builder = builder.with_query(**query)
+        if headers:
+            builder = builder.with_headers(headers)
+        if form is not None:
+            builder = builder.with_form(form)
+        elif body is not NO_BODY:
+            builder = builder.with_json(body)
+        if idempotency_key is not None:
+            builder = builder.with_idempotency_key(idempotency_key)
+        return builder
+
     def build(
         self,
         base_url: str = "",

@@ -99,7 +99,15 @@ Network = IPv4Network | IPv6Network
 log = structlog.get_logger(__name__)
 
 BUILTIN_EVENT_TYPES = frozenset(
-    {"webhook.test", "endpoint.disabled", "endpoint.recovered", "connection.expired", "connection.error"}
+    {
+        "webhook.test",
+        "endpoint.disabled",
+        "endpoint.recovered",
+        "connection.expired",
+        "connection.error",
+        "connection.unhealthy",
+        "connection.recovered",
+    }
 )
 DELETED_REASON = "deleted"
 VETTED_SECONDS = 30.0

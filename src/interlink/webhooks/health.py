@@ -52,10 +52,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from interlink.core import audit
 from interlink.core.actor import Actor, system_actor
 from interlink.core.clock import as_utc, utcnow
-from interlink.core.errors import Conflict, NotFound, ValidationFailed
+from interlink.core.errors import Conflict, NotFound
 from interlink.webhooks import config as webhook_config
 from interlink.webhooks import endpoints as endpoint_service
-from interlink.webhooks import ingest
+from interlink.webhooks import ingest, operational
 from interlink.webhooks.models import WebhookEndpoint
 from interlink.webhooks.schemas import endpoint_info
 
@@ -107,41 +107,11 @@ def _duration(seconds: int) -> str:
 # -- operational events ----------------------------------------------------------------------------
 
 
-async def _subscribers(session: AsyncSession, tenant_id: str, event_type: str, exclude: str) -> list[str]:
-    """Enabled, not deleted endpoints of the tenant that list ``event_type`` explicitly."""
-    rows = await session.execute(
-        sa.select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
-            WebhookEndpoint.tenant_id == tenant_id,
-            WebhookEndpoint.enabled.is_(True),
-            WebhookEndpoint.id != exclude,
-        )
-    )
-    return sorted(endpoint_id for endpoint_id, types in rows.all() if event_type in (types or []))
-
-
 async def publish(
     session: AsyncSession, endpoint: WebhookEndpoint, event_type: str, payload: dict[str, Any]
 ) -> str | None:
-    """Write an operational event about ``endpoint`` for its explicit subscribers (never itself).
-
-    Returns the event id, or None when nobody subscribes. A payload the tenant's own schema for the
-    type refuses is logged and skipped: it must not undo the state change it reports."""
-    recipients = await _subscribers(session, endpoint.tenant_id, event_type, endpoint.id)
-    if not recipients:
-        return None
-    spec = ingest.EventSpec(
-        type=event_type,
-        payload=payload,
-        endpoint_ids=recipients,
-        priority=ingest.Priority.HIGH,
-        source="system",
-    )
-    try:
-        [result] = await ingest.ingest_batch(session, system_actor(endpoint.tenant_id), [spec])
-    except ValidationFailed as exc:
-        log.warning("operational_event_refused", endpoint_id=endpoint.id, type=event_type, error=exc.detail)
-        return None
-    return result.event.id
+    """Write an operational event about ``endpoint`` for its explicit subscribers (never itself)."""
+    return await operational.publish(session, endpoint.tenant_id, event_type, payload, exclude=endpoint.id)
 
 
 def _payload(endpoint: WebhookEndpoint, reason: str, **extra: Any) -> dict[str, Any]:

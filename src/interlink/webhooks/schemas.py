@@ -126,7 +126,7 @@ _EVENT_TYPES_DOC = (
     "Event type names this endpoint receives; empty means every type. Once the tenant has registered "
     "any event type, every name here must be registered (or be one of the built-in operational "
     "types `webhook.test`, `endpoint.disabled`, `endpoint.recovered`, `connection.expired`, "
-    "`connection.error`)."
+    "`connection.error`, `connection.unhealthy`, `connection.recovered`)."
 )
 _HEADERS_DOC = (
     "Extra request headers (at most 20, 8 KB in total). Hop-by-hop headers, `Host`, `Content-Type`, "

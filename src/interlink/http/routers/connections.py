@@ -6,7 +6,10 @@ Thin: validation, storage and tokens live in :mod:`interlink.connections.service
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.responses import RedirectResponse
 
 from interlink.connections.authorize import Authorizer, StateSigner
 from interlink.connections.connection_schemas import (
@@ -16,6 +19,8 @@ from interlink.connections.connection_schemas import (
     ConnectionUpdate,
     ConnectionValidation,
     OAuthCallbackResult,
+    ProxyAnswer,
+    ProxyCall,
     connection_info,
     validation_info,
 )
@@ -23,17 +28,22 @@ from interlink.connections.oauth import Tokens
 from interlink.connections.schemas import PROVIDER_KEY_PATTERN
 from interlink.connections.service import ConnectionFilter, Connections, ConnectionSpec, initial_status
 from interlink.core.actor import Actor
+from interlink.core.clock import utcnow
 from interlink.core.enums import (
     ApiKeyScope,
     AuthenticationType,
     IntegrationConnectionStatus,
     IntegrationEnvironment,
 )
+from interlink.core.errors import InterlinkError
 from interlink.core.pagination import PageRequest
-from interlink.core.schemas import PageOut
+from interlink.core.schemas import PageOut, UtcDatetime
 from interlink.core.secrets import SecretStore
+from interlink.http import proxy_path
 from interlink.http.auth import get_runtime, require
 from interlink.http.errors import STANDARD_ERRORS, error_responses
+from interlink.outbound import metrics as outbound_metrics
+from interlink.outbound.schemas import ApiMetrics
 
 router = APIRouter(prefix="/v1/connections", tags=["connections"], responses=STANDARD_ERRORS)
 callback_router = APIRouter(tags=["connections"], responses=error_responses(400, 413, 422, 429, 503))
@@ -150,18 +160,28 @@ async def delete_connection(
 async def authorize_url(
     request: Request,
     connection_id: str = ConnectionId,
+    return_to: str | None = Query(
+        None,
+        alias="returnTo",
+        max_length=500,
+        description="A path on this server (e.g. `/ui/connections/conn_...`) the callback redirects the "
+        "user to, with `oauth=connected` or `oauth=error&error=...&message=...` added to its query.",
+    ),
     actor: Actor = Depends(require(ApiKeyScope.CONNECTIONS_WRITE)),
 ) -> AuthorizeUrl:
     """The provider's authorize URL (PKCE S256, signed state valid 10 minutes) for an
     OAUTH2_AUTHORIZATION_CODE connection; send the user there."""
-    link = await _authorizer(request).authorize_url(actor, connection_id)
+    link = await _authorizer(request).authorize_url(actor, connection_id, return_to=return_to)
     return AuthorizeUrl(url=link.url, state_expires_at=link.state_expires_at, redirect_uri=link.redirect_uri)
 
 
 @callback_router.get(
     "/v1/oauth/callback",
     response_model=OAuthCallbackResult,
-    responses=error_responses(502),
+    responses={
+        **error_responses(502),
+        303: {"description": "Back to the `returnTo` path of the authorization."},
+    },
 )
 async def oauth_callback(
     request: Request,
@@ -169,9 +189,71 @@ async def oauth_callback(
     state: str | None = Query(None, max_length=4096),
     error: str | None = Query(None, max_length=200),
     error_description: str | None = Query(None, max_length=1000),
-) -> OAuthCallbackResult:
-    """Where the provider sends the user back (public: the signed ``state`` authenticates it)."""
-    conn = await _authorizer(request).callback(code, state, error, error_description)
+) -> OAuthCallbackResult | RedirectResponse:
+    """Where the provider sends the user back (public: the signed ``state`` authenticates it).
+    Answers JSON, or, when the authorization was started with ``returnTo``, a 303 to that path with
+    the outcome in its query (an unverifiable state is always a problem, never a redirect)."""
+    authorizer = _authorizer(request)
+    verified = authorizer.signer.verify(state or "", utcnow())
+    try:
+        conn = await authorizer.callback(code, state, error, error_description)
+    except InterlinkError as exc:
+        if verified.return_to is None:
+            raise
+        outcome = {"oauth": "error", "error": exc.code, "message": exc.detail[:300]}
+        return RedirectResponse(_with_query(verified.return_to, outcome), status_code=303)
+    if verified.return_to is not None:
+        outcome = {"oauth": "connected", "connectionId": conn.id}
+        return RedirectResponse(_with_query(verified.return_to, outcome), status_code=303)
     return OAuthCallbackResult(
         connection_id=conn.id, status=conn.status, token_expires_at=conn.token_expires_at
     )
+
+
+def _with_query(path: str, values: dict[str, str]) -> str:
+    return f"{path}{'&' if '?' in path else '?'}{urlencode(values)}"
+
+
+@router.post(
+    "/{connection_id}/proxy",
+    response_model=ProxyAnswer,
+    responses=error_responses(409, 502, 504),
+)
+async def proxy_call(
+    body: ProxyCall,
+    request: Request,
+    connection_id: str = ConnectionId,
+    actor: Actor = Depends(require(ApiKeyScope.CONNECTIONS_WRITE)),
+) -> Response:
+    """Call the provider through the connection: credentials injected, the connection's rate
+    limits, retries and circuit breaker applied, the call written to the request log. Any answer of
+    the provider is a 200 carrying its status; no answer is 502, 503 (held back) or 504 (timeout)."""
+    # Served by interlink.http.proxy_path when the body validates; this route documents the
+    # operation and answers the rest (e.g. a 422 for an invalid body) the same way.
+    answer = await proxy_path.proxy_for(get_runtime(request), actor, connection_id, body)
+    return proxy_path.answer_response(answer)
+
+
+@router.get("/{connection_id}/metrics", response_model=ApiMetrics)
+async def connection_metrics(
+    request: Request,
+    connection_id: str = ConnectionId,
+    since: UtcDatetime | None = Query(None, description="Window start (default: 24 hours before until)."),
+    until: UtcDatetime | None = Query(None, description="Window end (default: now)."),
+    actor: Actor = Depends(require(ApiKeyScope.CONNECTIONS_READ)),
+) -> ApiMetrics:
+    """ApiMetrics of the calls made through the connection (proxy, connectors, health checks) in
+    the window: count, success rate, p50/p95/p99, throughput, errors by class, and this process's
+    circuit breaker state."""
+    runtime = get_runtime(request)
+    snapshot = runtime.outbound.circuit(connection_id)
+    async with runtime.db.unit_of_work(write=False) as session:
+        conn = await _service(request).get(session, actor, connection_id)
+        return await outbound_metrics.api_metrics(
+            session,
+            actor.tenant_id,
+            connection_id=conn.id,
+            since=since,
+            until=until,
+            circuit_state=snapshot.state if snapshot is not None else None,
+        )

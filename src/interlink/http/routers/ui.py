@@ -111,6 +111,8 @@ KNOWN_ACTIONS = [
     "connection.token_refreshed",
     "connection.expired",
     "connection.error",
+    "connection.health_checked",
+    "connection.health_changed",
     "inbound_source.created",
     "inbound_source.updated",
     "inbound_source.deleted",
@@ -125,6 +127,10 @@ SECTIONS = (
     "/ui/event-types",
     "/ui/deliveries",
     "/ui/events",
+    "/ui/providers",
+    "/ui/connections",
+    "/ui/api-requests",
+    "/ui/inbound-sources",
 )
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -465,6 +471,8 @@ async def login(request: Request) -> Response:
             landing = "/ui/endpoints"
         elif ApiKeyScope.EVENTS_READ.value in scopes:
             landing = "/ui/events"
+        elif ApiKeyScope.CONNECTIONS_READ.value in scopes:
+            landing = "/ui/connections"
     response = RedirectResponse(landing, status_code=303)
     set_cookie(response, request, SESSION_COOKIE, key)
     clear_cookie(response, request, TENANT_COOKIE)

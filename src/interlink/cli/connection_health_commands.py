@@ -1,0 +1,89 @@
+"""Client commands: ``interlink connections health-check <id>`` (check now) and ``interlink
+connections health <id>`` (status, score, availability, performance), through the SDK.
+
+Same conventions as the other client commands (``--url``, ``--api-key``, ``--tenant``, ``--json``;
+API errors exit 1, usage errors exit 2). A check that finds the connection UNHEALTHY is a result,
+not an error: the command exits 0 and prints it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from interlink.cli.client_commands import ApiKey, AsJson, Connection, Tenant, Url, _api, _console, _one
+from interlink.client._base import DEFAULT_BASE_URL
+from interlink.connections.health_schemas import ConnectionHealth, IntegrationHealthCheckInfo
+
+ConnectionArg = Annotated[str, typer.Argument(help="Connection id (conn_...).")]
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
+
+
+def _print_check(check: IntegrationHealthCheckInfo) -> None:
+    console = _console()
+    console.print(f"{check.status.value} (score {check.health_score}) at {check.checked_at.isoformat()}")
+    for item in check.checks:
+        console.print(f"  {item.name:<5} {item.status.value:<4} {item.duration:>8.1f} ms  {item.message}")
+    if check.tls_expires_at is not None:
+        console.print(f"  TLS certificate expires {check.tls_expires_at.isoformat()}")
+
+
+def health_check(
+    connection_id: ConnectionArg,
+    url: Url = DEFAULT_BASE_URL,
+    api_key: ApiKey = "",
+    tenant: Tenant = None,
+    as_json: AsJson = False,
+) -> None:
+    """Check a connection now: DNS, TCP, TLS (https), HTTP; stores and prints the result."""
+    conn = Connection(url, api_key, tenant, as_json)
+    with _api(conn) as client:
+        check = client.connection_health.run(connection_id)
+    if conn.as_json:
+        _one(conn, check)
+    else:
+        _print_check(check)
+
+
+def health(
+    connection_id: ConnectionArg,
+    url: Url = DEFAULT_BASE_URL,
+    api_key: ApiKey = "",
+    tenant: Tenant = None,
+    as_json: AsJson = False,
+) -> None:
+    """A connection's health: last status and score, availability over 24 h / 7 d / 30 d, and the
+    last 24 h's API performance."""
+    conn = Connection(url, api_key, tenant, as_json)
+    with _api(conn) as client:
+        summary: ConnectionHealth = client.connection_health.summary(connection_id)
+    if conn.as_json:
+        _one(conn, summary)
+        return
+    console = _console()
+    status = summary.status.value if summary.status is not None else "never checked"
+    score = "-" if summary.health_score is None else str(summary.health_score)
+    console.print(f"{summary.connection_id}: {status} (score {score})")
+    a = summary.availability
+    console.print(
+        f"availability: 24h {_percent(a.last_24_hours)}, 7d {_percent(a.last_7_days)}, "
+        f"30d {_percent(a.last_30_days)}"
+    )
+    p = summary.performance
+    average = "-" if p.average_response_time is None else f"{p.average_response_time:.1f} ms"
+    console.print(
+        f"last 24h: {p.request_count} calls, average {average}, error rate {_percent(p.error_rate)}, "
+        f"{p.throughput:.3f}/min"
+    )
+    if summary.last_check is not None:
+        _print_check(summary.last_check)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``health-check`` and ``health`` to the ``connections`` command group."""
+    app.command("health-check")(health_check)
+    app.command("health")(health)

@@ -1,0 +1,154 @@
+"""Client commands: ``interlink connectors ...`` (connectors, and records through a connection).
+
+Same conventions as the other client commands (``--url``, ``--api-key``, ``--tenant``, ``--json``;
+API errors exit 1, usage errors exit 2). Any valid key may list connectors; records need
+``connections:read``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import typer
+
+from interlink.cli.client_commands import (
+    ApiKey,
+    AsJson,
+    Column,
+    Connection,
+    Tenant,
+    Url,
+    _api,
+    _fail,
+    _print_json,
+    _show,
+    _table,
+)
+from interlink.client._base import DEFAULT_BASE_URL
+from interlink.connectors.base import IntegrationConnectorInfo
+
+connectors_app = typer.Typer(
+    help="Connectors: the resources Interlink can read and write at each provider.",
+    no_args_is_help=True,
+)
+
+CONNECTOR_COLUMNS: list[Column] = [
+    ("key", lambda c: c.key),
+    ("name", lambda c: c.name),
+    ("kind", lambda c: c.kind),
+    ("source", lambda c: c.source),
+    ("providers", lambda c: c.providers),
+    ("resources", lambda c: [r.name for r in c.resources]),
+]
+RESOURCE_COLUMNS: list[Column] = [
+    ("resource", lambda r: r.name),
+    ("operations", lambda r: r.operations),
+    ("pagination", lambda r: r.pagination),
+    ("page size", lambda r: r.page_size),
+    ("incremental", lambda r: r.incremental_field if r.incremental else "no"),
+    ("id", lambda r: r.id_field),
+    ("updated at", lambda r: r.updated_at_field),
+]
+
+
+@connectors_app.command("list")
+def connectors_list(
+    provider: Annotated[
+        str | None, typer.Option("--provider", help="Only connectors serving this provider.")
+    ] = None,
+    url: Url = DEFAULT_BASE_URL,
+    api_key: ApiKey = "",
+    tenant: Tenant = None,
+    as_json: AsJson = False,
+) -> None:
+    """Every connector (built in and the operator's), sorted by key."""
+    conn = Connection(url, api_key, tenant, as_json)
+    with _api(conn) as client:
+        found = client.connectors.list(provider=provider)
+    if conn.as_json:
+        _print_json([c.model_dump(mode="json", by_alias=True) for c in found])
+    else:
+        _table(found, CONNECTOR_COLUMNS, "no connectors match")
+
+
+def _print_connector(info: IntegrationConnectorInfo) -> None:
+    _show(info, title=f"{info.name} ({info.key})", exclude={"resources", "rate_limits"})
+    _table(info.resources, RESOURCE_COLUMNS, "no resources")
+    _table(
+        info.rate_limits,
+        [
+            ("limit", lambda r: r.limit),
+            ("per seconds", lambda r: r.window_seconds),
+            ("scope", lambda r: r.scope),
+            ("description", lambda r: r.description),
+        ],
+        "rate limits: none documented",
+    )
+
+
+@connectors_app.command("show")
+def connectors_show(
+    key: Annotated[str, typer.Argument(help="Connector key, e.g. stripe.")],
+    url: Url = DEFAULT_BASE_URL,
+    api_key: ApiKey = "",
+    tenant: Tenant = None,
+    as_json: AsJson = False,
+) -> None:
+    """One connector: providers, resources, operations, pagination, incremental filter, limits."""
+    conn = Connection(url, api_key, tenant, as_json)
+    with _api(conn) as client:
+        info = client.connectors.get(key)
+    if conn.as_json:
+        _print_json(info)
+    else:
+        _print_connector(info)
+
+
+@connectors_app.command("records")
+def connectors_records(
+    connection_id: Annotated[str, typer.Argument(help="Connection id (conn_...).")],
+    resource: Annotated[str, typer.Argument(help="Resource, e.g. customers.")],
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only records changed at or after (ISO 8601 with zone).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option("--limit", min=1, max=1000, help="Page size.")] = None,
+    cursor: Annotated[
+        str | None, typer.Option("--cursor", help="The nextCursor of the previous page.")
+    ] = None,
+    fetch_all: Annotated[bool, typer.Option("--all", help="Fetch every page.")] = False,
+    url: Url = DEFAULT_BASE_URL,
+    api_key: ApiKey = "",
+    tenant: Tenant = None,
+    as_json: AsJson = False,
+) -> None:
+    """Records of a resource through a connection (one page, or every page with --all)."""
+    when: datetime | None = None
+    if since is not None:
+        try:
+            when = datetime.fromisoformat(since.replace("Z", "+00:00"))
+        except ValueError:
+            _fail(f"--since: {since!r} is not an ISO 8601 time", 2)
+        if when.tzinfo is None:
+            _fail("--since needs a timezone (e.g. 2026-01-01T00:00:00Z)", 2)
+    conn = Connection(url, api_key, tenant, as_json)
+    with _api(conn) as client:
+        if fetch_all:
+            records = list(client.connectors.iter_records(connection_id, resource, since=when, limit=limit))
+            next_cursor = None
+        else:
+            page = client.connectors.list_records(
+                connection_id, resource, cursor=cursor, since=when, limit=limit
+            )
+            records, next_cursor = page.data, page.next_cursor
+    if conn.as_json:
+        data = [r.model_dump(mode="json", by_alias=True) for r in records]
+        _print_json({"data": data, "nextCursor": next_cursor})
+        return
+    _table(
+        records,
+        [("id", lambda r: r.id), ("updated at", lambda r: r.updated_at), ("data", lambda r: r.data)],
+        "no records",
+    )
+    if next_cursor:
+        typer.echo(f"next page: --cursor {next_cursor}")

@@ -1,0 +1,176 @@
+"""``POST /v1/connections/{id}/proxy``: the shared implementation and its direct ASGI path.
+
+The proxy is on the request path of the host application's own calls to providers, so it is a hot
+route. :class:`ConnectionProxyFastPath` answers it without FastAPI's routing (which walks every
+router of the app), dependency injection and response-model validation, calling exactly the same
+:func:`~interlink.http.auth.authenticate` (scope ``connections:write``) and :func:`proxy_for` as
+the documented FastAPI route. As for the verify fast path (:mod:`interlink.http.verify_path`),
+only requests whose body parses and validates as :class:`ProxyCall` and whose connection id and
+``X-Tenant-Id`` are within bounds are answered here; anything else is handed, unread by anything
+else, to the FastAPI route, which answers with its usual 400/422 problems. Nothing with a side
+effect happens before that decision.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from pydantic import ValidationError
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from interlink.connections import proxy
+from interlink.connections.connection_schemas import ProxyAnswer, ProxyCall, ProxyRateLimit, ProxyTiming
+from interlink.core.actor import Actor
+from interlink.core.enums import ApiKeyScope
+from interlink.core.errors import InterlinkError
+from interlink.http.auth import authenticate, resolve_client_ip
+from interlink.http.errors import interlink_problem
+from interlink.http.verify_path import MAX_TENANT_HEADER, _bearer, _is_json, _replay
+from interlink.runtime import Runtime
+
+PREFIX: Final = "/v1/connections/"
+SUFFIX: Final = "/proxy"
+MAX_CONNECTION_ID: Final = 64
+"""As the route's ``connection_id`` path parameter (``max_length=64``)."""
+
+
+async def proxy_for(runtime: Runtime, actor: Actor, connection_id: str, body: ProxyCall) -> ProxyAnswer:
+    """Send ``body`` through the connection and describe the provider's answer (see
+    :mod:`interlink.connections.proxy` for the contracts)."""
+    call = proxy.ProxyRequest(
+        method=body.method,
+        path=body.path,
+        query=body.query,
+        headers=body.headers,
+        body=body.body if "body" in body.model_fields_set else proxy.NO_BODY,
+        form=body.form,
+        idempotency_key=body.idempotency_key,
+        max_attempts=body.max_attempts,
+        timeout_seconds=body.timeout_seconds,
+    )
+    result = await proxy.send(runtime.connection_clients, actor, connection_id, call)
+    response = result.response
+    timing = response.timing
+    limit = response.rate_limit
+    # model_construct: every value comes from our own typed objects, so validating it again (as
+    # the constructor would) only costs time; the JSON is produced by model_dump_json as usual.
+    return ProxyAnswer.model_construct(
+        status=response.status,
+        ok=response.ok,
+        headers=result.headers,
+        data=result.data,
+        body_base64=result.body_base64,
+        truncated=response.truncated,
+        error_class=response.error_class,
+        request_id=response.request_id,
+        attempts=response.attempts,
+        duration_ms=round(response.duration_ms, 3),
+        retry_after_seconds=response.retry_after_seconds,
+        timing=ProxyTiming.model_construct(
+            dns_ms=timing.dns_ms,
+            connect_ms=timing.connect_ms,
+            tls_ms=timing.tls_ms,
+            first_byte_ms=timing.first_byte_ms,
+            total_ms=timing.total_ms,
+            reused=timing.reused,
+        ),
+        rate_limit=None
+        if limit is None
+        else ProxyRateLimit.model_construct(
+            limit=limit.limit, remaining=limit.remaining, reset_seconds=limit.reset_seconds
+        ),
+    )
+
+
+def answer_response(answer: ProxyAnswer, headers: dict[str, str] | None = None) -> Response:
+    """The JSON response of ``answer`` (what FastAPI's ``response_model`` would send)."""
+    return Response(answer.model_dump_json(by_alias=True), media_type="application/json", headers=headers)
+
+
+class _Route:
+    """Stands in for the matched route, so metrics label fast-path requests like routed ones."""
+
+    path = PREFIX + "{connection_id}" + SUFFIX
+
+
+_ROUTE = _Route()
+
+
+def connection_id_of(path: str) -> str | None:
+    """The ``{id}`` of ``/v1/connections/{id}/proxy`` (None for any other path)."""
+    if not (path.startswith(PREFIX) and path.endswith(SUFFIX)):
+        return None
+    connection_id = path[len(PREFIX) : -len(SUFFIX)]
+    if not connection_id or "/" in connection_id or len(connection_id) > MAX_CONNECTION_ID:
+        return None
+    return connection_id
+
+
+class ConnectionProxyFastPath:
+    """ASGI middleware serving ``POST /v1/connections/{id}/proxy`` directly (see the module doc)."""
+
+    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
+        self.app = app
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        connection_id = connection_id_of(path)
+        if connection_id is None:
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # the client went away
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        headers: dict[bytes, bytes] = {}
+        for name, value in scope["headers"]:
+            headers.setdefault(name, value)
+        call = _parse(headers, body)
+        tenant = headers.get(b"x-tenant-id")
+        if call is None or (tenant is not None and len(tenant) > MAX_TENANT_HEADER):
+            await self.app(scope, _replay(body, receive), send)
+            return
+        scope["route"] = _ROUTE
+        client = scope.get("client")
+        forwarded = headers.get(b"x-forwarded-for")
+        ip = resolve_client_ip(
+            client[0] if client else None, forwarded.decode("latin-1") if forwarded else None, self.runtime
+        )
+        agent = headers.get(b"user-agent")
+        response: Response
+        try:
+            actor, rate_headers = await authenticate(
+                self.runtime,
+                key=_bearer(headers.get(b"authorization")),
+                tenant_header=tenant.decode("latin-1") if tenant is not None else None,
+                scope=ApiKeyScope.CONNECTIONS_WRITE,
+                ip=ip,
+                user_agent=agent.decode("latin-1") if agent is not None else None,
+                method="POST",
+                path=path,
+            )
+            answer = await proxy_for(self.runtime, actor, connection_id, call)
+            response = answer_response(answer, rate_headers or None)
+        except InterlinkError as exc:
+            response = interlink_problem(exc, path)
+        await response(scope, receive, send)
+
+
+def _parse(headers: dict[bytes, bytes], body: bytes) -> ProxyCall | None:
+    """The validated body, or None when the FastAPI route should answer."""
+    if not _is_json(headers.get(b"content-type", b"")):
+        return None
+    try:
+        return ProxyCall.model_validate_json(body)
+    except ValidationError:
+        return None

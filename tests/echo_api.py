@@ -1,0 +1,118 @@
+"""A provider API stand-in on 127.0.0.1 (a real aiohttp server in its own thread and loop).
+
+Routes, under ``/api``:
+
+* ``/api/echo/...`` (any method): 200 JSON ``{method, path, query, headers, body}`` describing the
+  request, with a ``Set-Cookie`` and ``X-RateLimit-*`` headers.
+* ``/api/status/{code}``: that status with ``{"status": code}``.
+* ``/api/slow``: answers after 2 s.
+* ``/api/binary``: 256 bytes of ``application/octet-stream``.
+* ``/api/protected/...``: 401 for a missing bearer token, one in :attr:`EchoApi.revoked`, or any
+  while :attr:`EchoApi.reject_all` is set; records every token it sees in :attr:`EchoApi.tokens`.
+
+Because it runs in its own thread it serves blocking tests (SDK, CLI) as well as async ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+from aiohttp import web
+
+
+class EchoApi:
+    def __init__(self) -> None:
+        self.url = ""
+        self.revoked: set[str] = set()
+        self.reject_all = False
+        self.tokens: list[str] = []
+        self.requests = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.url}/api"
+
+    async def _echo(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        body = await request.read()
+        described: dict[str, Any] = {
+            "method": request.method,
+            "path": request.path,
+            "query": {k: request.query.getall(k) for k in request.query},
+            "headers": {k.lower(): v for k, v in request.headers.items()},
+            "body": body.decode("utf-8", "replace"),
+        }
+        headers = {"Set-Cookie": "session=abc", "X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "99"}
+        return web.json_response(described, headers=headers)
+
+    async def _status(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        code = int(request.match_info["code"])
+        return web.json_response({"status": code}, status=code)
+
+    async def _slow(self, _request: web.Request) -> web.Response:
+        self.requests += 1
+        await asyncio.sleep(2)
+        return web.json_response({"slow": True})
+
+    async def _binary(self, _request: web.Request) -> web.Response:
+        self.requests += 1
+        return web.Response(body=bytes(range(256)), content_type="application/octet-stream")
+
+    async def _protected(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        auth = request.headers.get("Authorization", "")
+        token = auth.removeprefix("Bearer ")
+        self.tokens.append(token)
+        if not auth.startswith("Bearer ") or token in self.revoked or self.reject_all:
+            return web.json_response({"error": "invalid_token"}, status=401)
+        return web.json_response({"ok": True, "path": request.path})
+
+    async def _start(self, ready: threading.Event) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/api/echo{tail:.*}", self._echo)
+        app.router.add_route("*", "/api/status/{code:[0-9]{3}}", self._status)
+        app.router.add_route("*", "/api/slow", self._slow)
+        app.router.add_route("*", "/api/binary", self._binary)
+        app.router.add_route("*", "/api/protected{tail:.*}", self._protected)
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+        ready.set()
+
+    def start(self) -> EchoApi:
+        ready = threading.Event()
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            starting = loop.create_task(self._start(ready))
+            starting.add_done_callback(lambda task: task.exception() and ready.set())
+            loop.run_forever()
+
+        self._thread = threading.Thread(target=run, daemon=True, name="echo-api")
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("echo API did not start")
+        return self
+
+    def stop(self) -> None:
+        loop = self._loop
+        if loop is None or self._runner is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+        loop.close()
