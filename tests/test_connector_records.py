@@ -260,3 +260,27 @@ def test_sdk_and_cli_records(live_server: LiveServer) -> None:
     assert table.returncode == 0 and "next page: --cursor" in table.stdout
     bad = _cli(live_server, "connectors", "records", conn, "customers", "--since", "2026-01-01")
     assert bad.returncode == 2
+    made = _cli(
+        live_server, "connectors", "create-record", conn, "customers", "--data", '{"name": "Ada"}', "--json"
+    )
+    assert made.returncode == 0, made.stderr
+    record_id = json.loads(made.stdout)["id"]
+    changed_cli = _cli(
+        live_server,
+        "connectors",
+        "update-record",
+        conn,
+        "customers",
+        record_id,
+        "--data",
+        '{"country": "UK"}',
+    )
+    assert changed_cli.returncode == 0 and '"country": "UK"' in changed_cli.stdout
+    shown = _cli(live_server, "connectors", "record", conn, "customers", record_id, "--json")
+    assert json.loads(shown.stdout)["data"]["name"] == "Ada"
+    gone = _cli(live_server, "connectors", "delete-record", conn, "customers", record_id)
+    assert gone.returncode == 0 and f"Deleted customers {record_id}" in gone.stdout
+    missing = _cli(live_server, "connectors", "record", conn, "customers", record_id)
+    assert missing.returncode == 1
+    not_json = _cli(live_server, "connectors", "create-record", conn, "customers", "--data", "[1]")
+    assert not_json.returncode == 2 and "--data" in not_json.stderr

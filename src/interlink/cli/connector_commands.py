@@ -7,8 +7,9 @@ API errors exit 1, usage errors exit 2). Any valid key may list connectors; reco
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -21,12 +22,13 @@ from interlink.cli.client_commands import (
     Url,
     _api,
     _fail,
+    _metadata,
     _print_json,
     _show,
     _table,
 )
 from interlink.client._base import DEFAULT_BASE_URL
-from interlink.connectors.base import IntegrationConnectorInfo
+from interlink.connectors.base import IntegrationConnectorInfo, RecordOut
 
 connectors_app = typer.Typer(
     help="Connectors: the resources Interlink can read and write at each provider.",
@@ -152,3 +154,94 @@ def connectors_records(
     )
     if next_cursor:
         typer.echo(f"next page: --cursor {next_cursor}")
+
+
+ConnectionArg = Annotated[str, typer.Argument(help="Connection id (conn_...).")]
+ResourceArg = Annotated[str, typer.Argument(help="Resource, e.g. customers.")]
+RecordArg = Annotated[str, typer.Argument(help="The record's id at the provider.")]
+Data = Annotated[
+    str, typer.Option("--data", help='The record\'s fields as a JSON object, e.g. \'{"name": "Ada"}\'.')
+]
+
+
+def _fields(text: str) -> dict[str, Any]:
+    """``--data``: a JSON object (anything else is a usage error naming the option)."""
+    return _metadata(text, "--data") or {}
+
+
+def _print_record(conn: Connection, record: RecordOut) -> None:
+    if conn.as_json:
+        _print_json(record)
+        return
+    typer.echo(f"Record {record.id} (updated at {record.updated_at or '-'})")
+    typer.echo(json.dumps(record.data, indent=2, default=str))
+
+
+@connectors_app.command("record")
+def connectors_record(
+    connection_id: ConnectionArg,
+    resource: ResourceArg,
+    record_id: RecordArg,
+    url: Url = DEFAULT_BASE_URL,
+    api_key: ApiKey = "",
+    tenant: Tenant = None,
+    as_json: AsJson = False,
+) -> None:
+    """One record of a resource through a connection."""
+    conn = Connection(url, api_key, tenant, as_json)
+    with _api(conn) as client:
+        record = client.connectors.get_record(connection_id, resource, record_id)
+    _print_record(conn, record)
+
+
+@connectors_app.command("create-record")
+def connectors_create_record(
+    connection_id: ConnectionArg,
+    resource: ResourceArg,
+    data: Data,
+    url: Url = DEFAULT_BASE_URL,
+    api_key: ApiKey = "",
+    tenant: Tenant = None,
+    as_json: AsJson = False,
+) -> None:
+    """Create a record at the provider through a connection (needs connections:write)."""
+    fields = _fields(data)
+    conn = Connection(url, api_key, tenant, as_json)
+    with _api(conn) as client:
+        record = client.connectors.create_record(connection_id, resource, fields)
+    _print_record(conn, record)
+
+
+@connectors_app.command("update-record")
+def connectors_update_record(
+    connection_id: ConnectionArg,
+    resource: ResourceArg,
+    record_id: RecordArg,
+    data: Data,
+    url: Url = DEFAULT_BASE_URL,
+    api_key: ApiKey = "",
+    tenant: Tenant = None,
+    as_json: AsJson = False,
+) -> None:
+    """Change fields of a record at the provider (needs connections:write)."""
+    fields = _fields(data)
+    conn = Connection(url, api_key, tenant, as_json)
+    with _api(conn) as client:
+        record = client.connectors.update_record(connection_id, resource, record_id, fields)
+    _print_record(conn, record)
+
+
+@connectors_app.command("delete-record")
+def connectors_delete_record(
+    connection_id: ConnectionArg,
+    resource: ResourceArg,
+    record_id: RecordArg,
+    url: Url = DEFAULT_BASE_URL,
+    api_key: ApiKey = "",
+    tenant: Tenant = None,
+) -> None:
+    """Delete a record at the provider (needs connections:write)."""
+    conn = Connection(url, api_key, tenant, False)
+    with _api(conn) as client:
+        client.connectors.delete_record(connection_id, resource, record_id)
+    typer.echo(f"Deleted {resource} {record_id}")
