@@ -42,6 +42,14 @@ def echo_api() -> Iterator[EchoApi]:
     api.stop()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_token_rules(echo_api: EchoApi) -> None:
+    """Each test starts with no revoked tokens: the mock signs identical claims into an identical
+    token, so a token revoked by the previous test could be issued again."""
+    echo_api.revoked.clear()
+    echo_api.reject_all = False
+
+
 def _providers(directory: Path, api: EchoApi, token_url: str) -> Path:
     closed = f"http://127.0.0.1:{free_port()}"
     path = directory / "providers.yaml"

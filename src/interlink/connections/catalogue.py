@@ -27,20 +27,15 @@ from pydantic import ValidationError
 from interlink.connections.schemas import IntegrationProviderExtended
 from interlink.core.enums import AuthenticationType, IntegrationCategory, IntegrationProviderStatus
 from interlink.core.yaml_nodes import (
-    Loader,
-    NamedText,
-    check_duplicate_keys,
-    child,
     construct,
     locate,
     merge_nodes,
-    scalar,
+    read_keyed_entries,
     where,
 )
 
 BUILTIN_FILE = Path(__file__).with_name("providers.yaml")
 MAX_ERRORS = 20
-_TOP_LEVEL = {"version", "providers"}
 
 
 class CatalogueError(Exception):
@@ -170,76 +165,7 @@ def _load(paths: list[Path]) -> ProviderCatalogue:
 
 def _read_entries(path: Path, problems: list[str]) -> list[tuple[str, yaml.MappingNode]]:
     """The provider entries of one file, each with its key (duplicates and syntax errors reported)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append(f"{path}: cannot read the provider file: {exc}")
-        return []
-    loader = Loader(NamedText(text, str(path)))
-    try:
-        root = loader.get_single_node()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problems.append(f"{path}{line}: not valid YAML: {exc.problem or exc}")
-        return []
-    except yaml.YAMLError as exc:
-        problems.append(f"{path}: not valid YAML: {exc}")
-        return []
-    finally:
-        loader.dispose()
-    if root is None:
-        problems.append(f"{path}:1: empty file; expected `providers:` with a list of providers")
-        return []
-    if not isinstance(root, yaml.MappingNode):
-        problems.append(f"{where(root)}: expected a mapping with `providers:` (a list of providers)")
-        return []
-    before = len(problems)
-    check_duplicate_keys(root, problems)
-    if len(problems) > before:
-        return []
-    top = {scalar(k): (k, v) for k, v in root.value}
-    for name, (key_node, _) in top.items():
-        if name not in _TOP_LEVEL:
-            problems.append(
-                f"{where(key_node)}: unknown top-level field {name!r} (expected version, providers)"
-            )
-    if "version" in top:
-        version_node = top["version"][1]
-        if scalar(version_node) != "1":
-            problems.append(f"{where(version_node)}: version must be 1")
-    if "providers" not in top:
-        problems.append(f"{where(root)}: missing field 'providers' (a list of providers)")
-        return []
-    seq = top["providers"][1]
-    if isinstance(seq, yaml.ScalarNode) and seq.tag == "tag:yaml.org,2002:null":
-        return []
-    if not isinstance(seq, yaml.SequenceNode):
-        problems.append(f"{where(seq)}: providers must be a list of providers")
-        return []
-    entries: list[tuple[str, yaml.MappingNode]] = []
-    first_seen: dict[str, yaml.Node] = {}
-    for item in seq.value:
-        if not isinstance(item, yaml.MappingNode):
-            problems.append(f"{where(item)}: each provider must be a mapping (key: ..., name: ...)")
-            continue
-        key_value = child(item, "key")
-        if key_value is None:
-            problems.append(f"{where(item)}: provider without a key: missing field 'key'")
-            continue
-        if not isinstance(key_value, yaml.ScalarNode) or not key_value.value:
-            problems.append(f"{where(key_value)}: field 'key' must be a text like 'stripe'")
-            continue
-        key = str(key_value.value)
-        if key in first_seen:
-            problems.append(
-                f"{where(key_value)}: duplicate provider key {key!r} (first at line "
-                f"{first_seen[key].start_mark.line + 1})"
-            )
-            continue
-        first_seen[key] = key_value
-        entries.append((key, item))
-    return entries
+    return read_keyed_entries(path, "provider", problems)
 
 
 # -- validation --------------------------------------------------------------------------------------

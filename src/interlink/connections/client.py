@@ -243,11 +243,6 @@ class ConnectionClients:
         conn, state = await self._read(actor, connection_id, options)
         return ConnectionClient(self, actor, connection_id, options, conn, state)
 
-    def forget(self, connection_id: str) -> None:
-        """Drop the process's plans of a connection (after it changed or was deleted)."""
-        for key in [k for k in self._plans if k[0] == connection_id]:
-            del self._plans[key]
-
     async def _read(
         self, actor: Actor, connection_id: str, options: tuple[RetryPolicy | None, bool, float | None]
     ) -> tuple[IntegrationConnection, tuple[Any, ...]]:

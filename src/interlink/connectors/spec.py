@@ -57,14 +57,10 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from interlink.connections.schemas import PROVIDER_KEY_PATTERN, RateLimit, SpecModel
 from interlink.core.yaml_nodes import (
-    Loader,
-    NamedText,
-    check_duplicate_keys,
-    child,
     construct,
     locate,
     merge_nodes,
-    scalar,
+    read_keyed_entries,
     where,
 )
 
@@ -76,7 +72,6 @@ Operation = Literal["list", "get", "create", "update", "delete"]
 _FIELD_PATH = re.compile(r"^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$")
 _PARAM = re.compile(r"^[A-Za-z0-9_.\[\]-]{1,100}$")
 _PATH_CHARS = re.compile(r"^/[A-Za-z0-9_.~!$&'()*+,;=:@%/{}-]*$")
-_TOP_LEVEL = {"version", "connectors"}
 
 
 class ConnectorSpecError(Exception):
@@ -324,68 +319,8 @@ def load_specs(paths: Sequence[Path | str]) -> tuple[dict[str, ConnectorSpec], d
 
 
 def _read_entries(path: Path, problems: list[str]) -> list[tuple[str, yaml.MappingNode]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.append(f"{path}: cannot read the connector file: {exc}")
-        return []
-    loader = Loader(NamedText(text, str(path)))
-    try:
-        root = loader.get_single_node()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = f":{mark.line + 1}" if mark is not None else ""
-        problems.append(f"{path}{line}: not valid YAML: {exc.problem or exc}")
-        return []
-    except yaml.YAMLError as exc:
-        problems.append(f"{path}: not valid YAML: {exc}")
-        return []
-    finally:
-        loader.dispose()
-    if root is None or not isinstance(root, yaml.MappingNode):
-        problems.append(f"{path}:1: expected a mapping with `connectors:` (a list of connectors)")
-        return []
-    before = len(problems)
-    check_duplicate_keys(root, problems)
-    if len(problems) > before:
-        return []
-    top = {scalar(k): (k, v) for k, v in root.value}
-    for name, (key_node, _) in top.items():
-        if name not in _TOP_LEVEL:
-            problems.append(
-                f"{where(key_node)}: unknown top-level field {name!r} (expected version, connectors)"
-            )
-    if "version" in top and scalar(top["version"][1]) != "1":
-        problems.append(f"{where(top['version'][1])}: version must be 1")
-    if "connectors" not in top:
-        problems.append(f"{where(root)}: missing field 'connectors' (a list of connectors)")
-        return []
-    seq = top["connectors"][1]
-    if isinstance(seq, yaml.ScalarNode) and seq.tag == "tag:yaml.org,2002:null":
-        return []
-    if not isinstance(seq, yaml.SequenceNode):
-        problems.append(f"{where(seq)}: connectors must be a list of connectors")
-        return []
-    entries: list[tuple[str, yaml.MappingNode]] = []
-    seen: dict[str, yaml.Node] = {}
-    for item in seq.value:
-        if not isinstance(item, yaml.MappingNode):
-            problems.append(f"{where(item)}: each connector must be a mapping (key: ..., name: ...)")
-            continue
-        key_node = child(item, "key")
-        if not isinstance(key_node, yaml.ScalarNode) or not key_node.value:
-            problems.append(f"{where(key_node or item)}: connector without a key: missing field 'key'")
-            continue
-        key = str(key_node.value)
-        if key in seen:
-            problems.append(
-                f"{where(key_node)}: duplicate connector key {key!r} (first at line "
-                f"{seen[key].start_mark.line + 1})"
-            )
-            continue
-        seen[key] = key_node
-        entries.append((key, item))
-    return entries
+    """The connector entries of one file, each with its key (duplicates and syntax errors reported)."""
+    return read_keyed_entries(path, "connector", problems)
 
 
 def _validate(key: str, node: yaml.Node, problems: list[str]) -> ConnectorSpec | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -112,3 +113,79 @@ def locate(node: yaml.Node, loc: Iterable[int | str]) -> tuple[yaml.Node, str]:
         else:
             current = nxt
     return current, "".join(parts)
+
+
+def read_keyed_entries(path: Path, noun: str, problems: list[str]) -> list[tuple[str, yaml.MappingNode]]:
+    """The entries of a spec file ``{version: 1, <noun>s: [{key: ..., ...}, ...]}``, each with its
+    key, as nodes. Problems (unreadable file, YAML syntax, duplicate fields, unknown top-level
+    fields, a wrong version, entries without a key, duplicate keys) are appended as
+    ``file:line: message``; entries with a problem are left out."""
+    plural = f"{noun}s"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.append(f"{path}: cannot read the {noun} file: {exc}")
+        return []
+    loader = Loader(NamedText(text, str(path)))
+    try:
+        root = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problems.append(f"{path}{line}: not valid YAML: {exc.problem or exc}")
+        return []
+    except yaml.YAMLError as exc:
+        problems.append(f"{path}: not valid YAML: {exc}")
+        return []
+    finally:
+        loader.dispose()
+    if root is None:
+        problems.append(f"{path}:1: empty file; expected `{plural}:` with a list of {plural}")
+        return []
+    if not isinstance(root, yaml.MappingNode):
+        problems.append(f"{where(root)}: expected a mapping with `{plural}:` (a list of {plural})")
+        return []
+    before = len(problems)
+    check_duplicate_keys(root, problems)
+    if len(problems) > before:
+        return []
+    top = {scalar(k): (k, v) for k, v in root.value}
+    for name, (key_node, _) in top.items():
+        if name not in ("version", plural):
+            problems.append(
+                f"{where(key_node)}: unknown top-level field {name!r} (expected version, {plural})"
+            )
+    if "version" in top and scalar(top["version"][1]) != "1":
+        problems.append(f"{where(top['version'][1])}: version must be 1")
+    if plural not in top:
+        problems.append(f"{where(root)}: missing field {plural!r} (a list of {plural})")
+        return []
+    seq = top[plural][1]
+    if isinstance(seq, yaml.ScalarNode) and seq.tag == "tag:yaml.org,2002:null":
+        return []
+    if not isinstance(seq, yaml.SequenceNode):
+        problems.append(f"{where(seq)}: {plural} must be a list of {plural}")
+        return []
+    entries: list[tuple[str, yaml.MappingNode]] = []
+    first_seen: dict[str, yaml.Node] = {}
+    for item in seq.value:
+        if not isinstance(item, yaml.MappingNode):
+            problems.append(f"{where(item)}: each {noun} must be a mapping (key: ..., name: ...)")
+            continue
+        key_value = child(item, "key")
+        if key_value is None:
+            problems.append(f"{where(item)}: {noun} without a key: missing field 'key'")
+            continue
+        if not isinstance(key_value, yaml.ScalarNode) or not key_value.value:
+            problems.append(f"{where(key_value)}: field 'key' must be a text like 'stripe'")
+            continue
+        key = str(key_value.value)
+        if key in first_seen:
+            problems.append(
+                f"{where(key_value)}: duplicate {noun} key {key!r} (first at line "
+                f"{first_seen[key].start_mark.line + 1})"
+            )
+            continue
+        first_seen[key] = key_value
+        entries.append((key, item))
+    return entries
