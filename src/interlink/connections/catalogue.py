@@ -22,16 +22,13 @@ from functools import lru_cache
 from pathlib import Path
 
 import yaml
-from pydantic import ValidationError
 
 from interlink.connections.schemas import IntegrationProviderExtended
 from interlink.core.enums import AuthenticationType, IntegrationCategory, IntegrationProviderStatus
 from interlink.core.yaml_nodes import (
-    construct,
-    locate,
     merge_nodes,
     read_keyed_entries,
-    where,
+    validate_entry,
 )
 
 BUILTIN_FILE = Path(__file__).with_name("providers.yaml")
@@ -142,7 +139,7 @@ def _load(paths: list[Path]) -> ProviderCatalogue:
     sources: dict[str, str] = {}
     for index, path in enumerate(paths):
         origin = "builtin" if index == 0 else "custom"
-        entries = _read_entries(path, problems)
+        entries = read_keyed_entries(path, "provider", problems)
         for key, node in entries:
             if key in merged and index > 0:
                 merged[key] = merge_nodes(merged[key], node)
@@ -152,42 +149,9 @@ def _load(paths: list[Path]) -> ProviderCatalogue:
                 sources[key] = origin
     providers: dict[str, IntegrationProviderExtended] = {}
     for key in sorted(merged):
-        provider = _validate(key, merged[key], problems)
+        provider = validate_entry(IntegrationProviderExtended, key, merged[key], "provider", problems)
         if provider is not None:
             providers[key] = provider
     if problems:
         raise CatalogueError(problems)
     return ProviderCatalogue(providers, sources, tuple(str(p) for p in paths))
-
-
-# -- reading -----------------------------------------------------------------------------------------
-
-
-def _read_entries(path: Path, problems: list[str]) -> list[tuple[str, yaml.MappingNode]]:
-    """The provider entries of one file, each with its key (duplicates and syntax errors reported)."""
-    return read_keyed_entries(path, "provider", problems)
-
-
-# -- validation --------------------------------------------------------------------------------------
-
-
-def _validate(key: str, node: yaml.Node, problems: list[str]) -> IntegrationProviderExtended | None:
-    try:
-        data = construct(node)
-    except yaml.YAMLError as exc:
-        problems.append(f"{where(node)}: provider {key!r}: {exc}")
-        return None
-    try:
-        return IntegrationProviderExtended.model_validate(data, by_alias=False, by_name=True)
-    except ValidationError as exc:
-        for error in exc.errors():
-            at, dotted = locate(node, error["loc"])
-            message = str(error["msg"]).removeprefix("Value error, ")
-            if error["type"] == "missing":
-                message = "missing field"
-            elif error["type"] == "extra_forbidden":
-                message = "unknown field"
-            elif error["type"] == "enum" and "expected" in error.get("ctx", {}):
-                message = f"{error.get('input')!r} is not one of {error['ctx']['expected']}"
-            problems.append(f"{where(at)}: provider {key!r}: {dotted or '(provider)'}: {message}")
-        return None

@@ -53,15 +53,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from interlink.connections.schemas import PROVIDER_KEY_PATTERN, RateLimit, SpecModel
 from interlink.core.yaml_nodes import (
-    construct,
-    locate,
     merge_nodes,
     read_keyed_entries,
-    where,
+    validate_entry,
 )
 
 MAX_ERRORS = 20
@@ -305,41 +303,14 @@ def load_specs(paths: Sequence[Path | str]) -> tuple[dict[str, ConnectorSpec], d
     merged: dict[str, yaml.Node] = {}
     origin: dict[str, str] = {}
     for path in paths:
-        for key, node in _read_entries(Path(path), problems):
+        for key, node in read_keyed_entries(Path(path), "connector", problems):
             merged[key] = merge_nodes(merged[key], node) if key in merged else node
             origin[key] = str(path)
     specs: dict[str, ConnectorSpec] = {}
     for key in sorted(merged):
-        spec = _validate(key, merged[key], problems)
+        spec = validate_entry(ConnectorSpec, key, merged[key], "connector", problems)
         if spec is not None:
             specs[key] = spec
     if problems:
         raise ConnectorSpecError(problems)
     return specs, origin
-
-
-def _read_entries(path: Path, problems: list[str]) -> list[tuple[str, yaml.MappingNode]]:
-    """The connector entries of one file, each with its key (duplicates and syntax errors reported)."""
-    return read_keyed_entries(path, "connector", problems)
-
-
-def _validate(key: str, node: yaml.Node, problems: list[str]) -> ConnectorSpec | None:
-    try:
-        data = construct(node)
-    except yaml.YAMLError as exc:
-        problems.append(f"{where(node)}: connector {key!r}: {exc}")
-        return None
-    try:
-        return ConnectorSpec.model_validate(data, by_alias=False, by_name=True)
-    except ValidationError as exc:
-        for error in exc.errors():
-            at, dotted = locate(node, error["loc"])
-            message = str(error["msg"]).removeprefix("Value error, ")
-            if error["type"] == "missing":
-                message = "missing field"
-            elif error["type"] == "extra_forbidden":
-                message = "unknown field"
-            elif error["type"] == "literal_error":
-                message = f"{error.get('input')!r}: {message}"
-            problems.append(f"{where(at)}: connector {key!r}: {dotted or '(connector)'}: {message}")
-        return None

@@ -11,9 +11,12 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
 
 Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 """libyaml when available (25 times faster); nodes keep their file name and line either way."""
@@ -189,3 +192,29 @@ def read_keyed_entries(path: Path, noun: str, problems: list[str]) -> list[tuple
         first_seen[key] = key_value
         entries.append((key, item))
     return entries
+
+
+def validate_entry(model: type[M], key: str, node: yaml.Node, noun: str, problems: list[str]) -> M | None:
+    """``node`` constructed and validated as ``model``; each pydantic error is appended as
+    ``file:line: <noun> 'key': dotted.field: message`` at the deepest node it names."""
+    try:
+        data = construct(node)
+    except yaml.YAMLError as exc:
+        problems.append(f"{where(node)}: {noun} {key!r}: {exc}")
+        return None
+    try:
+        return model.model_validate(data, by_alias=False, by_name=True)
+    except ValidationError as exc:
+        for error in exc.errors():
+            at, dotted = locate(node, error["loc"])
+            message = str(error["msg"]).removeprefix("Value error, ")
+            if error["type"] == "missing":
+                message = "missing field"
+            elif error["type"] == "extra_forbidden":
+                message = "unknown field"
+            elif error["type"] == "enum" and "expected" in error.get("ctx", {}):
+                message = f"{error.get('input')!r} is not one of {error['ctx']['expected']}"
+            elif error["type"] == "literal_error":
+                message = f"{error.get('input')!r}: {message}"
+            problems.append(f"{where(at)}: {noun} {key!r}: {dotted or f'({noun})'}: {message}")
+        return None

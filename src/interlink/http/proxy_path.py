@@ -24,9 +24,17 @@ from interlink.connections.connection_schemas import ProxyAnswer, ProxyCall, Pro
 from interlink.core.actor import Actor
 from interlink.core.enums import ApiKeyScope
 from interlink.core.errors import InterlinkError
-from interlink.http.auth import authenticate, resolve_client_ip
+from interlink.http.auth import authenticate
 from interlink.http.errors import interlink_problem
-from interlink.http.verify_path import MAX_TENANT_HEADER, _bearer, _is_json, _replay
+from interlink.http.fast_path import (
+    MAX_TENANT_HEADER,
+    RouteLabel,
+    bearer,
+    caller_ip,
+    is_json,
+    read_request,
+    replay,
+)
 from interlink.runtime import Runtime
 
 PREFIX: Final = "/v1/connections/"
@@ -88,13 +96,7 @@ def answer_response(answer: ProxyAnswer, headers: dict[str, str] | None = None) 
     return Response(answer.model_dump_json(by_alias=True), media_type="application/json", headers=headers)
 
 
-class _Route:
-    """Stands in for the matched route, so metrics label fast-path requests like routed ones."""
-
-    path = PREFIX + "{connection_id}" + SUFFIX
-
-
-_ROUTE = _Route()
+_ROUTE = RouteLabel(PREFIX + "{connection_id}" + SUFFIX)
 
 
 def connection_id_of(path: str) -> str | None:
@@ -123,35 +125,23 @@ class ConnectionProxyFastPath:
         if connection_id is None:
             await self.app(scope, receive, send)
             return
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        headers: dict[bytes, bytes] = {}
-        for name, value in scope["headers"]:
-            headers.setdefault(name, value)
+        read = await read_request(scope, receive)
+        if read is None:
+            return  # the client went away
+        body, headers = read
         call = _parse(headers, body)
         tenant = headers.get(b"x-tenant-id")
         if call is None or (tenant is not None and len(tenant) > MAX_TENANT_HEADER):
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, replay(body, receive), send)
             return
         scope["route"] = _ROUTE
-        client = scope.get("client")
-        forwarded = headers.get(b"x-forwarded-for")
-        ip = resolve_client_ip(
-            client[0] if client else None, forwarded.decode("latin-1") if forwarded else None, self.runtime
-        )
+        ip = caller_ip(scope, headers, self.runtime)
         agent = headers.get(b"user-agent")
         response: Response
         try:
             actor, rate_headers = await authenticate(
                 self.runtime,
-                key=_bearer(headers.get(b"authorization")),
+                key=bearer(headers.get(b"authorization")),
                 tenant_header=tenant.decode("latin-1") if tenant is not None else None,
                 scope=ApiKeyScope.CONNECTIONS_WRITE,
                 ip=ip,
@@ -168,7 +158,7 @@ class ConnectionProxyFastPath:
 
 def _parse(headers: dict[bytes, bytes], body: bytes) -> ProxyCall | None:
     """The validated body, or None when the FastAPI route should answer."""
-    if not _is_json(headers.get(b"content-type", b"")):
+    if not is_json(headers.get(b"content-type", b"")):
         return None
     try:
         return ProxyCall.model_validate_json(body)

@@ -14,21 +14,29 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from interlink.core.actor import Actor
 from interlink.core.context import current_correlation_id
 from interlink.core.enums import ApiKeyScope
 from interlink.core.errors import InterlinkError
-from interlink.http.auth import authenticate, resolve_client_ip
+from interlink.http.auth import authenticate
 from interlink.http.errors import interlink_problem
+from interlink.http.fast_path import (
+    MAX_TENANT_HEADER,
+    RouteLabel,
+    bearer,
+    caller_ip,
+    is_json,
+    read_request,
+    replay,
+)
 from interlink.keys.schemas import VerifyKeyRequest, VerifyKeyResponse, VerifyRateLimit
 from interlink.keys.security import SecurityContext
 from interlink.keys.service import VerifyCode
 from interlink.runtime import Runtime
 
 VERIFY_PATH = "/v1/keys/verify"
-MAX_TENANT_HEADER = 64
 
 
 async def verify_for(
@@ -70,18 +78,7 @@ async def verify_for(
     )
 
 
-class _Route:
-    """Stands in for the matched route, so metrics label fast-path requests like routed ones."""
-
-    path = VERIFY_PATH
-
-
-_ROUTE = _Route()
-
-
-def _is_json(content_type: bytes) -> bool:
-    media = content_type.split(b";", 1)[0].strip().lower()
-    return media == b"application/json" or (media.startswith(b"application/") and media.endswith(b"+json"))
+_ROUTE = RouteLabel(VERIFY_PATH)
 
 
 class KeyVerifyFastPath:
@@ -95,29 +92,17 @@ class KeyVerifyFastPath:
         if scope["type"] != "http" or scope["path"] != VERIFY_PATH or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        headers: dict[bytes, bytes] = {}
-        for name, value in scope["headers"]:
-            headers.setdefault(name, value)
+        read = await read_request(scope, receive)
+        if read is None:
+            return  # the client went away
+        body, headers = read
         parsed = self._parse(headers, body)
         if parsed is None:
-            await self.app(scope, _replay(body, receive), send)
+            await self.app(scope, replay(body, receive), send)
             return
         request_body, key, tenant_header, user_agent = parsed
         scope["route"] = _ROUTE
-        client = scope.get("client")
-        forwarded = headers.get(b"x-forwarded-for")
-        ip = resolve_client_ip(
-            client[0] if client else None, forwarded.decode("latin-1") if forwarded else None, self.runtime
-        )
+        ip = caller_ip(scope, headers, self.runtime)
         response: Response
         try:
             actor, rate_headers = await authenticate(
@@ -143,7 +128,7 @@ class KeyVerifyFastPath:
         headers: dict[bytes, bytes], body: bytes
     ) -> tuple[VerifyKeyRequest, str | None, str | None, str | None] | None:
         """The validated body and auth inputs, or None when the FastAPI route should answer."""
-        if not _is_json(headers.get(b"content-type", b"")):
+        if not is_json(headers.get(b"content-type", b"")):
             return None
         try:
             request_body = VerifyKeyRequest.model_validate_json(body)
@@ -152,7 +137,7 @@ class KeyVerifyFastPath:
         tenant = headers.get(b"x-tenant-id")
         if tenant is not None and len(tenant) > MAX_TENANT_HEADER:
             return None
-        key = _bearer(headers.get(b"authorization"))
+        key = bearer(headers.get(b"authorization"))
         agent = headers.get(b"user-agent")
         return (
             request_body,
@@ -160,27 +145,3 @@ class KeyVerifyFastPath:
             tenant.decode("latin-1") if tenant is not None else None,
             agent.decode("latin-1") if agent is not None else None,
         )
-
-
-def _bearer(header: bytes | None) -> str | None:
-    """The credentials of ``Authorization: Bearer <key>`` (None when absent or another scheme)."""
-    if not header:
-        return None
-    scheme, _, credentials = header.decode("latin-1").partition(" ")
-    if scheme.lower() != "bearer" or not credentials.strip():
-        return None
-    return credentials.strip()
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """A ``receive`` that hands the already-read body to the next app, then defers to the server."""
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
