@@ -13,6 +13,10 @@ Two halves, each against a plain aiohttp API server in its own process answering
   worker) on the same database, with a provider ``bench`` (from ``INTERLINK_PROVIDERS_FILE``) whose
   PRODUCTION base URL is the API server and a BEARER connection created through the REST API.
   The bench process bootstraps the tenant and a ``connections:write`` key. Target ≥ 0.4×.
+  The same calls also go through a **bare Python forwarder** (``--serve-forwarder``: a raw ASGI
+  app under the same uvicorn settings, forwarding with one pooled aiohttp session and nothing
+  else), whose ratio is the floor any Python proxy starts from on the machine; the proxy's
+  throughput is also reported as a share of it.
 
 Baseline, measured in the same run and the same event loop: a bare aiohttp loop making the same
 GETs (same URL, headers, JSON decoding) with one session at concurrency 64. Bare runs are made
@@ -59,7 +63,7 @@ from interlink.core.db import Database
 from interlink.core.logging import configure_logging
 from interlink.core.migrate import upgrade
 from interlink.outbound.client import OutboundService
-from interlink.outbound.config import ApiClientConfig
+from interlink.outbound.config import DEFAULT_MAX_CONNECTIONS, ApiClientConfig
 from interlink.outbound.models import ExternalApiRequest
 from interlink.outbound.request import ApiEndpointConfig, ApiRequestBuilder
 
@@ -368,7 +372,7 @@ def serve_interlink() -> None:
 
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
-    app = create_app(settings, access_log=False)
+    app = create_app(settings, access_log=False, freeze_after_start=True)
     profile_path = os.environ.get("BENCH_OUTBOUND_PROFILE")
     profiler = cProfile.Profile() if profile_path else None
     if profiler is not None:
@@ -387,6 +391,71 @@ def serve_interlink() -> None:
         if profiler is not None and profile_path:
             profiler.disable()
             profiler.dump_stats(profile_path)
+
+
+def serve_forwarder() -> None:
+    """The floor of any Python proxy on this machine: a bare ASGI app under the same uvicorn
+    settings as ``--serve-interlink`` that answers ``POST /v1/connections/{id}/proxy`` by reading
+    the JSON body, making the GET to the API server with one pooled aiohttp session (bearer token
+    added; as many pooled connections as a connection's client) and returning the provider's
+    status, headers and decoded JSON in the same envelope shape. No authentication, no
+    connection lookup, no request log, no retries, no timing."""
+    import json
+
+    import uvicorn
+
+    upstream = os.environ["BENCH_FORWARDER_UPSTREAM"]
+    auth = {"Authorization": f"Bearer {TOKEN_FROM_ENV}", "Accept": "application/json"}
+    sessions: list[aiohttp.ClientSession] = []
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    for session in sessions:
+                        await session.close()
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["path"] == "/healthz":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+            return
+        chunks = []
+        more = True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        call = json.loads(b"".join(chunks))
+        if not sessions:
+            # The same bound as a connection's pooled client.
+            pool = aiohttp.TCPConnector(limit_per_host=DEFAULT_MAX_CONNECTIONS)
+            sessions.append(aiohttp.ClientSession(connector=pool))
+        async with sessions[0].get(upstream + call["path"], params=call["query"], headers=auth) as resp:
+            data = await resp.json()
+            answer = {"status": resp.status, "headers": dict(resp.headers), "data": data}
+        body = json.dumps(answer).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=int(os.environ["INTERLINK_PORT"]),
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+        lifespan="on",
+    )
 
 
 def _providers_file(directory: Path, server: ApiServer) -> Path:
@@ -459,7 +528,9 @@ class InterlinkServer:
 
 
 @contextlib.contextmanager
-def interlink_server(env: dict[str, str], data_dir: Path) -> Iterator[InterlinkServer]:
+def interlink_server(
+    env: dict[str, str], data_dir: Path, mode: str = "--serve-interlink"
+) -> Iterator[InterlinkServer]:
     port = _free_port()
     server_env = {k: v for k, v in os.environ.items() if not k.startswith("INTERLINK_")}
     server_env.update(env)
@@ -467,7 +538,7 @@ def interlink_server(env: dict[str, str], data_dir: Path) -> Iterator[InterlinkS
     log_path = data_dir / f"interlink-{port}.log"
     with log_path.open("wb") as log_file:
         proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve-interlink"],
+            [sys.executable, __file__, mode],
             env=server_env,
             stdout=log_file,
             stderr=log_file,
@@ -663,6 +734,29 @@ async def proxy(
     return runs
 
 
+async def forwarder(
+    api: ApiServer, args: argparse.Namespace, tmp_dir: Path, bare: list[Run]
+) -> list[tuple[Run, float]]:
+    """Proxy runs through the bare forwarder (``--serve-forwarder``), each followed by a bare run:
+    what a Python proxy costs on this machine before it does anything of its own."""
+    data_dir = tmp_dir / "forwarder"
+    data_dir.mkdir()
+    env = {"BENCH_FORWARDER_UPSTREAM": f"{api.url}/v1", "BENCH_OUTBOUND_TOKEN": TOKEN}
+    runs: list[tuple[Run, float]] = []
+    with interlink_server(env, data_dir, mode="--serve-forwarder") as server:
+        async with aiohttp.ClientSession() as control:
+            await _wait_until_up(server, control)
+        warm = min(2000, args.proxy_requests)
+        await proxy_run("forwarder warm-up", server, api, "-", "bench", warm, args.concurrency)
+        for _ in range(args.rounds):
+            run = await proxy_run(
+                "bare Python forwarder", server, api, "-", "bench", args.proxy_requests, args.concurrency
+            )
+            bare.append(await bare_loop(api, args.requests, args.concurrency))
+            runs.append((run, statistics.mean(b.rate for b in bare[-2:])))
+    return runs
+
+
 # -- main ----------------------------------------------------------------------------------------
 
 
@@ -713,9 +807,12 @@ def _report(run: Run, baseline: float | None) -> None:
 async def bench(args: argparse.Namespace, targets: list[tuple[str, str]], tmp_dir: Path) -> None:
     runs: list[tuple[Run, float]] = []
     proxy_runs: list[tuple[Run, float]] = []
+    forwarder_runs: list[tuple[Run, float]] = []
     with api_server() as server:
         await bare_loop(server, min(2000, args.requests), args.concurrency)  # warm-up
         bare = [await bare_loop(server, args.requests, args.concurrency)]
+        if not args.skip_proxy:
+            forwarder_runs = await forwarder(server, args, tmp_dir, bare)
         if args.without_log and not args.skip_library:
             run = await library(
                 "library, log off", None, server, args.requests, args.concurrency, args.profile
@@ -738,9 +835,16 @@ async def bench(args: argparse.Namespace, targets: list[tuple[str, str]], tmp_di
     )
     for b in bare:
         _report(b, None)
-    for run, around in runs + proxy_runs:
+    for run, around in runs + forwarder_runs + proxy_runs:
         _report(run, around)
     bare_cpu = statistics.median(b.bench_cpu / b.count for b in bare)
+    floor = statistics.mean(run.rate / around for run, around in forwarder_runs) if forwarder_runs else None
+    if floor is not None:
+        floor_cpu = statistics.mean((run.interlink_cpu or 0.0) / run.count * 1e6 for run, _ in forwarder_runs)
+        print(
+            f"   bare Python forwarder / bare loop: throughput {floor:.2f}; its server CPU per request "
+            f"{floor_cpu:.0f} µs (the floor of a Python proxy on this machine)"
+        )
     for name in ["off", *(n for n, _url in targets)]:
         for half, done in (("library", runs), ("proxy", proxy_runs)):
             mine = [(run, around) for run, around in done if run.name.endswith(name)]
@@ -756,6 +860,9 @@ async def bench(args: argparse.Namespace, targets: list[tuple[str, str]], tmp_di
                     f"{(run.interlink_cpu or 0.0) / run.count * 1e6:.0f}" for run, _ in mine
                 )
                 extra = f"; Interlink server CPU per request {server_cpu} µs"
+                if floor:
+                    of_floor = ", ".join(f"{run.rate / around / floor:.2f}" for run, around in mine)
+                    extra += f"; of the bare forwarder's throughput {of_floor}"
             print(
                 f"   {half} (log {name}) / bare loop: throughput {ratios} (target ≥ {target}x: "
                 f"{verdict}); bench CPU per request {cpu}{extra}"
@@ -789,12 +896,16 @@ def main() -> int:
     )
     parser.add_argument("--serve-api", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-interlink", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-forwarder", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_api:
         serve_api()
         return 0
     if args.serve_interlink:
         serve_interlink()
+        return 0
+    if args.serve_forwarder:
+        serve_forwarder()
         return 0
 
     configure_logging("WARNING", "json")

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+
+from interlink.core.settings import Settings
+from interlink.http.app import create_app
+from interlink.runtime import Runtime
 
 PROBLEM = "application/problem+json"
 
@@ -45,3 +51,19 @@ def assert_problem(response: httpx.Response, status: int, reason: str | None = N
     if reason is not None:
         assert body["reason"] == reason
     return body
+
+
+@asynccontextmanager
+async def serve(settings: Settings) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]]:
+    """A started runtime (one process's caches and listeners) and an HTTP client to its app;
+    several of them on one database stand for several processes."""
+    runtime = Runtime(settings)
+    await runtime.start()
+    try:
+        transport = httpx.ASGITransport(
+            app=create_app(settings, runtime, access_log=False), client=("127.0.0.1", 50000)
+        )
+        async with httpx.AsyncClient(transport=transport, base_url="http://interlink.test") as client:
+            yield runtime, client
+    finally:
+        await runtime.stop()

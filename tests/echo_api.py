@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from aiohttp import web
 
 
@@ -29,6 +31,8 @@ class EchoApi:
         self.reject_all = False
         self.tokens: list[str] = []
         self.requests = 0
+        self.echoed: list[dict[str, str]] = []
+        """The headers (lower-case names) of every ``/api/echo`` request, in order."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -47,6 +51,7 @@ class EchoApi:
             "headers": {k.lower(): v for k, v in request.headers.items()},
             "body": body.decode("utf-8", "replace"),
         }
+        self.echoed.append(described["headers"])
         headers = {"Set-Cookie": "session=abc", "X-RateLimit-Limit": "100", "X-RateLimit-Remaining": "99"}
         return web.json_response(described, headers=headers)
 
@@ -116,3 +121,11 @@ class EchoApi:
         if self._thread is not None:
             self._thread.join(10)
         loop.close()
+
+
+@pytest.fixture(scope="module", name="echo_api")
+def echo_api_fixture() -> Iterator[EchoApi]:
+    """A started :class:`EchoApi` shared by a test module; import ``echo_api_fixture`` to use it."""
+    api = EchoApi().start()
+    yield api
+    api.stop()

@@ -27,19 +27,12 @@ from interlink.core.settings import Settings
 from interlink.runtime import Runtime
 from tests.api_helpers import assert_problem, make_tenant
 from tests.conftest import LiveServer, free_port, make_settings
-from tests.echo_api import EchoApi
+from tests.echo_api import EchoApi, echo_api_fixture  # noqa: F401  (fixture)
 from tests.external import OAuth2MockServer, oauth2_server_fixture
 
 __all__ = ["oauth2_server_fixture"]
 
 API_KEY = "ak-secret-value-123"
-
-
-@pytest.fixture(scope="module")
-def echo_api() -> Iterator[EchoApi]:
-    api = EchoApi().start()
-    yield api
-    api.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -8,7 +8,6 @@ very next call even though the process caches its credential plan.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,15 +21,8 @@ from interlink.http.proxy_path import connection_id_of
 from interlink.runtime import Runtime
 from tests.api_helpers import assert_problem
 from tests.conftest import make_settings
-from tests.echo_api import EchoApi
+from tests.echo_api import EchoApi, echo_api_fixture  # noqa: F401  (fixture)
 from tests.test_connection_proxy import _connect, _providers, _proxy
-
-
-@pytest.fixture(scope="module")
-def echo_api() -> Iterator[EchoApi]:
-    api = EchoApi().start()
-    yield api
-    api.stop()
 
 
 @pytest.fixture

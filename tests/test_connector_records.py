@@ -284,3 +284,59 @@ def test_sdk_and_cli_records(live_server: LiveServer) -> None:
     assert missing.returncode == 1
     not_json = _cli(live_server, "connectors", "create-record", conn, "customers", "--data", "[1]")
     assert not_json.returncode == 2 and "--data" in not_json.stderr
+
+
+def _customers(json_server: JsonServer) -> list[dict[str, Any]]:
+    response = httpx.get(f"{json_server.url}/customers", trust_env=False)
+    response.raise_for_status()
+    records: list[dict[str, Any]] = response.json()
+    return records
+
+
+async def test_unstorable_fields_never_reach_the_provider(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], json_server: JsonServer, runtime: Runtime
+) -> None:
+    """Fields the audit trail cannot record or JSON cannot carry are a 422 naming the field, sent
+    before anything reaches json-server (same record count, same record), on both databases."""
+    conn = await _connect(client, admin_headers, "jsonserver")
+    base = f"/v1/connections/{conn}/resources/customers"
+    before = _customers(json_server)
+    nul = "\u0000"
+    refused: list[tuple[str, str]] = [
+        (json.dumps({f"a{nul}": 1}), "a\\u0000"),
+        (json.dumps({"name": f"Ada{nul}"}), "name"),
+        (json.dumps({"address": {"city": f"x{nul}y"}}), "address.city"),
+        (json.dumps({"address": {f"ci{nul}ty": "x"}}), "address.ci\\u0000ty"),
+        (json.dumps({"tags": ["ok", f"b{nul}"]}), "tags.1"),
+        (json.dumps({"name\n": "x"}), "name\\u000a"),
+        (json.dumps({"": "x"}), "body"),
+        (json.dumps({"n" * 201: "x"}), "n" * 200),
+        ('{"score": NaN}', "score"),
+        ('{"nested": {"score": -Infinity}}', "nested.score"),
+    ]
+    headers = {**admin_headers, "Content-Type": "application/json"}
+    for body, field in refused:
+        created = await client.post(base, content=body, headers=headers)
+        assert created.status_code == 422, (body, created.text)
+        assert created.headers["content-type"].startswith("application/problem+json")
+        assert created.json()["errors"][0]["field"] == field, (body, created.text)
+        updated = await client.patch(f"{base}/1", content=body, headers=headers)
+        assert updated.status_code == 422, (body, updated.text)
+        assert updated.json()["errors"][0]["field"] == field
+    assert _customers(json_server) == before
+    routes = json_server.stats()["byRoute"]
+    assert not [r for r in routes if r.startswith(("POST /customers", "PATCH /customers"))], routes
+
+    async with runtime.db.unit_of_work(write=False) as session:
+        audited = await session.scalar(
+            sa.select(sa.func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.resource_id == conn, AuditEvent.action.like("connection.record.%"))
+        )
+    assert audited == 0
+
+    fine = await client.post(
+        base, json={"name": "Katherine\tJohnson", "note": "line\nbreak"}, headers=admin_headers
+    )
+    assert fine.status_code == 201, fine.text
+    assert len(_customers(json_server)) == len(before) + 1

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +15,10 @@ import pytest
 
 from interlink.bootstrap import bootstrap_if_empty
 from interlink.core.crypto import keyed_hash
+from interlink.core.invalidation import CHANNEL, PostgresBus, RedisBus
 from interlink.core.settings import Settings
-from interlink.http.app import create_app
-from interlink.keys.cache import CHANNEL, PostgresBus, RedisBus
 from interlink.runtime import Runtime, psycopg_dsn
+from tests.api_helpers import serve
 from tests.conftest import auth, make_settings, truncate_postgres
 from tests.services import POSTGRES_ADMIN_URL, REDIS_URL, need, postgres_available, redis_available
 
@@ -35,20 +34,6 @@ def pg_url(request: pytest.FixtureRequest) -> str:
     assert url is not None
     truncate_postgres(url)
     return str(url)
-
-
-@asynccontextmanager
-async def serve(settings: Settings) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]]:
-    runtime = Runtime(settings)
-    await runtime.start()
-    try:
-        transport = httpx.ASGITransport(
-            app=create_app(settings, runtime, access_log=False), client=("127.0.0.1", 50000)
-        )
-        async with httpx.AsyncClient(transport=transport, base_url="http://interlink.test") as client:
-            yield runtime, client
-    finally:
-        await runtime.stop()
 
 
 async def verify(client: httpx.AsyncClient, admin_key: str, key: str) -> str:

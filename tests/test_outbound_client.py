@@ -730,6 +730,35 @@ async def test_request_log_records_failures_and_loses_nothing_on_close(
     assert (404, "http_4xx", 1) in statuses and (None, "connect", 3) in statuses
 
 
+async def test_request_log_keeps_nul_answers_and_survives_refused_rows(
+    runtime: Runtime, receiver: Receiver
+) -> None:
+    """A provider answer with NUL characters (which PostgreSQL text and JSON cannot hold) is logged
+    with U+FFFD in their place; a row the database still refuses (here: an id written before) is
+    dropped and counted alone, and the rows buffered with it are written."""
+    runtime.outbound.allowed_networks = LOCAL
+    receiver.script("/nul", Answer(200, {"Content-Type": "text/plain"}, "before\x00after"))
+    client = runtime.outbound.client(ApiClientConfig(tenant_id="ten_nul", base_url=receiver.url))
+    response = await client.call("GET", "/nul")
+    assert response.content == b"before\x00after"
+    writer = runtime.outbound.log
+    assert writer is not None
+    await writer.flush()
+    [row] = [r for r in await _rows(runtime) if r.tenant_id == "ten_nul"]
+    assert row.response_body == "before\ufffdafter"
+
+    prefix = min_id_at("apr", clock.utcnow())[:-6]
+    writer.record(_entry(f"{prefix}000001"))
+    await writer.flush()
+    dropped = writer.dropped
+    for n in (2, 1, 3):  # the middle one repeats an id already written
+        writer.record(_entry(f"{prefix}{n:06d}"))
+    assert await writer.flush() == 2
+    assert writer.dropped == dropped + 1 and writer.pending == 0
+    ids = {r.id for r in await _rows(runtime) if r.tenant_id == "ten_bulk"}
+    assert ids == {f"{prefix}{n:06d}" for n in (1, 2, 3)}
+
+
 def _entry(request_id: str, tenant_id: str = "ten_bulk", when: dt.datetime | None = None) -> LogEntry:
     return LogEntry(
         id=request_id,

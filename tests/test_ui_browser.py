@@ -26,7 +26,10 @@ CHROMIUM_ARGS = [
 SCREENSHOT = Path(os.environ.get("INTERLINK_UI_SCREENSHOT", "/tmp/interlink-ui-keys.png"))
 
 try:
-    from playwright.sync_api import Page, expect, sync_playwright
+    # Page and expect are re-exported for the other browser tests (tests/test_ui_*_browser.py).
+    from playwright.sync_api import Page as Page
+    from playwright.sync_api import expect as expect
+    from playwright.sync_api import sync_playwright
 except ImportError:  # pragma: no cover - the dev extras install it
     sync_playwright = None  # type: ignore[assignment]
 

@@ -7,27 +7,20 @@ Same conventions as the other client commands: ``--url``/``INTERLINK_API_URL``,
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from interlink.cli.client_commands import (
-    After,
-    All,
-    ApiKey,
-    AsJson,
+from interlink.cli.client_common import (
     Column,
     Connection,
-    Limit,
-    Tenant,
-    Url,
-    _api,
-    _collect,
-    _list_output,
+    Paging,
     _one,
     _when,
+    api_call,
+    client_command,
+    print_pages,
 )
-from interlink.client._base import DEFAULT_BASE_URL
 
 api_requests_app = typer.Typer(
     help="Inspect outbound API calls (the request log) and their metrics.", no_args_is_help=True
@@ -52,8 +45,10 @@ SinceOpt = Annotated[str | None, typer.Option("--since", help="Started at or aft
 UntilOpt = Annotated[str | None, typer.Option("--until", help="Started before (ISO 8601).")]
 
 
-@api_requests_app.command("list")
+@client_command(api_requests_app, "list", paged=True)
 def api_requests_list(
+    conn: Connection,
+    paging: Paging,
     connection: ConnectionOpt = None,
     provider: ProviderOpt = None,
     status: Annotated[
@@ -65,18 +60,10 @@ def api_requests_list(
     ] = None,
     since: SinceOpt = None,
     until: UntilOpt = None,
-    limit: Limit = 50,
-    after: After = None,
-    every: All = False,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Outbound calls of the tenant, newest first (needs connections:read)."""
-    conn = Connection(url, api_key, tenant, as_json)
     start, end = _when(since, "--since"), _when(until, "--until")
-    filters = {
+    filters: dict[str, Any] = {
         "connection_id": connection,
         "provider_key": provider,
         "status": status,
@@ -84,48 +71,37 @@ def api_requests_list(
         "since": start,
         "until": end,
     }
-    with _api(conn) as client:
-        fetched = _collect(
-            every,
-            lambda: client.api_requests.list(limit=limit, after=after, **filters),  # type: ignore[arg-type]
-            lambda: client.api_requests.iter_all(page_size=limit, **filters),  # type: ignore[arg-type]
-        )
-    _list_output(conn, fetched, REQUEST_COLUMNS, "no outbound calls")
+    print_pages(
+        conn, paging, lambda client: client.api_requests, REQUEST_COLUMNS, "no outbound calls", **filters
+    )
 
 
-@api_requests_app.command("show")
+@client_command(api_requests_app, "show")
 def api_requests_show(
+    conn: Connection,
     request_id: Annotated[str, typer.Argument(help="API request id (apr_...).")],
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """One outbound call with its (redacted) headers and bodies."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        found = client.api_requests.get(request_id)
+    found = api_call(conn, lambda client: client.api_requests.get(request_id))
     _one(conn, found)
 
 
-@api_requests_app.command("metrics")
+@client_command(api_requests_app, "metrics")
 def api_requests_metrics(
+    conn: Connection,
     connection: ConnectionOpt = None,
     provider: ProviderOpt = None,
     since: Annotated[
         str | None, typer.Option("--since", help="Window start (ISO 8601; default 24 h ago).")
     ] = None,
     until: Annotated[str | None, typer.Option("--until", help="Window end (ISO 8601; default now).")] = None,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Count, success rate, p50/p95/p99, throughput and errors by class of outbound calls."""
-    conn = Connection(url, api_key, tenant, as_json)
     start, end = _when(since, "--since"), _when(until, "--until")
-    with _api(conn) as client:
-        figures = client.api_requests.metrics(
+    figures = api_call(
+        conn,
+        lambda client: client.api_requests.metrics(
             connection_id=connection, provider_key=provider, since=start, until=end
-        )
+        ),
+    )
     _one(conn, figures)

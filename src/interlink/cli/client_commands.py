@@ -8,220 +8,34 @@ print the problem to stderr and exit 1; usage errors exit 2.
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from enum import Enum
-from typing import Annotated, Any, NoReturn
+from datetime import datetime
+from typing import Annotated, Any
 
-import httpx
-import pydantic
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
-from interlink.client import (
-    InterlinkAPIError,
-    InterlinkClient,
-    InterlinkClientError,
-    Page,
+from interlink.cli.client_common import (
+    Column,
+    Connection,
+    Metadata,
+    Paging,
+    _metadata,
+    _one,
+    _print_json,
+    _show,
+    _text,
+    _when,
+    api_call,
+    client_command,
+    json_or_say,
+    print_pages,
 )
-from interlink.client._base import DEFAULT_BASE_URL, NOT_GIVEN, NotGiven
+from interlink.client._base import NOT_GIVEN, NotGiven
 from interlink.core.enums import ApiKeyScope, ApiKeyStatus, IntegrationEnvironment
 
 tenants_app = typer.Typer(help="Manage tenants through the REST API.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage and verify API keys through the REST API.", no_args_is_help=True)
 audit_app = typer.Typer(help="Read the audit trail and security events.", no_args_is_help=True)
-
-Url = Annotated[
-    str,
-    typer.Option("--url", envvar="INTERLINK_API_URL", help="Base URL of the Interlink API."),
-]
-ApiKey = Annotated[
-    str,
-    typer.Option(
-        "--api-key", envvar="INTERLINK_API_KEY", help="API key to authenticate with.", show_default=False
-    ),
-]
-Tenant = Annotated[
-    str | None,
-    typer.Option(
-        "--tenant", envvar="INTERLINK_TENANT_ID", help="Platform keys: the tenant to act for (X-Tenant-Id)."
-    ),
-]
-AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-Limit = Annotated[int, typer.Option("--limit", min=1, max=200, help="Items per page.")]
-After = Annotated[str | None, typer.Option("--after", help="Cursor: the nextCursor of the previous page.")]
-All = Annotated[bool, typer.Option("--all", help="Fetch every page.")]
-Metadata = Annotated[str | None, typer.Option("--metadata", help='JSON object, e.g. \'{"team": "core"}\'.')]
-
-
-@dataclass(frozen=True)
-class Connection:
-    url: str
-    api_key: str
-    tenant: str | None
-    as_json: bool
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    typer.echo(f"interlink: {message}", err=True)
-    raise typer.Exit(code=code)
-
-
-def _print_problem(exc: InterlinkAPIError) -> None:
-    line = f"interlink: {exc.status} {exc.title}"
-    if exc.detail:
-        line += f": {exc.detail}"
-    typer.echo(line, err=True)
-    for problem in exc.errors:
-        named = f"{problem.field}: {problem.message}"
-        if named not in (exc.detail or ""):
-            typer.echo(f"  {named}", err=True)
-    if exc.reason:
-        typer.echo(f"  reason: {exc.reason}", err=True)
-    if exc.correlation_id:
-        typer.echo(f"  correlation id: {exc.correlation_id}", err=True)
-
-
-@contextmanager
-def _api(conn: Connection) -> Iterator[InterlinkClient]:
-    """An SDK client; any API or connection error ends the command with a message, never a traceback."""
-    if not conn.api_key:
-        _fail("no API key: pass --api-key or set INTERLINK_API_KEY", code=2)
-    try:
-        with InterlinkClient(conn.url, conn.api_key, tenant_id=conn.tenant or None) as client:
-            yield client
-    except InterlinkAPIError as exc:
-        _print_problem(exc)
-        raise typer.Exit(code=1) from None
-    except InterlinkClientError as exc:
-        _fail(f"{exc} (is `interlink serve` running?)")
-    except httpx.InvalidURL as exc:
-        _fail(f"invalid --url {conn.url!r}: {exc}", code=2)
-    except pydantic.ValidationError as exc:
-        _fail(f"unexpected answer from {conn.url}: {exc.error_count()} field(s) did not match")
-
-
-# ---- parsing -------------------------------------------------------------------------------------
-
-
-def _metadata(value: str | None, option: str = "--metadata") -> dict[str, Any] | None:
-    if value is None:
-        return None
-    try:
-        parsed = json.loads(value)
-    except ValueError as exc:
-        raise typer.BadParameter(f"not valid JSON: {exc}", param_hint=option) from None
-    if not isinstance(parsed, dict):
-        raise typer.BadParameter("must be a JSON object", param_hint=option)
-    return parsed
-
-
-def _when(value: str | None, option: str) -> datetime | None:
-    """An ISO 8601 time; without an offset it is taken as UTC."""
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise typer.BadParameter(
-            "expected an ISO 8601 time such as 2030-01-31T12:00:00Z", param_hint=option
-        ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-# ---- output --------------------------------------------------------------------------------------
-
-
-def _console() -> Console:
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 220)
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-    if isinstance(value, Enum):
-        return str(value.value)
-    if isinstance(value, (list, tuple)):
-        return ", ".join(_text(v) for v in value) or "-"
-    if isinstance(value, dict):
-        return json.dumps(value, default=str) if value else "-"
-    if isinstance(value, pydantic.BaseModel):
-        return json.dumps(value.model_dump(mode="json", by_alias=True))
-    return str(value)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, pydantic.BaseModel):
-        return value.model_dump(mode="json", by_alias=True)
-    if isinstance(value, Page):
-        return {
-            "data": [_jsonable(v) for v in value.data],
-            "hasMore": value.has_more,
-            "nextCursor": value.next_cursor,
-        }
-    return value
-
-
-def _print_json(value: Any) -> None:
-    typer.echo(json.dumps(_jsonable(value), indent=2))
-
-
-def _show(model: pydantic.BaseModel, title: str | None = None, exclude: set[str] | None = None) -> None:
-    """One object as a two-column table of its camelCase fields."""
-    table = Table(title=title, show_header=False, title_justify="left")
-    table.add_column("field", style="bold")
-    table.add_column("value", overflow="fold")
-    for name, value in model.model_dump(by_alias=True, exclude=exclude).items():
-        table.add_row(name, Text(_text(value)))
-    _console().print(table)
-
-
-def _one(conn: Connection, model: pydantic.BaseModel, title: str | None = None) -> None:
-    if conn.as_json:
-        _print_json(model)
-    else:
-        _show(model, title)
-
-
-Column = tuple[str, Callable[[Any], Any]]
-
-
-def _table(rows: Sequence[Any], columns: Sequence[Column], empty: str) -> None:
-    if not rows:
-        _console().print(empty)
-        return
-    table = Table()
-    for header, _ in columns:
-        table.add_column(header, overflow="fold")
-    for row in rows:
-        table.add_row(*(Text(_text(get(row))) for _, get in columns))
-    _console().print(table)
-
-
-def _list_output(
-    conn: Connection, fetched: Page[Any] | list[Any], columns: Sequence[Column], empty: str
-) -> None:
-    if isinstance(fetched, list):
-        fetched = Page(data=fetched, has_more=False)
-    if conn.as_json:
-        _print_json(fetched)
-        return
-    _table(fetched.data, columns, empty)
-    if fetched.has_more and fetched.next_cursor:
-        typer.echo(f"more: pass --after {fetched.next_cursor} (or --all)", err=True)
-
-
-def _collect(every: bool, page: Callable[[], Page[Any]], all_items: Callable[[], Iterable[Any]]) -> Any:
-    return list(all_items()) if every else page()
-
 
 # ---- tenants -------------------------------------------------------------------------------------
 
@@ -233,81 +47,53 @@ TENANT_COLUMNS: list[Column] = [
 ]
 
 
-@tenants_app.command("create")
+@client_command(tenants_app, "create")
 def tenants_create(
+    conn: Connection,
     name: Annotated[str, typer.Argument(help="Display name.")],
     slug: Annotated[str | None, typer.Option(help="URL-safe unique slug (default: from the name).")] = None,
     metadata: Metadata = None,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Create a tenant (platform keys only)."""
-    conn = Connection(url, api_key, tenant, as_json)
     meta = _metadata(metadata)
-    with _api(conn) as client:
-        made = client.tenants.create(name, slug=slug, metadata=meta)
+    made = api_call(conn, lambda client: client.tenants.create(name, slug=slug, metadata=meta))
     _one(conn, made, f"Created tenant {made.id}")
 
 
-@tenants_app.command("list")
-def tenants_list(
-    limit: Limit = 50,
-    after: After = None,
-    every: All = False,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
-) -> None:
+@client_command(tenants_app, "list", paged=True)
+def tenants_list(conn: Connection, paging: Paging) -> None:
     """Every tenant (platform keys) or your own (tenant keys), newest first."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        fetched = _collect(
-            every,
-            lambda: client.tenants.list(limit=limit, after=after),
-            lambda: client.tenants.iter_all(page_size=limit),
-        )
-    _list_output(conn, fetched, TENANT_COLUMNS, "no tenants")
+    print_pages(conn, paging, lambda client: client.tenants, TENANT_COLUMNS, "no tenants")
 
 
-@tenants_app.command("show")
+@client_command(tenants_app, "show")
 def tenants_show(
+    conn: Connection,
     tenant_id: Annotated[str, typer.Argument(help="Tenant id (ten_...).")],
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Show one tenant."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        found = client.tenants.get(tenant_id)
-    _one(conn, found)
+    _one(conn, api_call(conn, lambda client: client.tenants.get(tenant_id)))
 
 
-@tenants_app.command("update")
+@client_command(tenants_app, "update")
 def tenants_update(
+    conn: Connection,
     tenant_id: Annotated[str, typer.Argument(help="Tenant id (ten_...).")],
     name: Annotated[str | None, typer.Option(help="New display name.")] = None,
     metadata: Annotated[str | None, typer.Option("--metadata", help="JSON object replacing it.")] = None,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Change a tenant's name or metadata (platform keys only)."""
-    conn = Connection(url, api_key, tenant, as_json)
     meta = _metadata(metadata)
     if name is None and meta is None:
         raise typer.BadParameter("nothing to change: pass --name and/or --metadata")
-    with _api(conn) as client:
-        changed = client.tenants.update(
+    changed = api_call(
+        conn,
+        lambda client: client.tenants.update(
             tenant_id,
             name=name if name is not None else NOT_GIVEN,
             metadata=meta if meta is not None else NOT_GIVEN,
-        )
+        ),
+    )
     _one(conn, changed, f"Updated tenant {changed.id}")
 
 
@@ -342,8 +128,9 @@ def _read_key(value: str) -> str:
     return sys.stdin.readline().strip() if value == "-" else value
 
 
-@keys_app.command("create")
+@client_command(keys_app, "create")
 def keys_create(
+    conn: Connection,
     name: Annotated[str, typer.Option("--name", help="What the key is for.")],
     scope: Scopes = None,
     kind: Annotated[
@@ -357,21 +144,17 @@ def keys_create(
     allow_ip: AllowIps = None,
     rate_limit: Annotated[int | None, typer.Option("--rate-limit", min=1, help="Uses per window.")] = None,
     rate_period: RatePeriod = None,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Create a key. The key is printed once: store it now, it cannot be shown again."""
-    conn = Connection(url, api_key, tenant, as_json)
     if not scope:
         raise typer.BadParameter("give at least one --scope", param_hint="--scope")
     if kind not in ("tenant", "platform"):
         raise typer.BadParameter("must be 'tenant' or 'platform'", param_hint="--kind")
     expiry = _when(expires_at, "--expires-at")
     meta = _metadata(metadata)
-    with _api(conn) as client:
-        made = client.keys.create(
+    made = api_call(
+        conn,
+        lambda client: client.keys.create(
             name,
             scope,
             kind=kind,
@@ -381,8 +164,9 @@ def keys_create(
             allowed_ips=allow_ip,
             rate_limit=rate_limit,
             rate_limit_period_seconds=rate_period,
-        )
-    if as_json:
+        ),
+    )
+    if conn.as_json:
         _print_json(made)
         typer.echo(f"interlink: the 'key' field is the API key {STORE_IT}", err=True)
         return
@@ -390,45 +174,28 @@ def keys_create(
     typer.echo(f"API key {STORE_IT}: {made.key}")
 
 
-@keys_app.command("list")
+@client_command(keys_app, "list", paged=True)
 def keys_list(
+    conn: Connection,
+    paging: Paging,
     status: Annotated[ApiKeyStatus | None, typer.Option(help="Only keys in this status.")] = None,
-    limit: Limit = 50,
-    after: After = None,
-    every: All = False,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Keys of the tenant, newest first (never the keys themselves, only their prefixes)."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        fetched = _collect(
-            every,
-            lambda: client.keys.list(limit=limit, after=after, status=status),
-            lambda: client.keys.iter_all(status=status, page_size=limit),
-        )
-    _list_output(conn, fetched, KEY_COLUMNS, "no keys")
+    print_pages(conn, paging, lambda client: client.keys, KEY_COLUMNS, "no keys", status=status)
 
 
-@keys_app.command("show")
+@client_command(keys_app, "show")
 def keys_show(
+    conn: Connection,
     key_id: Annotated[str, typer.Argument(help="Key id (key_...).")],
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Show one key."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        found = client.keys.get(key_id)
-    _one(conn, found)
+    _one(conn, api_call(conn, lambda client: client.keys.get(key_id)))
 
 
-@keys_app.command("update")
+@client_command(keys_app, "update")
 def keys_update(
+    conn: Connection,
     key_id: Annotated[str, typer.Argument(help="Key id (key_...).")],
     name: Annotated[str | None, typer.Option(help="New name.")] = None,
     scope: Scopes = None,
@@ -439,13 +206,8 @@ def keys_update(
     rate_limit: Annotated[int | None, typer.Option("--rate-limit", min=1, help="Uses per window.")] = None,
     rate_period: RatePeriod = None,
     no_rate_limit: Annotated[bool, typer.Option("--no-rate-limit", help="Remove the rate limit.")] = False,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Change a key's name, scopes, expiry, metadata, allowed IPs or rate limit."""
-    conn = Connection(url, api_key, tenant, as_json)
     if expires_at is not None and no_expiry:
         raise typer.BadParameter("use --expires-at or --no-expiry, not both")
     if rate_limit is not None and no_rate_limit:
@@ -464,15 +226,18 @@ def keys_update(
     given = {k: v for k, v in changes.items() if v is not None}
     if not given and isinstance(expiry, NotGiven) and isinstance(limit, NotGiven):
         raise typer.BadParameter("nothing to change: pass at least one option")
-    with _api(conn) as client:
-        changed = client.keys.update(
+    changed = api_call(
+        conn,
+        lambda client: client.keys.update(
             key_id, expires_at=expiry, rate_limit=limit, rate_limit_period_seconds=rate_period, **given
-        )
+        ),
+    )
     _one(conn, changed, f"Updated key {changed.id}")
 
 
-@keys_app.command("rotate")
+@client_command(keys_app, "rotate")
 def keys_rotate(
+    conn: Connection,
     key_id: Annotated[str, typer.Argument(help="Key id (key_...).")],
     grace: Annotated[
         int | None,
@@ -480,16 +245,10 @@ def keys_rotate(
             "--grace", min=0, help="Seconds the old key keeps working (default: the server's, 24 h)."
         ),
     ] = None,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Issue a replacement key (printed once); the old one works until its grace period ends."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        rotated = client.keys.rotate(key_id, grace_period_seconds=grace)
-    if as_json:
+    rotated = api_call(conn, lambda client: client.keys.rotate(key_id, grace_period_seconds=grace))
+    if conn.as_json:
         _print_json(rotated)
         typer.echo(f"interlink: 'newKey.key' is the new API key {STORE_IT}", err=True)
         return
@@ -499,43 +258,30 @@ def keys_rotate(
     typer.echo(f"New API key {STORE_IT}: {new.key}")
 
 
-@keys_app.command("revoke")
+@client_command(keys_app, "revoke")
 def keys_revoke(
+    conn: Connection,
     key_id: Annotated[str, typer.Argument(help="Key id (key_...).")],
     reason: Annotated[str | None, typer.Option(help="Why (kept in the audit trail).")] = None,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Revoke a key at once, in every process."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        revoked = client.keys.revoke(key_id, reason=reason)
-    if as_json:
-        _print_json(revoked)
-    else:
-        typer.echo(f"Revoked {revoked.id} ({revoked.name}): status {revoked.status.value}")
+    revoked = api_call(conn, lambda client: client.keys.revoke(key_id, reason=reason))
+    json_or_say(conn, revoked, f"Revoked {revoked.id} ({revoked.name}): status {revoked.status.value}")
 
 
-@keys_app.command("verify")
+@client_command(keys_app, "verify")
 def keys_verify(
+    conn: Connection,
     key: Annotated[str, typer.Argument(help="The key to check; '-' reads it from stdin.")],
     scope: Scopes = None,
     ip: Annotated[str | None, typer.Option(help="The end client's IP, for allowed ranges.")] = None,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Check a key presented to your application. Exits 0 when valid, 1 when not."""
-    conn = Connection(url, api_key, tenant, as_json)
     presented = _read_key(key)
     if not presented:
         raise typer.BadParameter("no key given", param_hint="KEY")
-    with _api(conn) as client:
-        verdict = client.keys.verify(presented, scopes=scope or None, ip=ip)
-    if as_json:
+    verdict = api_call(conn, lambda client: client.keys.verify(presented, scopes=scope or None, ip=ip))
+    if conn.as_json:
         _print_json(verdict)
     elif verdict.valid:
         typer.echo(f"valid: {verdict.key_id} in {verdict.tenant_id} ({_text(verdict.scopes)})")
@@ -567,8 +313,10 @@ Since = Annotated[str | None, typer.Option("--since", help="Only events at or af
 Until = Annotated[str | None, typer.Option("--until", help="Only events before this ISO 8601 time.")]
 
 
-@audit_app.command("events")
+@client_command(audit_app, "events", paged=True)
 def audit_events(
+    conn: Connection,
+    paging: Paging,
     action: Annotated[str | None, typer.Option(help="e.g. key.revoked")] = None,
     resource_type: Annotated[str | None, typer.Option("--resource-type", help="e.g. api_key")] = None,
     resource_id: Annotated[str | None, typer.Option("--resource-id")] = None,
@@ -576,16 +324,8 @@ def audit_events(
     correlation_id: Annotated[str | None, typer.Option("--correlation-id")] = None,
     since: Since = None,
     until: Until = None,
-    limit: Limit = 50,
-    after: After = None,
-    every: All = False,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """The audit trail: every mutation in the tenant, newest first."""
-    conn = Connection(url, api_key, tenant, as_json)
     filters: dict[str, Any] = {
         "action": action,
         "resource_type": resource_type,
@@ -595,33 +335,21 @@ def audit_events(
         "since": _when(since, "--since"),
         "until": _when(until, "--until"),
     }
-    with _api(conn) as client:
-        fetched = _collect(
-            every,
-            lambda: client.audit_events.list(limit=limit, after=after, **filters),
-            lambda: client.audit_events.iter_all(page_size=limit, **filters),
-        )
-    _list_output(conn, fetched, AUDIT_COLUMNS, "no audit events")
+    print_pages(conn, paging, lambda client: client.audit_events, AUDIT_COLUMNS, "no audit events", **filters)
 
 
-@audit_app.command("security")
+@client_command(audit_app, "security", paged=True)
 def audit_security(
+    conn: Connection,
+    paging: Paging,
     event_type: Annotated[str | None, typer.Option("--type", help="e.g. auth.failed")] = None,
     key_id: Annotated[str | None, typer.Option("--key", help="Key id.")] = None,
     source_ip: Annotated[str | None, typer.Option("--source-ip")] = None,
     min_risk: Annotated[int | None, typer.Option("--min-risk", min=0, max=100)] = None,
     since: Since = None,
     until: Until = None,
-    limit: Limit = 50,
-    after: After = None,
-    every: All = False,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Security events (failed authentication, denied IPs, rotations, ...), newest first."""
-    conn = Connection(url, api_key, tenant, as_json)
     filters: dict[str, Any] = {
         "event_type": event_type,
         "key_id": key_id,
@@ -630,10 +358,6 @@ def audit_security(
         "since": _when(since, "--since"),
         "until": _when(until, "--until"),
     }
-    with _api(conn) as client:
-        fetched = _collect(
-            every,
-            lambda: client.security_events.list(limit=limit, after=after, **filters),
-            lambda: client.security_events.iter_all(page_size=limit, **filters),
-        )
-    _list_output(conn, fetched, SECURITY_COLUMNS, "no security events")
+    print_pages(
+        conn, paging, lambda client: client.security_events, SECURITY_COLUMNS, "no security events", **filters
+    )

@@ -10,26 +10,26 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
+import pydantic
 import typer
 
-from interlink.cli.client_commands import (
-    ApiKey,
-    AsJson,
+from interlink.cli.client_common import (
     Column,
     Connection,
     Metadata,
-    Tenant,
-    Url,
-    _api,
     _list_output,
     _metadata,
     _one,
     _print_json,
+    api_call,
+    client_command,
 )
-from interlink.client._base import DEFAULT_BASE_URL, NOT_GIVEN
+from interlink.client import InterlinkClient
+from interlink.client._base import NOT_GIVEN
 from interlink.core.enums import AuthenticationType, IntegrationConnectionStatus, IntegrationEnvironment
 
 connections_app = typer.Typer(
@@ -111,60 +111,56 @@ def _create_args(
     }
 
 
-@connections_app.command("create")
-def connections_create(
-    provider: Provider,
-    name: Name,
-    environment: Environment = IntegrationEnvironment.PRODUCTION,
-    config: Config = None,
-    auth_type: AuthType = None,
-    credentials: Credentials = None,
-    credentials_file: CredentialsFile = None,
-    scope: Scopes = None,
-    metadata: Metadata = None,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
-) -> None:
-    """Create a connection (OAuth2 connections start PENDING until a token is obtained)."""
-    args = _create_args(
-        provider, name, environment, config, auth_type, credentials, credentials_file, scope, metadata
+def _settings_command(
+    doc: str,
+    send: Callable[[InterlinkClient, dict[str, Any]], pydantic.BaseModel],
+    title: Callable[[Any], str],
+) -> Callable[..., None]:
+    """A command (docstring ``doc``) taking a connection's provider, name, environment, config,
+    authentication, credentials, scopes and metadata, that sends them with ``send`` and prints the
+    answer under ``title(answer)``: ``create`` and ``validate`` take the same options."""
+
+    def command(
+        conn: Connection,
+        provider: Provider,
+        name: Name,
+        environment: Environment = IntegrationEnvironment.PRODUCTION,
+        config: Config = None,
+        auth_type: AuthType = None,
+        credentials: Credentials = None,
+        credentials_file: CredentialsFile = None,
+        scope: Scopes = None,
+        metadata: Metadata = None,
+    ) -> None:
+        args = _create_args(
+            provider, name, environment, config, auth_type, credentials, credentials_file, scope, metadata
+        )
+        answer = api_call(conn, lambda client: send(client, args))
+        _one(conn, answer, title(answer))
+
+    command.__doc__ = doc
+    return command
+
+
+connections_create = client_command(connections_app, "create")(
+    _settings_command(
+        "Create a connection (OAuth2 connections start PENDING until a token is obtained).",
+        lambda client, args: client.connections.create(**args),
+        lambda created: f"Connection {created.id}",
     )
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        created = client.connections.create(**args)
-    _one(conn, created, f"Connection {created.id}")
-
-
-@connections_app.command("validate")
-def connections_validate(
-    provider: Provider,
-    name: Name,
-    environment: Environment = IntegrationEnvironment.PRODUCTION,
-    config: Config = None,
-    auth_type: AuthType = None,
-    credentials: Credentials = None,
-    credentials_file: CredentialsFile = None,
-    scope: Scopes = None,
-    metadata: Metadata = None,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
-) -> None:
-    """Check a connection's settings and credentials shape without saving anything."""
-    args = _create_args(
-        provider, name, environment, config, auth_type, credentials, credentials_file, scope, metadata
+)
+connections_validate = client_command(connections_app, "validate")(
+    _settings_command(
+        "Check a connection's settings and credentials shape without saving anything.",
+        lambda client, args: client.connections.validate(**args),
+        lambda _checked: "Valid",
     )
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        checked = client.connections.validate(**args)
-    _one(conn, checked, "Valid")
+)
 
 
-@connections_app.command("list")
+@client_command(connections_app, "list")
 def connections_list(
+    conn: Connection,
     provider: Annotated[str | None, typer.Option("--provider", help="Only this provider.")] = None,
     environment: Annotated[
         IntegrationEnvironment | None, typer.Option("--environment", help="Only this environment.")
@@ -175,48 +171,30 @@ def connections_list(
     auth_type: Annotated[
         AuthenticationType | None, typer.Option("--auth-type", help="Only this authentication.")
     ] = None,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Every connection of the tenant matching the filters, newest first."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        found = list(
+    found = api_call(
+        conn,
+        lambda client: list(
             client.connections.iter_all(
                 provider_key=provider, environment=environment, status=status, auth_type=auth_type
             )
-        )
+        ),
+    )
     _list_output(conn, found, CONNECTION_COLUMNS, "no connections")
 
 
-@connections_app.command("show")
-def connections_show(
-    connection_id: ConnectionArg,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
-) -> None:
+@client_command(connections_app, "show")
+def connections_show(conn: Connection, connection_id: ConnectionArg) -> None:
     """One connection (its credentials are never shown; `credentialRoles` says what is stored)."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        found = client.connections.get(connection_id)
+    found = api_call(conn, lambda client: client.connections.get(connection_id))
     _one(conn, found, f"Connection {found.id}")
 
 
-@connections_app.command("delete")
-def connections_delete(
-    connection_id: ConnectionArg,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-) -> None:
+@client_command(connections_app, "delete", json_option=False)
+def connections_delete(conn: Connection, connection_id: ConnectionArg) -> None:
     """Delete a connection and its stored credentials and tokens."""
-    conn = Connection(url, api_key, tenant, False)
-    with _api(conn) as client:
-        client.connections.delete(connection_id)
+    api_call(conn, lambda client: client.connections.delete(connection_id))
     typer.echo(f"Deleted {connection_id}")
 
 
@@ -238,8 +216,9 @@ def _pairs(values: list[str] | None, separator: str, option: str) -> dict[str, A
     return found
 
 
-@connections_app.command("proxy")
+@client_command(connections_app, "proxy")
 def connections_proxy(
+    conn: Connection,
     connection_id: ConnectionArg,
     method: Annotated[str, typer.Argument(help="HTTP method: GET, POST, PUT, PATCH, DELETE, ...")],
     path: Annotated[str, typer.Argument(help="Path on the provider's API, e.g. /v1/customers.")],
@@ -251,10 +230,6 @@ def connections_proxy(
     ] = None,
     max_attempts: Annotated[int | None, typer.Option("--max-attempts", help="1 to 5 (default 3).")] = None,
     timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds per attempt.")] = None,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Call the provider through the connection (credentials injected by Interlink) and print
     its answer: the status line and the body, or the whole envelope with --json."""
@@ -264,9 +239,9 @@ def connections_proxy(
             json_body = json.loads(body)
         except ValueError as exc:
             raise typer.BadParameter(f"not JSON: {exc}", param_hint="--body") from None
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        answer = client.connections.proxy(
+    answer = api_call(
+        conn,
+        lambda client: client.connections.proxy(
             connection_id,
             method,
             path,
@@ -276,8 +251,9 @@ def connections_proxy(
             idempotency_key=idempotency_key,
             max_attempts=max_attempts,
             timeout_seconds=timeout,
-        )
-    if as_json:
+        ),
+    )
+    if conn.as_json:
         _print_json(answer)
         return
     typer.echo(

@@ -12,8 +12,7 @@ from typing import Annotated
 
 import typer
 
-from interlink.cli.client_commands import ApiKey, AsJson, Connection, Tenant, Url, _api, _console, _one
-from interlink.client._base import DEFAULT_BASE_URL
+from interlink.cli.client_common import Connection, _console, api_call, client_command, json_or
 from interlink.connections.health_schemas import ConnectionHealth, IntegrationHealthCheckInfo
 
 ConnectionArg = Annotated[str, typer.Argument(help="Connection id (conn_...).")]
@@ -32,38 +31,20 @@ def _print_check(check: IntegrationHealthCheckInfo) -> None:
         console.print(f"  TLS certificate expires {check.tls_expires_at.isoformat()}")
 
 
-def health_check(
-    connection_id: ConnectionArg,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
-) -> None:
+def health_check(conn: Connection, connection_id: ConnectionArg) -> None:
     """Check a connection now: DNS, TCP, TLS (https), HTTP; stores and prints the result."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        check = client.connection_health.run(connection_id)
-    if conn.as_json:
-        _one(conn, check)
-    else:
-        _print_check(check)
+    check = api_call(conn, lambda client: client.connection_health.run(connection_id))
+    json_or(conn, check, _print_check)
 
 
-def health(
-    connection_id: ConnectionArg,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
-) -> None:
+def health(conn: Connection, connection_id: ConnectionArg) -> None:
     """A connection's health: last status and score, availability over 24 h / 7 d / 30 d, and the
     last 24 h's API performance."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        summary: ConnectionHealth = client.connection_health.summary(connection_id)
-    if conn.as_json:
-        _one(conn, summary)
-        return
+    summary = api_call(conn, lambda client: client.connection_health.summary(connection_id))
+    json_or(conn, summary, _print_health)
+
+
+def _print_health(summary: ConnectionHealth) -> None:
     console = _console()
     status = summary.status.value if summary.status is not None else "never checked"
     score = "-" if summary.health_score is None else str(summary.health_score)
@@ -85,5 +66,5 @@ def health(
 
 def register(app: typer.Typer) -> None:
     """Add ``health-check`` and ``health`` to the ``connections`` command group."""
-    app.command("health-check")(health_check)
-    app.command("health")(health)
+    client_command(app, "health-check")(health_check)
+    client_command(app, "health")(health)

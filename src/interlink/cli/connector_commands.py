@@ -13,21 +13,19 @@ from typing import Annotated, Any
 
 import typer
 
-from interlink.cli.client_commands import (
-    ApiKey,
-    AsJson,
+from interlink.cli.client_common import (
     Column,
     Connection,
-    Tenant,
-    Url,
     _api,
     _fail,
     _metadata,
     _print_json,
     _show,
     _table,
+    api_call,
+    client_command,
+    json_or,
 )
-from interlink.client._base import DEFAULT_BASE_URL
 from interlink.connectors.base import IntegrationConnectorInfo, RecordOut
 
 connectors_app = typer.Typer(
@@ -54,20 +52,15 @@ RESOURCE_COLUMNS: list[Column] = [
 ]
 
 
-@connectors_app.command("list")
+@client_command(connectors_app, "list")
 def connectors_list(
+    conn: Connection,
     provider: Annotated[
         str | None, typer.Option("--provider", help="Only connectors serving this provider.")
     ] = None,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Every connector (built in and the operator's), sorted by key."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        found = client.connectors.list(provider=provider)
+    found = api_call(conn, lambda client: client.connectors.list(provider=provider))
     if conn.as_json:
         _print_json([c.model_dump(mode="json", by_alias=True) for c in found])
     else:
@@ -89,26 +82,19 @@ def _print_connector(info: IntegrationConnectorInfo) -> None:
     )
 
 
-@connectors_app.command("show")
+@client_command(connectors_app, "show")
 def connectors_show(
+    conn: Connection,
     key: Annotated[str, typer.Argument(help="Connector key, e.g. stripe.")],
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """One connector: providers, resources, operations, pagination, incremental filter, limits."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        info = client.connectors.get(key)
-    if conn.as_json:
-        _print_json(info)
-    else:
-        _print_connector(info)
+    info = api_call(conn, lambda client: client.connectors.get(key))
+    json_or(conn, info, _print_connector)
 
 
-@connectors_app.command("records")
+@client_command(connectors_app, "records")
 def connectors_records(
+    conn: Connection,
     connection_id: Annotated[str, typer.Argument(help="Connection id (conn_...).")],
     resource: Annotated[str, typer.Argument(help="Resource, e.g. customers.")],
     since: Annotated[
@@ -119,10 +105,6 @@ def connectors_records(
         str | None, typer.Option("--cursor", help="The nextCursor of the previous page.")
     ] = None,
     fetch_all: Annotated[bool, typer.Option("--all", help="Fetch every page.")] = False,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Records of a resource through a connection (one page, or every page with --all)."""
     when: datetime | None = None
@@ -133,7 +115,6 @@ def connectors_records(
             _fail(f"--since: {since!r} is not an ISO 8601 time", 2)
         if when.tzinfo is None:
             _fail("--since needs a timezone (e.g. 2026-01-01T00:00:00Z)", 2)
-    conn = Connection(url, api_key, tenant, as_json)
     with _api(conn) as client:
         if fetch_all:
             records = list(client.connectors.iter_records(connection_id, resource, since=when, limit=limit))
@@ -177,71 +158,54 @@ def _print_record(conn: Connection, record: RecordOut) -> None:
     typer.echo(json.dumps(record.data, indent=2, default=str))
 
 
-@connectors_app.command("record")
+@client_command(connectors_app, "record")
 def connectors_record(
+    conn: Connection,
     connection_id: ConnectionArg,
     resource: ResourceArg,
     record_id: RecordArg,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """One record of a resource through a connection."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        record = client.connectors.get_record(connection_id, resource, record_id)
+    record = api_call(conn, lambda client: client.connectors.get_record(connection_id, resource, record_id))
     _print_record(conn, record)
 
 
-@connectors_app.command("create-record")
+@client_command(connectors_app, "create-record")
 def connectors_create_record(
+    conn: Connection,
     connection_id: ConnectionArg,
     resource: ResourceArg,
     data: Data,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Create a record at the provider through a connection (needs connections:write)."""
     fields = _fields(data)
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        record = client.connectors.create_record(connection_id, resource, fields)
+    record = api_call(conn, lambda client: client.connectors.create_record(connection_id, resource, fields))
     _print_record(conn, record)
 
 
-@connectors_app.command("update-record")
+@client_command(connectors_app, "update-record")
 def connectors_update_record(
+    conn: Connection,
     connection_id: ConnectionArg,
     resource: ResourceArg,
     record_id: RecordArg,
     data: Data,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Change fields of a record at the provider (needs connections:write)."""
     fields = _fields(data)
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        record = client.connectors.update_record(connection_id, resource, record_id, fields)
+    record = api_call(
+        conn, lambda client: client.connectors.update_record(connection_id, resource, record_id, fields)
+    )
     _print_record(conn, record)
 
 
-@connectors_app.command("delete-record")
+@client_command(connectors_app, "delete-record", json_option=False)
 def connectors_delete_record(
+    conn: Connection,
     connection_id: ConnectionArg,
     resource: ResourceArg,
     record_id: RecordArg,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
 ) -> None:
     """Delete a record at the provider (needs connections:write)."""
-    conn = Connection(url, api_key, tenant, False)
-    with _api(conn) as client:
-        client.connectors.delete_record(connection_id, resource, record_id)
+    api_call(conn, lambda client: client.connectors.delete_record(connection_id, resource, record_id))
     typer.echo(f"Deleted {resource} {record_id}")

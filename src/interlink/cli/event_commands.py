@@ -13,27 +13,22 @@ from typing import Annotated
 
 import typer
 
-from interlink.cli.client_commands import (
-    After,
-    All,
-    ApiKey,
-    AsJson,
+from interlink.cli.client_common import (
     Column,
     Connection,
-    Limit,
-    Tenant,
-    Url,
-    _api,
-    _collect,
-    _list_output,
+    Paging,
     _one,
     _print_json,
     _show,
     _table,
     _when,
+    api_call,
+    client_command,
+    json_or_say,
+    print_list,
+    print_pages,
 )
 from interlink.cli.webhook_commands import _json_object
-from interlink.client._base import DEFAULT_BASE_URL
 from interlink.core.enums import DeliveryStatus
 from interlink.webhooks.delivery_schemas import EventInfo
 
@@ -101,8 +96,9 @@ def _print_event(conn: Connection, event: EventInfo, title: str | None = None) -
 # ---- events --------------------------------------------------------------------------------------
 
 
-@events_app.command("send")
+@client_command(events_app, "send")
 def events_send(
+    conn: Connection,
     event_type: Annotated[str, typer.Option("--type", help="Event type, e.g. invoice.paid.")],
     payload: Annotated[str, typer.Option("--payload", help="JSON object (or @file).")],
     endpoint: Annotated[
@@ -117,17 +113,13 @@ def events_send(
         bool, typer.Option("--immediate", help="Make the first attempt before answering.")
     ] = False,
     metadata: Annotated[str | None, typer.Option("--metadata", help="JSON object (or @file).")] = None,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Send an event to every matching endpoint (needs events:write)."""
-    conn = Connection(url, api_key, tenant, as_json)
     data = _json_object(payload, "--payload") or {}
     meta = _json_object(metadata, "--metadata")
-    with _api(conn) as client:
-        event = client.events.send(
+    event = api_call(
+        conn,
+        lambda client: client.events.send(
             event_type,
             data,
             endpoint_ids=endpoint or None,
@@ -135,7 +127,8 @@ def events_send(
             priority=priority.value if priority else None,
             immediate=immediate,
             metadata=meta,
-        )
+        ),
+    )
     title = (
         f"Accepted event {event.id}"
         if event.created is not False
@@ -144,141 +137,76 @@ def events_send(
     _print_event(conn, event, title)
 
 
-@events_app.command("list")
+@client_command(events_app, "list", paged=True)
 def events_list(
+    conn: Connection,
+    paging: Paging,
     event_type: Annotated[str | None, typer.Option("--type", help="Only events of this type.")] = None,
-    limit: Limit = 50,
-    after: After = None,
-    every: All = False,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Events of the tenant, newest first."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        fetched = _collect(
-            every,
-            lambda: client.events.list(limit=limit, after=after, event_type=event_type),
-            lambda: client.events.iter_all(event_type=event_type, page_size=limit),
-        )
-    _list_output(conn, fetched, EVENT_COLUMNS, "no events")
+    print_pages(conn, paging, lambda client: client.events, EVENT_COLUMNS, "no events", event_type=event_type)
 
 
-@events_app.command("show")
-def events_show(
-    event_id: EventArg,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
-) -> None:
+@client_command(events_app, "show")
+def events_show(conn: Connection, event_id: EventArg) -> None:
     """Show one event with its deliveries."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        event = client.events.get(event_id)
+    event = api_call(conn, lambda client: client.events.get(event_id))
     _print_event(conn, event)
 
 
 # ---- deliveries ----------------------------------------------------------------------------------
 
 
-@deliveries_app.command("list")
+@client_command(deliveries_app, "list", paged=True)
 def deliveries_list(
+    conn: Connection,
+    paging: Paging,
     endpoint: Annotated[str | None, typer.Option("--endpoint", help="Only to this endpoint.")] = None,
     event: Annotated[str | None, typer.Option("--event", help="Only of this event.")] = None,
     event_type: Annotated[str | None, typer.Option("--type", help="Only of events of this type.")] = None,
     status: Annotated[DeliveryStatus | None, typer.Option(help="Only in this state.")] = None,
     since: Annotated[str | None, typer.Option(help="Created at or after (ISO 8601).")] = None,
     until: Annotated[str | None, typer.Option(help="Created before (ISO 8601).")] = None,
-    limit: Limit = 50,
-    after: After = None,
-    every: All = False,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Deliveries of the tenant, newest first (needs webhooks:read)."""
-    conn = Connection(url, api_key, tenant, as_json)
     start, end = _when(since, "--since"), _when(until, "--until")
-    with _api(conn) as client:
-        fetched = _collect(
-            every,
-            lambda: client.deliveries.list(
-                limit=limit,
-                after=after,
-                endpoint_id=endpoint,
-                event_id=event,
-                status=status,
-                since=start,
-                until=end,
-                event_type=event_type,
-            ),
-            lambda: client.deliveries.iter_all(
-                endpoint_id=endpoint,
-                event_id=event,
-                status=status,
-                since=start,
-                until=end,
-                event_type=event_type,
-                page_size=limit,
-            ),
-        )
-    _list_output(conn, fetched, DELIVERY_COLUMNS, "no deliveries")
+    print_pages(
+        conn,
+        paging,
+        lambda client: client.deliveries,
+        DELIVERY_COLUMNS,
+        "no deliveries",
+        endpoint_id=endpoint,
+        event_id=event,
+        status=status,
+        since=start,
+        until=end,
+        event_type=event_type,
+    )
 
 
-@deliveries_app.command("show")
-def deliveries_show(
-    delivery_id: DeliveryArg,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
-) -> None:
+@client_command(deliveries_app, "show")
+def deliveries_show(conn: Connection, delivery_id: DeliveryArg) -> None:
     """Show one delivery: its state, attempts so far and next attempt."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        found = client.deliveries.get(delivery_id)
+    found = api_call(conn, lambda client: client.deliveries.get(delivery_id))
     _one(conn, found)
 
 
-@deliveries_app.command("attempts")
-def deliveries_attempts(
-    delivery_id: DeliveryArg,
-    limit: Limit = 50,
-    after: After = None,
-    every: All = False,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
-) -> None:
+@client_command(deliveries_app, "attempts", paged=True)
+def deliveries_attempts(conn: Connection, paging: Paging, delivery_id: DeliveryArg) -> None:
     """Attempts of one delivery, newest first (--json for headers and response bodies)."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        fetched = _collect(
-            every,
-            lambda: client.deliveries.attempts(delivery_id, limit=limit, after=after),
-            lambda: client.deliveries.iter_attempts(delivery_id, page_size=limit),
-        )
-    _list_output(conn, fetched, ATTEMPT_COLUMNS, "no attempts yet")
+    print_list(
+        conn,
+        paging,
+        lambda client: client.deliveries.attempts(delivery_id, limit=paging.limit, after=paging.after),
+        lambda client: client.deliveries.iter_attempts(delivery_id, page_size=paging.limit),
+        ATTEMPT_COLUMNS,
+        "no attempts yet",
+    )
 
 
-@deliveries_app.command("retry")
-def deliveries_retry(
-    delivery_id: DeliveryArg,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
-) -> None:
+@client_command(deliveries_app, "retry")
+def deliveries_retry(conn: Connection, delivery_id: DeliveryArg) -> None:
     """Requeue a delivery now (needs webhooks:write; audited)."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        changed = client.deliveries.retry(delivery_id)
-    if as_json:
-        _print_json(changed)
-    else:
-        typer.echo(f"Requeued {changed.id} ({changed.status.value})")
+    changed = api_call(conn, lambda client: client.deliveries.retry(delivery_id))
+    json_or_say(conn, changed, f"Requeued {changed.id} ({changed.status.value})")

@@ -11,25 +11,20 @@ from typing import Annotated, Any
 
 import typer
 
-from interlink.cli.client_commands import (
-    After,
-    All,
-    AllowIps,
-    ApiKey,
-    AsJson,
+from interlink.cli.client_commands import AllowIps
+from interlink.cli.client_common import (
     Column,
     Connection,
-    Limit,
-    Tenant,
-    Url,
-    _api,
-    _collect,
-    _list_output,
+    Paging,
     _metadata,
     _print_json,
     _show,
+    api_call,
+    client_command,
+    json_or,
+    print_pages,
 )
-from interlink.client._base import DEFAULT_BASE_URL, NOT_GIVEN
+from interlink.client._base import NOT_GIVEN
 
 inbound_sources_app = typer.Typer(
     help="Where providers post webhooks (/v1/inbound/{id}): signature scheme, secrets, limits.",
@@ -57,8 +52,9 @@ Secret = Annotated[
 ]
 
 
-@inbound_sources_app.command("create")
+@client_command(inbound_sources_app, "create")
 def sources_create(
+    conn: Connection,
     name: Annotated[str, typer.Argument(help="A name for the source, e.g. 'stripe live'.")],
     scheme: Annotated[str, typer.Option("--scheme", help="standard, stripe, github, shopify or hmac.")],
     secret: Secret = None,
@@ -86,18 +82,14 @@ def sources_create(
         ),
     ] = None,
     disabled: Annotated[bool, typer.Option("--disabled", help="Create it disabled.")] = False,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Create a source (needs webhooks:write); prints its signing secret once."""
-    conn = Connection(url, api_key, tenant, as_json)
     dedupe_value: Any = NOT_GIVEN
     if dedupe is not None:
         dedupe_value = None if dedupe.lower() == "none" else _metadata(dedupe, "--dedupe")
-    with _api(conn) as client:
-        created = client.inbound_sources.create(
+    created = api_call(
+        conn,
+        lambda client: client.inbound_sources.create(
             name,
             scheme,
             secret=secret,
@@ -110,7 +102,8 @@ def sources_create(
             event_type=_metadata(event_type, "--event-type"),
             dedupe=dedupe_value,
             enabled=not disabled,
-        )
+        ),
+    )
     if conn.as_json:
         _print_json(created)
         return
@@ -119,62 +112,36 @@ def sources_create(
     typer.echo(created.signing_secret.secret)
 
 
-@inbound_sources_app.command("list")
-def sources_list(
-    limit: Limit = 50,
-    after: After = None,
-    every: All = False,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
-) -> None:
+@client_command(inbound_sources_app, "list", paged=True)
+def sources_list(conn: Connection, paging: Paging) -> None:
     """Inbound sources of the tenant, newest first (needs webhooks:read)."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        fetched = _collect(
-            every,
-            lambda: client.inbound_sources.list(limit=limit, after=after),
-            lambda: client.inbound_sources.iter_all(page_size=limit),
-        )
-    _list_output(conn, fetched, SOURCE_COLUMNS, "no inbound sources")
+    print_pages(conn, paging, lambda client: client.inbound_sources, SOURCE_COLUMNS, "no inbound sources")
 
 
-@inbound_sources_app.command("show")
-def sources_show(
-    source_id: SourceArg,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
-) -> None:
+@client_command(inbound_sources_app, "show")
+def sources_show(conn: Connection, source_id: SourceArg) -> None:
     """One source's configuration (never its secrets)."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        source = client.inbound_sources.get(source_id)
-    if conn.as_json:
-        _print_json(source)
-    else:
-        _show(source)
+    source = api_call(conn, lambda client: client.inbound_sources.get(source_id))
+    json_or(conn, source, _show)
 
 
-@inbound_sources_app.command("rotate-secret")
+@client_command(inbound_sources_app, "rotate-secret")
 def sources_rotate_secret(
+    conn: Connection,
     source_id: SourceArg,
     secret: Secret = None,
     overlap: Annotated[
         int | None,
         typer.Option("--overlap", min=0, help="Seconds older secrets keep verifying (default 86400)."),
     ] = None,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Add a signing secret (the provider's new one, or generated) and print it once."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        rotated = client.inbound_sources.rotate_secret(source_id, secret=secret, overlap_seconds=overlap)
+    rotated = api_call(
+        conn,
+        lambda client: client.inbound_sources.rotate_secret(
+            source_id, secret=secret, overlap_seconds=overlap
+        ),
+    )
     if conn.as_json:
         _print_json(rotated)
         return
@@ -185,15 +152,8 @@ def sources_rotate_secret(
     typer.echo(rotated.secret)
 
 
-@inbound_sources_app.command("delete")
-def sources_delete(
-    source_id: SourceArg,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-) -> None:
+@client_command(inbound_sources_app, "delete", json_option=False)
+def sources_delete(conn: Connection, source_id: SourceArg) -> None:
     """Delete a source: the receiver answers 404 for it from now on."""
-    conn = Connection(url, api_key, tenant, False)
-    with _api(conn) as client:
-        client.inbound_sources.delete(source_id)
+    api_call(conn, lambda client: client.inbound_sources.delete(source_id))
     typer.echo(f"Deleted {source_id}")

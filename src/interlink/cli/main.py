@@ -107,7 +107,7 @@ def serve(
         typer.echo(f"Admin API key (shown once, store it now): {created.key}")  # type: ignore[attr-defined]
     sys.stdout.flush()
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, freeze_after_start=True),
         host=settings.host,
         port=settings.port,
         log_config=None,

@@ -14,20 +14,17 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from interlink.cli.client_commands import (
-    ApiKey,
-    AsJson,
+from interlink.cli.client_common import (
     Connection,
-    Tenant,
-    Url,
-    _api,
     _console,
     _print_json,
     _text,
     _when,
+    api_call,
+    client_command,
+    json_or,
 )
 from interlink.cli.webhook_commands import EndpointArg, endpoints_app
-from interlink.client._base import DEFAULT_BASE_URL
 from interlink.webhooks.metrics_schemas import DeliveryStats, WebhookDeliveryMetrics
 
 webhooks_app = typer.Typer(help="Webhook views across the tenant (delivery metrics).", no_args_is_help=True)
@@ -135,43 +132,25 @@ def _breakdown(metrics: WebhookDeliveryMetrics) -> None:
     _console().print(table)
 
 
-@endpoints_app.command("metrics")
+@client_command(endpoints_app, "metrics")
 def endpoint_metrics(
+    conn: Connection,
     endpoint_id: EndpointArg,
     since: Since = None,
     until: Until = None,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Delivery metrics of one endpoint: success rate, attempts, latency, errors, queue (webhooks:read)."""
-    conn = Connection(url, api_key, tenant, as_json)
     start, end = _when(since, "--since"), _when(until, "--until")
-    with _api(conn) as client:
-        found = client.endpoints.metrics(endpoint_id, since=start, until=end)
-    if as_json:
-        _print_json(found)
-    else:
-        _summary(found)
+    found = api_call(conn, lambda client: client.endpoints.metrics(endpoint_id, since=start, until=end))
+    json_or(conn, found, _summary)
 
 
-@webhooks_app.command("metrics")
-def webhook_metrics(
-    since: Since = None,
-    until: Until = None,
-    top: Top = 10,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
-) -> None:
+@client_command(webhooks_app, "metrics")
+def webhook_metrics(conn: Connection, since: Since = None, until: Until = None, top: Top = 10) -> None:
     """Delivery metrics of the whole tenant and its busiest endpoints (webhooks:read)."""
-    conn = Connection(url, api_key, tenant, as_json)
     start, end = _when(since, "--since"), _when(until, "--until")
-    with _api(conn) as client:
-        found = client.webhook_metrics(since=start, until=end, top=top)
-    if as_json:
+    found = api_call(conn, lambda client: client.webhook_metrics(since=start, until=end, top=top))
+    if conn.as_json:
         _print_json(found)
     else:
         _summary(found)

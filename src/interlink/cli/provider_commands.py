@@ -10,20 +10,16 @@ from typing import Annotated
 
 import typer
 
-from interlink.cli.client_commands import (
-    ApiKey,
-    AsJson,
+from interlink.cli.client_common import (
     Column,
     Connection,
-    Tenant,
-    Url,
-    _api,
     _list_output,
-    _print_json,
     _show,
     _table,
+    api_call,
+    client_command,
+    json_or,
 )
-from interlink.client._base import DEFAULT_BASE_URL
 from interlink.connections.schemas import IntegrationProviderExtended
 from interlink.core.enums import AuthenticationType, IntegrationCategory, IntegrationProviderStatus
 
@@ -43,8 +39,9 @@ PROVIDER_COLUMNS: list[Column] = [
 ]
 
 
-@providers_app.command("list")
+@client_command(providers_app, "list")
 def providers_list(
+    conn: Connection,
     category: Annotated[
         IntegrationCategory | None, typer.Option("--category", help="Only this category.")
     ] = None,
@@ -58,17 +55,14 @@ def providers_list(
     search: Annotated[
         str | None, typer.Option("--search", "-q", help="Text in the key, name or description.")
     ] = None,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Every provider of the catalogue matching the filters, sorted by key."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        found = list(
+    found = api_call(
+        conn,
+        lambda client: list(
             client.providers.iter_all(category=category, status=status, auth_type=auth_type, q=search)
-        )
+        ),
+    )
     _list_output(conn, found, PROVIDER_COLUMNS, "no providers match")
 
 
@@ -131,19 +125,11 @@ def _show_schema(provider: IntegrationProviderExtended) -> None:
     )
 
 
-@providers_app.command("show")
+@client_command(providers_app, "show")
 def providers_show(
+    conn: Connection,
     key: Annotated[str, typer.Argument(help="Provider key, e.g. stripe.")],
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """One provider: authentication, OAuth2 endpoints, base URLs, rate limits, compliance, webhooks."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        provider = client.providers.get(key)
-    if conn.as_json:
-        _print_json(provider)
-    else:
-        _print_provider(provider)
+    provider = api_call(conn, lambda client: client.providers.get(key))
+    json_or(conn, provider, _print_provider)

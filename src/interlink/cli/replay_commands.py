@@ -11,26 +11,19 @@ from typing import Annotated
 
 import typer
 
-from interlink.cli.client_commands import (
-    After,
-    All,
-    ApiKey,
-    AsJson,
+from interlink.cli.client_common import (
     Column,
     Connection,
-    Limit,
-    Tenant,
-    Url,
-    _api,
-    _collect,
+    Paging,
     _fail,
-    _list_output,
     _print_json,
     _show,
     _table,
     _when,
+    api_call,
+    client_command,
+    print_pages,
 )
-from interlink.client._base import DEFAULT_BASE_URL
 from interlink.core.enums import DeliveryStatus
 from interlink.webhooks.replay_schemas import WebhookReplayInfo
 
@@ -73,8 +66,9 @@ def _print_replay(conn: Connection, replay: WebhookReplayInfo, title: str | None
         _table(replay.skipped, SKIP_COLUMNS, "")
 
 
-@replays_app.command("create")
+@client_command(replays_app, "create")
 def replays_create(
+    conn: Connection,
     delivery: Annotated[
         str | None, typer.Option("--delivery", help="Resend this delivery (del_...).")
     ] = None,
@@ -101,14 +95,9 @@ def replays_create(
             "--request-id", help="Idempotency id; the same id returns the first replay (default: new)."
         ),
     ] = None,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Replay deliveries (needs webhooks:write): --delivery ID | --event ID [--endpoint ID ...] |
     --endpoint ID --since T --until T [--status S ...]."""
-    conn = Connection(url, api_key, tenant, as_json)
     endpoints = endpoint or []
     chosen = [name for name, value in (("--delivery", delivery), ("--event", event)) if value]
     if len(chosen) > 1:
@@ -126,8 +115,9 @@ def replays_create(
         _fail("a time-range replay needs --since and --until", code=2)
     start, end = _when(since, "--since"), _when(until, "--until")
     rid = request_id or f"cli-{uuid.uuid4().hex}"
-    with _api(conn) as client:
-        replay = client.replays.create(
+    replay = api_call(
+        conn,
+        lambda client: client.replays.create(
             rid,
             delivery_id=delivery,
             event_id=event,
@@ -136,7 +126,8 @@ def replays_create(
             since=start,
             until=end,
             statuses=status or None,
-        )
+        ),
+    )
     if replay.created is False:
         title = f"Replay {replay.id} was already made with request id {replay.request_id}"
     else:
@@ -147,37 +138,17 @@ def replays_create(
     _print_replay(conn, replay, title)
 
 
-@replays_app.command("list")
-def replays_list(
-    limit: Limit = 50,
-    after: After = None,
-    every: All = False,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
-) -> None:
+@client_command(replays_app, "list", paged=True)
+def replays_list(conn: Connection, paging: Paging) -> None:
     """Replays of the tenant, newest first (needs webhooks:read)."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        fetched = _collect(
-            every,
-            lambda: client.replays.list(limit=limit, after=after),
-            lambda: client.replays.iter_all(page_size=limit),
-        )
-    _list_output(conn, fetched, REPLAY_COLUMNS, "no replays")
+    print_pages(conn, paging, lambda client: client.replays, REPLAY_COLUMNS, "no replays")
 
 
-@replays_app.command("show")
+@client_command(replays_app, "show")
 def replays_show(
+    conn: Connection,
     replay_id: Annotated[str, typer.Argument(help="Replay id (rpl_...).")],
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """One replay: what it requeued or created, and what it skipped and why."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        replay = client.replays.get(replay_id)
+    replay = api_call(conn, lambda client: client.replays.get(replay_id))
     _print_replay(conn, replay)

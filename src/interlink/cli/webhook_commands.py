@@ -14,25 +14,19 @@ from typing import Annotated, Any
 
 import typer
 
-from interlink.cli.client_commands import (
-    After,
-    All,
-    ApiKey,
-    AsJson,
+from interlink.cli.client_common import (
     Column,
     Connection,
-    Limit,
     Metadata,
-    Tenant,
-    Url,
-    _api,
-    _collect,
-    _list_output,
+    Paging,
     _metadata,
     _one,
     _print_json,
+    api_call,
+    client_command,
+    json_or_say,
+    print_pages,
 )
-from interlink.client._base import DEFAULT_BASE_URL
 from interlink.core.enums import DeliveryChannel, RetentionPolicy
 from interlink.webhooks.schemas import EndpointSecret
 
@@ -129,6 +123,44 @@ def _channel_config(
     return parsed
 
 
+def _endpoint_settings(
+    *,
+    channel_config: str | None,
+    email_to: list[str] | None,
+    subject_template: str | None,
+    event_type: list[str] | None,
+    description: str | None,
+    filter_: str | None,
+    transformation: str | None,
+    header: list[str] | None,
+    timeout: float | None,
+    retry: list[int] | None,
+    rate_limit: float | None,
+    max_in_flight: int | None,
+    batch: str | None,
+    retention: RetentionPolicy | None,
+    metadata: str | None,
+) -> dict[str, Any]:
+    """The SDK keyword arguments for the endpoint options ``create`` and ``update`` share, parsed
+    (JSON or ``@file``, headers, channel config); an option not given is left out."""
+    settings: dict[str, Any] = {
+        "channel_config": _channel_config(channel_config, email_to, subject_template),
+        "event_types": event_type,
+        "description": description,
+        "filter": _json_object(filter_, "--filter"),
+        "transformation": _read(transformation) if transformation else None,
+        "headers": _headers(header),
+        "timeout_seconds": timeout,
+        "retry_schedule": retry,
+        "rate_limit_per_second": rate_limit,
+        "max_in_flight": max_in_flight,
+        "batch_config": _json_object(batch, "--batch"),
+        "retention": retention,
+        "metadata": _metadata(metadata),
+    }
+    return {k: v for k, v in settings.items() if v is not None}
+
+
 def _print_secret(conn: Connection, secret: EndpointSecret, title: str) -> None:
     if conn.as_json:
         _print_json(secret)
@@ -143,8 +175,9 @@ def _print_secret(conn: Connection, secret: EndpointSecret, title: str) -> None:
 # ---- endpoints -----------------------------------------------------------------------------------
 
 
-@endpoints_app.command("create")
+@client_command(endpoints_app, "create")
 def endpoints_create(
+    conn: Connection,
     target: Annotated[str | None, typer.Argument(metavar="URL", help="Target URL (not for EMAIL).")] = None,
     channel: Channel = None,
     channel_config: ChannelConfig = None,
@@ -162,78 +195,60 @@ def endpoints_create(
     batch: BatchOpt = None,
     retention: Retention = None,
     metadata: Metadata = None,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Create an endpoint. Read its signing secret with `interlink endpoints secret ID`."""
-    conn = Connection(url, api_key, tenant, as_json)
-    options: dict[str, Any] = {
-        "channel_config": _channel_config(channel_config, email_to, subject_template),
-        "event_types": event_type,
-        "description": description,
-        "filter": _json_object(filter_, "--filter"),
-        "transformation": _read(transformation) if transformation else None,
-        "headers": _headers(header),
-        "timeout_seconds": timeout,
-        "retry_schedule": retry,
-        "rate_limit_per_second": rate_limit,
-        "max_in_flight": max_in_flight,
-        "batch_config": _json_object(batch, "--batch"),
-        "retention": retention,
-        "metadata": _metadata(metadata),
-    }
-    with _api(conn) as client:
-        made = client.endpoints.create(
+    settings = _endpoint_settings(
+        channel_config=channel_config,
+        email_to=email_to,
+        subject_template=subject_template,
+        event_type=event_type,
+        description=description,
+        filter_=filter_,
+        transformation=transformation,
+        header=header,
+        timeout=timeout,
+        retry=retry,
+        rate_limit=rate_limit,
+        max_in_flight=max_in_flight,
+        batch=batch,
+        retention=retention,
+        metadata=metadata,
+    )
+    made = api_call(
+        conn,
+        lambda client: client.endpoints.create(
             target,
             channel=channel or DeliveryChannel.WEBHOOK,
-            **{k: v for k, v in options.items() if v is not None},
-        )
+            **settings,
+        ),
+    )
     _one(conn, made, f"Created endpoint {made.id}")
 
 
-@endpoints_app.command("list")
+@client_command(endpoints_app, "list", paged=True)
 def endpoints_list(
+    conn: Connection,
+    paging: Paging,
     enabled: Annotated[
         bool | None, typer.Option("--enabled/--disabled", help="Only enabled or only disabled endpoints.")
     ] = None,
-    limit: Limit = 50,
-    after: After = None,
-    every: All = False,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Endpoints of the tenant, newest first."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        fetched = _collect(
-            every,
-            lambda: client.endpoints.list(limit=limit, after=after, enabled=enabled),
-            lambda: client.endpoints.iter_all(enabled=enabled, page_size=limit),
-        )
-    _list_output(conn, fetched, ENDPOINT_COLUMNS, "no endpoints")
+    print_pages(
+        conn, paging, lambda client: client.endpoints, ENDPOINT_COLUMNS, "no endpoints", enabled=enabled
+    )
 
 
-@endpoints_app.command("show")
-def endpoints_show(
-    endpoint_id: EndpointArg,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
-) -> None:
+@client_command(endpoints_app, "show")
+def endpoints_show(conn: Connection, endpoint_id: EndpointArg) -> None:
     """Show one endpoint (never its signing secret)."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        found = client.endpoints.get(endpoint_id)
+    found = api_call(conn, lambda client: client.endpoints.get(endpoint_id))
     _one(conn, found)
 
 
-@endpoints_app.command("update")
+@client_command(endpoints_app, "update")
 def endpoints_update(
+    conn: Connection,
     endpoint_id: EndpointArg,
     target: Annotated[str | None, typer.Option("--target", help="New target URL.")] = None,
     channel: Channel = None,
@@ -259,13 +274,8 @@ def endpoints_update(
     no_batch: Annotated[bool, typer.Option("--no-batch", help="Deliver events one by one.")] = False,
     retention: Retention = None,
     metadata: Metadata = None,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Change an endpoint; only the options given change."""
-    conn = Connection(url, api_key, tenant, as_json)
     for option, clear, name in [
         (filter_, no_filter, "--filter"),
         (transformation, no_transformation, "--transformation"),
@@ -277,24 +287,27 @@ def endpoints_update(
     ]:
         if option is not None and clear:
             raise typer.BadParameter(f"{name} and its clearing option cannot be used together")
-    changes: dict[str, Any] = {
-        "url": target,
-        "channel": channel,
-        "channel_config": _channel_config(channel_config, email_to, subject_template),
-        "event_types": event_type,
-        "description": description,
-        "filter": _json_object(filter_, "--filter"),
-        "transformation": _read(transformation) if transformation else None,
-        "headers": _headers(header),
-        "timeout_seconds": timeout,
-        "retry_schedule": retry,
-        "rate_limit_per_second": rate_limit,
-        "max_in_flight": max_in_flight,
-        "batch_config": _json_object(batch, "--batch"),
-        "retention": retention,
-        "metadata": _metadata(metadata),
-    }
+    changes: dict[str, Any] = {"url": target, "channel": channel}
     given: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
+    given.update(
+        _endpoint_settings(
+            channel_config=channel_config,
+            email_to=email_to,
+            subject_template=subject_template,
+            event_type=event_type,
+            description=description,
+            filter_=filter_,
+            transformation=transformation,
+            header=header,
+            timeout=timeout,
+            retry=retry,
+            rate_limit=rate_limit,
+            max_in_flight=max_in_flight,
+            batch=batch,
+            retention=retention,
+            metadata=metadata,
+        )
+    )
     if channel is DeliveryChannel.EMAIL and target is None:
         given["url"] = None
     cleared: list[tuple[bool, str, Any]] = [
@@ -311,130 +324,83 @@ def endpoints_update(
             given[name] = value
     if not given:
         raise typer.BadParameter("nothing to change: pass at least one option")
-    with _api(conn) as client:
-        changed = client.endpoints.update(endpoint_id, **given)
+    changed = api_call(conn, lambda client: client.endpoints.update(endpoint_id, **given))
     _one(conn, changed, f"Updated endpoint {changed.id}")
 
 
-@endpoints_app.command("disable")
+@client_command(endpoints_app, "disable")
 def endpoints_disable(
+    conn: Connection,
     endpoint_id: EndpointArg,
     reason: Annotated[str | None, typer.Option(help="Why (shown on the endpoint and audited).")] = None,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Stop deliveries to an endpoint."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        changed = client.endpoints.disable(endpoint_id, reason=reason)
-    if as_json:
-        _print_json(changed)
-    else:
-        typer.echo(f"Disabled {changed.id}: {changed.disabled_reason}")
+    changed = api_call(conn, lambda client: client.endpoints.disable(endpoint_id, reason=reason))
+    json_or_say(conn, changed, f"Disabled {changed.id}: {changed.disabled_reason}")
 
 
-@endpoints_app.command("enable")
-def endpoints_enable(
-    endpoint_id: EndpointArg,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
-) -> None:
+@client_command(endpoints_app, "enable")
+def endpoints_enable(conn: Connection, endpoint_id: EndpointArg) -> None:
     """Resume deliveries (clears the failure counters)."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        changed = client.endpoints.enable(endpoint_id)
-    if as_json:
-        _print_json(changed)
-    else:
-        typer.echo(f"Enabled {changed.id}")
+    changed = api_call(conn, lambda client: client.endpoints.enable(endpoint_id))
+    json_or_say(conn, changed, f"Enabled {changed.id}")
 
 
-@endpoints_app.command("delete")
-def endpoints_delete(
-    endpoint_id: EndpointArg,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-) -> None:
+@client_command(endpoints_app, "delete", json_option=False)
+def endpoints_delete(conn: Connection, endpoint_id: EndpointArg) -> None:
     """Delete an endpoint: it stops receiving events and its secrets stop signing."""
-    conn = Connection(url, api_key, tenant, False)
-    with _api(conn) as client:
-        client.endpoints.delete(endpoint_id)
+    api_call(conn, lambda client: client.endpoints.delete(endpoint_id))
     typer.echo(f"Deleted {endpoint_id}")
 
 
-@endpoints_app.command("secret")
-def endpoints_secret(
-    endpoint_id: EndpointArg,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
-) -> None:
+@client_command(endpoints_app, "secret")
+def endpoints_secret(conn: Connection, endpoint_id: EndpointArg) -> None:
     """Print the current signing secret (needs webhooks:write; every read is audited)."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        secret = client.endpoints.get_secret(endpoint_id)
+    secret = api_call(conn, lambda client: client.endpoints.get_secret(endpoint_id))
     _print_secret(conn, secret, "Current secret")
 
 
-@endpoints_app.command("rotate-secret")
-def endpoints_rotate_secret(
-    endpoint_id: EndpointArg,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
-) -> None:
+@client_command(endpoints_app, "rotate-secret")
+def endpoints_rotate_secret(conn: Connection, endpoint_id: EndpointArg) -> None:
     """Create a new signing secret; the previous one keeps signing for 24 hours."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        secret = client.endpoints.rotate_secret(endpoint_id)
+    secret = api_call(conn, lambda client: client.endpoints.rotate_secret(endpoint_id))
     _print_secret(conn, secret, "New secret")
 
 
-@endpoints_app.command("test-transformation")
+@client_command(endpoints_app, "test-transformation", json_option=False)
 def endpoints_test_transformation(
+    conn: Connection,
     endpoint_id: EndpointArg,
     event_type: Annotated[str, typer.Option("--event-type", help="Type of the sample event.")],
     payload: Annotated[str, typer.Option("--payload", help="Sample payload: JSON object (or @file).")],
     template: Annotated[str | None, typer.Option(help="Template to try (default: the endpoint's).")] = None,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
 ) -> None:
     """Print what a transformation makes of a sample event (as JSON)."""
-    conn = Connection(url, api_key, tenant, True)
     sample = _json_object(payload, "--payload") or {}
-    with _api(conn) as client:
-        result = client.endpoints.test_transformation(
+    result = api_call(
+        conn,
+        lambda client: client.endpoints.test_transformation(
             endpoint_id, sample, event_type, template=_read(template) if template else None
-        )
+        ),
+    )
     typer.echo(json.dumps(result.output, indent=2))
 
 
-@endpoints_app.command("test")
+@client_command(endpoints_app, "test")
 def endpoints_test(
+    conn: Connection,
     endpoint_id: EndpointArg,
     payload: Annotated[
         str | None, typer.Option("--payload", help="Test event data: JSON object (or @file).")
     ] = None,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Send a webhook.test event to this endpoint only and show the first attempt's outcome.
 
     Exits 1 when the attempt failed."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        result = client.endpoints.test(endpoint_id, _json_object(payload, "--payload"))
-    if as_json:
+    result = api_call(
+        conn, lambda client: client.endpoints.test(endpoint_id, _json_object(payload, "--payload"))
+    )
+    if conn.as_json:
         _print_json(result)
     elif result.succeeded:
         typer.echo(
@@ -460,66 +426,54 @@ def endpoints_test(
 SchemaOpt = Annotated[str | None, typer.Option("--schema", help="JSON Schema object (or @file).")]
 
 
-@event_types_app.command("create")
+@client_command(event_types_app, "create")
 def event_types_create(
+    conn: Connection,
     name: Annotated[str, typer.Argument(help="Unique name, e.g. invoice.paid.")],
     description: Annotated[str | None, typer.Option(help="What the event means.")] = None,
     schema: SchemaOpt = None,
     deprecated: Annotated[bool, typer.Option("--deprecated", help="Register it as deprecated.")] = False,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Register an event type."""
-    conn = Connection(url, api_key, tenant, as_json)
     parsed = _json_object(schema, "--schema")
-    with _api(conn) as client:
-        made = client.event_types.create(name, description=description, schema=parsed, deprecated=deprecated)
+    made = api_call(
+        conn,
+        lambda client: client.event_types.create(
+            name, description=description, schema=parsed, deprecated=deprecated
+        ),
+    )
     _one(conn, made, f"Created event type {made.id}")
 
 
-@event_types_app.command("list")
+@client_command(event_types_app, "list", paged=True)
 def event_types_list(
+    conn: Connection,
+    paging: Paging,
     deprecated: Annotated[
         bool | None, typer.Option("--deprecated/--current", help="Only deprecated or only current types.")
     ] = None,
-    limit: Limit = 50,
-    after: After = None,
-    every: All = False,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Event types of the tenant, newest first."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        fetched = _collect(
-            every,
-            lambda: client.event_types.list(limit=limit, after=after, deprecated=deprecated),
-            lambda: client.event_types.iter_all(deprecated=deprecated, page_size=limit),
-        )
-    _list_output(conn, fetched, EVENT_TYPE_COLUMNS, "no event types")
+    print_pages(
+        conn,
+        paging,
+        lambda client: client.event_types,
+        EVENT_TYPE_COLUMNS,
+        "no event types",
+        deprecated=deprecated,
+    )
 
 
-@event_types_app.command("show")
-def event_types_show(
-    event_type: EventTypeArg,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
-) -> None:
+@client_command(event_types_app, "show")
+def event_types_show(conn: Connection, event_type: EventTypeArg) -> None:
     """Show one event type."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        found = client.event_types.get(event_type)
+    found = api_call(conn, lambda client: client.event_types.get(event_type))
     _one(conn, found)
 
 
-@event_types_app.command("update")
+@client_command(event_types_app, "update")
 def event_types_update(
+    conn: Connection,
     event_type: EventTypeArg,
     description: Annotated[str | None, typer.Option(help="New description.")] = None,
     schema: SchemaOpt = None,
@@ -527,13 +481,8 @@ def event_types_update(
     deprecated: Annotated[
         bool | None, typer.Option("--deprecated/--undeprecated", help="Set or clear the deprecation flag.")
     ] = None,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Change an event type's description, schema or deprecation flag."""
-    conn = Connection(url, api_key, tenant, as_json)
     if schema is not None and no_schema:
         raise typer.BadParameter("use --schema or --no-schema, not both")
     changes: dict[str, Any] = {}
@@ -547,24 +496,12 @@ def event_types_update(
         changes["deprecated"] = deprecated
     if not changes:
         raise typer.BadParameter("nothing to change: pass at least one option")
-    with _api(conn) as client:
-        changed = client.event_types.update(event_type, **changes)
+    changed = api_call(conn, lambda client: client.event_types.update(event_type, **changes))
     _one(conn, changed, f"Updated event type {changed.id}")
 
 
-@event_types_app.command("deprecate")
-def event_types_deprecate(
-    event_type: EventTypeArg,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
-) -> None:
+@client_command(event_types_app, "deprecate")
+def event_types_deprecate(conn: Connection, event_type: EventTypeArg) -> None:
     """Mark an event type deprecated (it keeps working)."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        changed = client.event_types.deprecate(event_type)
-    if as_json:
-        _print_json(changed)
-    else:
-        typer.echo(f"Deprecated {changed.name} ({changed.id})")
+    changed = api_call(conn, lambda client: client.event_types.deprecate(event_type))
+    json_or_say(conn, changed, f"Deprecated {changed.name} ({changed.id})")

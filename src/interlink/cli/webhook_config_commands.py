@@ -10,8 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from interlink.cli.client_commands import ApiKey, AsJson, Connection, Tenant, Url, _api, _one
-from interlink.client._base import DEFAULT_BASE_URL
+from interlink.cli.client_common import Connection, _api, _one, api_call, client_command
 from interlink.core.enums import RetentionPolicy
 
 webhook_config_app = typer.Typer(
@@ -22,22 +21,16 @@ webhook_config_app = typer.Typer(
 _CIRCUIT = ("failureThreshold", "windowSeconds", "cooldownSeconds")
 
 
-@webhook_config_app.command("show")
-def webhook_config_show(
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
-) -> None:
+@client_command(webhook_config_app, "show")
+def webhook_config_show(conn: Connection) -> None:
     """Show the tenant's webhook configuration (built-in values until first changed)."""
-    conn = Connection(url, api_key, tenant, as_json)
-    with _api(conn) as client:
-        found = client.webhook_config.get()
+    found = api_call(conn, lambda client: client.webhook_config.get())
     _one(conn, found)
 
 
-@webhook_config_app.command("set")
+@client_command(webhook_config_app, "set")
 def webhook_config_set(
+    conn: Connection,
     retry: Annotated[
         list[int] | None, typer.Option("--retry", help="Seconds before each retry; repeat.")
     ] = None,
@@ -67,14 +60,9 @@ def webhook_config_set(
         float | None,
         typer.Option("--default-timeout", help="Seconds per attempt for new endpoints created without one."),
     ] = None,
-    url: Url = DEFAULT_BASE_URL,
-    api_key: ApiKey = "",
-    tenant: Tenant = None,
-    as_json: AsJson = False,
 ) -> None:
     """Change the options given; the others keep their value. Circuit options not given keep
     their current value."""
-    conn = Connection(url, api_key, tenant, as_json)
     if retry is not None and default_retry:
         raise typer.BadParameter("--retry and --default-retry cannot be used together")
     circuit = dict(zip(_CIRCUIT, (circuit_threshold, circuit_window, circuit_cooldown), strict=True))

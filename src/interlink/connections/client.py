@@ -7,11 +7,16 @@ log, retries, the per-connection rate limit, retry budget and circuit breaker al
 
 Contracts:
 
-* **Every call reads the connection row** (its status, auth type, stored secret ids, token version
-  and ``updated_at``: one small Core select; tenant-scoped: another tenant's id is 404). A
+* **Every call checks the connection's state** (its status, auth type, stored secret ids, token
+  version and ``updated_at``: one small Core select; tenant-scoped: another tenant's id is 404),
+  kept in this process for at most ``connection_cache_ttl_seconds`` and dropped from every
+  process's cache when a unit of work changing the connection commits (the row is
+  :class:`~interlink.core.db.CachedInProcesses`; see :mod:`interlink.core.invalidation`). A
   ``DISABLED`` or ``REVOKED`` connection, or an OAuth2 authorization-code connection never
   authorized, is refused with :class:`~interlink.connections.oauth.ConnectionUnavailable` (409)
-  before anything is sent. A status change therefore applies to the very next call.
+  before anything is sent. A status change therefore applies to the next call in this process at
+  once and in the others as soon as the invalidation reaches them (PostgreSQL NOTIFY or Redis;
+  SQLite with several processes and no Redis: within the TTL).
 * **Base URL**: the provider's base URL for the connection's environment, placeholders filled from
   the connection's config (for OAuth2 connections the provider's ``api_base_url`` when it has one).
 * **Credentials** by authentication type: ``API_KEY`` where the provider's ``api_key`` placement
@@ -22,6 +27,12 @@ Contracts:
   are decrypted once per change of the connection (``updated_at``/``token_version``) and kept in
   this process for at most :data:`PLAN_TTL_SECONDS`, so a busy connection does not write a
   ``secret.accessed`` audit row per call; they replace any header of the same name the caller set.
+* **Connection headers**: the provider's ``request_headers`` filled from the connection's config
+  (Stripe's ``Stripe-Account: {account_id}``); a header whose settings have no value is not sent.
+  Like credentials they replace a header of the same name the caller set, so the host app acts
+  for the account the connection names and for no other. The provider's ``default_headers`` are
+  filled the same way but a caller's header of the same name wins. Both are part of the plan, so
+  a change of config (which moves ``updated_at``) applies to the very next call.
 * **401 on an OAuth2 connection**: the token is refreshed single-flight with ``stale_version`` set
   to the version the call used (a burst of 401s across workers makes one token request) and the
   call is sent once more with the new token. A second 401 is returned as it is.
@@ -36,7 +47,7 @@ import base64
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
@@ -44,7 +55,7 @@ import sqlalchemy as sa
 
 from interlink.connections.models import IntegrationConnection
 from interlink.connections.oauth import ConnectionUnavailable, Tokens
-from interlink.connections.schemas import IntegrationProviderExtended, RateLimitKind
+from interlink.connections.schemas import IntegrationProviderExtended, RateLimitKind, render_headers
 from interlink.connections.service import (
     OAUTH2_TYPES,
     ROLE_ACCESS,
@@ -58,7 +69,7 @@ from interlink.core.actor import Actor
 from interlink.core.clock import utcnow
 from interlink.core.db import Database
 from interlink.core.enums import AuthenticationType, IntegrationConnectionStatus
-from interlink.core.errors import NotFound
+from interlink.core.errors import NotFound, ValidationFailed
 from interlink.core.secrets import SecretStore
 from interlink.outbound.client import ApiClient, OutboundService
 from interlink.outbound.config import ApiClientConfig, RateLimit, RetryPolicy
@@ -77,6 +88,16 @@ if TYPE_CHECKING:
 A = AuthenticationType
 S = IntegrationConnectionStatus
 
+
+@dataclass(frozen=True, slots=True)
+class _CachedState:
+    tenant_id: str
+    row: tuple[Any, ...]
+    """As :meth:`_StateReader.read` returned it."""
+    expires_at: float
+    """``time.monotonic()`` deadline."""
+
+
 PLAN_TTL_SECONDS: Final = 60.0
 """How long decrypted credentials of an unchanged connection are reused in one process."""
 TOKEN_MIN_VALID: Final = timedelta(seconds=60)
@@ -91,13 +112,19 @@ class _Plan:
     connection: IntegrationConnection
     """The row the plan was built from (detached; read-only)."""
     client: ApiClient
-    auth_headers: Mapping[str, str]
+    fixed_headers: Mapping[str, str]
+    """Credential and connection headers; they replace the caller's of the same name."""
     auth_query: Mapping[str, str]
     token_version: int | None
     token_expires_at: datetime | None
     built_at: float
     state: tuple[Any, ...] | None = None
-    """The per-call read (:class:`_StateReader`) the plan was last confirmed by."""
+    """The state row (:class:`_StateReader`) the plan was last confirmed by."""
+    fixed_lowered: frozenset[str] = field(init=False)
+    """``fixed_headers``' names in lower case."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fixed_lowered", frozenset(n.lower() for n in self.fixed_headers))
 
 
 def _fingerprint(conn: IntegrationConnection) -> tuple[str, int, datetime]:
@@ -189,6 +216,21 @@ def api_base_url(provider: IntegrationProviderExtended, conn: IntegrationConnect
     return resolve_base_url(provider, conn.environment, conn.config or {})
 
 
+def connection_headers(
+    provider: IntegrationProviderExtended, conn: IntegrationConnection, templates: Mapping[str, str]
+) -> dict[str, str]:
+    """``templates`` (``request_headers`` or ``default_headers``) filled from ``conn``'s config;
+    a header whose settings have no value is left out (422 naming ``config.<name>`` for a value
+    that cannot be sent in a header)."""
+    if not templates:
+        return {}
+    try:
+        return render_headers(templates, conn.config or {}, provider.config_schema)
+    except ValueError as exc:
+        text = str(exc)
+        raise ValidationFailed(text, field=text.split(" ", 1)[0]) from None
+
+
 def provider_rate_limit(
     provider: IntegrationProviderExtended, conn: IntegrationConnection
 ) -> RateLimit | None:
@@ -207,21 +249,49 @@ class ConnectionClients:
     so the credential plans are shared."""
 
     def __init__(
-        self, db: Database, connections: Connections, tokens: Tokens, outbound: OutboundService
+        self,
+        db: Database,
+        connections: Connections,
+        tokens: Tokens,
+        outbound: OutboundService,
+        *,
+        state_ttl_seconds: float = 0.0,
     ) -> None:
         self.db = db
         self.connections = connections
         self.tokens = tokens
         self.outbound = outbound
+        self.state_ttl_seconds = state_ttl_seconds
+        """How long a connection's state is reused without reading it (0: read on every call;
+        only safe above 0 when changes reach :meth:`forget`, as the runtime's bus does)."""
         self._plans: dict[tuple[str, RetryPolicy | None, bool, float | None], _Plan] = {}
         self._state = _StateReader(db)
+        self._states: dict[str, _CachedState] = {}
+        self._generation = 0
         self._building: dict[tuple[Any, ...], asyncio.Future[_Plan]] = {}
 
     @classmethod
     def build(cls, runtime: Runtime) -> ConnectionClients:
         """A new instance for ``runtime`` (use :meth:`from_runtime` to share the process's)."""
         connections = Connections(runtime.providers, SecretStore.from_runtime(runtime))
-        return cls(runtime.db, connections, Tokens.from_runtime(runtime), runtime.outbound)
+        return cls(
+            runtime.db,
+            connections,
+            Tokens.from_runtime(runtime),
+            runtime.outbound,
+            state_ttl_seconds=runtime.settings.connection_cache_ttl_seconds,
+        )
+
+    def forget(self, connection_id: str) -> None:
+        """The connection changed: its next call reads its state again."""
+        self._generation += 1
+        self._states.pop(connection_id, None)
+
+    def forget_all(self) -> None:
+        """Changes may have been missed (the invalidation listener reconnected): read every
+        connection's state again."""
+        self._generation += 1
+        self._states.clear()
 
     @staticmethod
     def from_runtime(runtime: Runtime) -> ConnectionClients:
@@ -249,9 +319,7 @@ class ConnectionClients:
         """The connection for a call, checked callable, and its state key. Reads only the few
         columns of :data:`_STATE`; when the cached plan was confirmed by the same status, token
         version and ``updated_at``, its row serves, otherwise the full row is loaded."""
-        row = await self._state.read(actor.tenant_id, connection_id)
-        if row is None:
-            raise NotFound(f"connection {connection_id} not found")
+        row = await self._current_state(actor.tenant_id, connection_id)
         status, auth_type, secret_ids, token_version, updated_at = row
         auth = A(auth_type)
         if isinstance(secret_ids, str):
@@ -262,6 +330,24 @@ class ConnectionClients:
         if plan is not None and plan.state == state:
             return plan.connection, state
         return await self._load(actor, connection_id), state
+
+    async def _current_state(self, tenant_id: str, connection_id: str) -> tuple[Any, ...]:
+        """The state row of :data:`_STATE`, from this process's cache while it holds (NotFound
+        for an unknown id or another tenant's)."""
+        now = time.monotonic()
+        cached = self._states.get(connection_id)
+        if cached is not None and cached.tenant_id == tenant_id and cached.expires_at > now:
+            return cached.row
+        generation = self._generation
+        row = await self._state.read(tenant_id, connection_id)
+        if row is None:
+            raise NotFound(f"connection {connection_id} not found")
+        # Not cached when a change was announced during the read: the row may predate it.
+        if self.state_ttl_seconds > 0 and generation == self._generation:
+            if len(self._states) >= MAX_PLANS:
+                self._states.pop(next(iter(self._states)))
+            self._states[connection_id] = _CachedState(tenant_id, row, now + self.state_ttl_seconds)
+        return row
 
     async def _load(self, actor: Actor, connection_id: str) -> IntegrationConnection:
         async with self.db.unit_of_work(write=False) as session:
@@ -333,7 +419,7 @@ class ConnectionClients:
         stale_version: int | None,
     ) -> _Plan:
         provider = self.connections.provider(conn.provider_key)
-        headers: dict[str, str] = {}
+        headers = connection_headers(provider, conn, provider.request_headers)
         query: dict[str, str] = {}
         token_version: int | None = None
         token_expires_at: datetime | None = None
@@ -369,7 +455,7 @@ class ConnectionClients:
             base_url=api_base_url(provider, conn),
             connection_id=conn.id,
             provider_key=conn.provider_key,
-            headers=dict(provider.default_headers),
+            headers=connection_headers(provider, conn, provider.default_headers),
             retry=retry or RetryPolicy(),
             rate_limit=provider_rate_limit(provider, conn),
             log_requests=log_requests,
@@ -379,7 +465,7 @@ class ConnectionClients:
             fingerprint=_fingerprint(conn),
             connection=conn,
             client=self.outbound.client(config),
-            auth_headers=headers,
+            fixed_headers=headers,
             auth_query=query,
             token_version=token_version,
             token_expires_at=token_expires_at,
@@ -467,10 +553,10 @@ class ConnectionClient:
 
     @staticmethod
     def _authorized(builder: ApiRequestBuilder, plan: _Plan) -> ApiRequestBuilder:
-        if plan.auth_headers:
-            lowered = {name.lower() for name in plan.auth_headers}
+        if plan.fixed_headers:
+            lowered = plan.fixed_lowered
             kept = {k: v for k, v in builder.headers.items() if k.lower() not in lowered}
-            builder = replace(builder, headers={**kept, **plan.auth_headers})
+            builder = replace(builder, headers={**kept, **plan.fixed_headers})
         if plan.auth_query:
             builder = replace(builder, query={**builder.query, **plan.auth_query})
         return builder

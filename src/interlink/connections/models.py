@@ -26,7 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from interlink.core.db import Base, JSONType, UTCDateTime, enum_column_type
+from interlink.core.db import Base, CachedInProcesses, JSONType, UTCDateTime, enum_column_type
 from interlink.core.enums import (
     AuthenticationType,
     IntegrationCategory,
@@ -79,7 +79,7 @@ class IntegrationProvider(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class IntegrationConnection(Base):
+class IntegrationConnection(CachedInProcesses, Base):
     __tablename__ = "integration_connections"
     __table_args__ = (
         sa.UniqueConstraint("tenant_id", "name", name="uq_integration_connections_tenant_name"),

@@ -89,7 +89,9 @@ class ProxyResult:
 
 
 def check(request: ProxyRequest) -> ApiRequestBuilder:
-    """Validate ``request`` (ValidationFailed naming the field) and build the outbound request."""
+    """Validate ``request``'s shape (ValidationFailed naming the field) and make the outbound
+    request. Query, headers and body values are checked when the client builds it, still before
+    anything is sent (:func:`send` renames those fields the same way)."""
     if not request.path.startswith("/"):
         raise ValidationFailed(
             "path must start with / (it is joined to the connection's base URL)", field="path"
@@ -112,7 +114,7 @@ def check(request: ProxyRequest) -> ApiRequestBuilder:
                 f"header {name} is set by Interlink, not the caller", field=f"headers.{name}"
             )
     try:
-        builder = ApiRequestBuilder(
+        return ApiRequestBuilder(
             ApiEndpointConfig(path=request.path, method=request.method, name="proxy"),
             query=request.query or {},
             headers=request.headers or {},
@@ -121,10 +123,8 @@ def check(request: ProxyRequest) -> ApiRequestBuilder:
             idempotency_key=request.idempotency_key,
             timeout_seconds=timeout,
         )
-        builder.build("http://proxy.invalid")  # validates query, headers and body before any I/O
     except ValidationFailed as exc:
         raise _renamed(exc) from None
-    return builder
 
 
 def _renamed(exc: ValidationFailed) -> ValidationFailed:
@@ -148,6 +148,8 @@ async def send(
     )
     try:
         response = await client.request(builder)
+    except ValidationFailed as exc:
+        raise _renamed(exc) from None
     except OutboundError as exc:
         raise _failure(exc) from None
     return result(response)

@@ -11,13 +11,22 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from interlink.core.enums import (
@@ -35,6 +44,25 @@ _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$")
 _REGION = re.compile(r"^[A-Z]{2}$")
 _SEGMENT = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 """What a placeholder value may hold once filled in: never a '/', '@', ':', '?' or '#'."""
+_HEADER_VALUE = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]{0,998}[\x21-\x7e])?$")
+"""What a placeholder value may hold once filled into a header: printable ASCII (no CR, LF or NUL)."""
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+REFUSED_REQUEST_HEADERS = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "host",
+        "content-length",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+"""Header names ``request_headers`` may not set (credentials, the target, framing, hop-by-hop;
+``Proxy-*`` too)."""
 _OAUTH_TYPES = frozenset(
     {AuthenticationType.OAUTH2_AUTHORIZATION_CODE, AuthenticationType.OAUTH2_CLIENT_CREDENTIALS}
 )
@@ -99,6 +127,58 @@ def render_template(template: str, config: dict[str, Any], config_schema: dict[s
             raise ValueError(f"config.{name} may only hold letters, digits, '.', '_' and '-'")
         values[name] = text
     return template.format(**values)
+
+
+def render_headers(
+    templates: Mapping[str, str], config: dict[str, Any], config_schema: dict[str, Any] | None
+) -> dict[str, str]:
+    """Header templates filled from ``config`` (or the schema's ``default``).
+
+    A header naming a setting that has no value (absent, ``None`` or ``""``, and no default) is
+    left out. Raises ``ValueError`` naming the setting (``config.<name>``) for a value that is not
+    printable ASCII (CR, LF and other control characters never reach a header)."""
+    properties = (config_schema or {}).get("properties", {})
+    rendered: dict[str, str] = {}
+    for header, template in templates.items():
+        values: dict[str, str] = {}
+        for name in placeholders(template):
+            value = config.get(name, properties.get(name, {}).get("default"))
+            if value is None or value == "":
+                break
+            text = str(value)
+            if not _HEADER_VALUE.match(text):
+                raise ValueError(
+                    f"config.{name} cannot be sent in the {header} header: printable ASCII only, "
+                    "at most 1000 characters, no CR or LF"
+                )
+            values[name] = text
+        else:
+            rendered[header] = template.format(**values)
+    return rendered
+
+
+def _request_header_name(name: str) -> str:
+    if not _HEADER_NAME.match(name):
+        raise ValueError(f"{name!r} is not a valid header name (a token: letters, digits, -, ...)")
+    lowered = name.lower()
+    if lowered in REFUSED_REQUEST_HEADERS or lowered.startswith("proxy-"):
+        raise ValueError(
+            f"{name} is set by Interlink (credentials, host, framing or hop-by-hop), not the catalogue"
+        )
+    return name
+
+
+def _header_template(value: str, info: ValidationInfo) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("header values must not contain CR, LF or other control characters")
+    if len(value) > 1000:
+        raise ValueError("header values are at most 1000 characters")
+    _check_placeholders(value, info)
+    return value
+
+
+RequestHeaderName = Annotated[str, AfterValidator(_request_header_name)]
+HeaderTemplate = Annotated[str, AfterValidator(_header_template)]
 
 
 class OAuth2Endpoints(SpecModel):
@@ -461,6 +541,12 @@ class IntegrationProviderExtended(SpecModel):
     default_headers: dict[str, str] = Field(default_factory=dict, description="Sent with every API call.")
     api_key: ApiKeyPlacement | None = Field(default=None, description="With API_KEY: where the key goes.")
     oauth2: OAuth2Settings | None = None
+    request_headers: dict[RequestHeaderName, HeaderTemplate] = Field(
+        default_factory=dict,
+        description="Headers filled from the connection's config and sent with every call through "
+        "it, e.g. `Stripe-Account: {account_id}`; one whose settings have no value is left out. "
+        "They replace a header of the same name the caller sets.",
+    )
     rate_limits: list[RateLimit] = Field(default_factory=list)
     rate_limit_policy: str | None = Field(
         default=None, max_length=1000, description="Limits that are not a fixed number (budgets, tiers)."
@@ -544,6 +630,28 @@ class IntegrationProviderExtended(SpecModel):
             raise ValueError("authorize_url is required for OAUTH2_AUTHORIZATION_CODE")
         for template in value.templates():
             _check_placeholders(template, info)
+        return value
+
+    @field_validator("request_headers")
+    @classmethod
+    def _request_headers(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        seen: set[str] = set()
+        defaults = {name.lower() for name in info.data.get("default_headers") or {}}
+        api_key = info.data.get("api_key")
+        key_header = (
+            api_key.name.lower()
+            if isinstance(api_key, ApiKeyPlacement) and api_key.location == "header"
+            else None
+        )
+        for name in value:
+            lowered = name.lower()
+            if lowered in seen:
+                raise ValueError(f"names {name} twice (header names are case-insensitive)")
+            seen.add(lowered)
+            if lowered in defaults:
+                raise ValueError(f"{name} is also in default_headers: name it in one of them")
+            if lowered == key_header:
+                raise ValueError(f"{name} carries the API key (api_key.name)")
         return value
 
     @field_validator("verification")

@@ -14,6 +14,10 @@ Contracts:
 * Creates, updates and deletes write an audit row (``connection.record.created`` / ``updated`` /
   ``deleted``, resource type ``connection``) carrying the resource, the record id and the names
   of the fields sent, never their values.
+* The fields of a create or update are checked before anything is sent to the provider
+  (:func:`~interlink.core.jsoncheck.check_record_fields`): top-level names are non-empty, at most
+  200 characters, without control characters; no string anywhere (names or values, at any depth)
+  holds a NUL character and no number is NaN or Infinity. Anything else is 422 naming the field.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from interlink.connections.client import ConnectionClient, ConnectionClients
 from interlink.connectors.base import Connector, Record, RecordPage, check_record_id
@@ -33,6 +37,10 @@ from interlink.core import audit
 from interlink.core.actor import Actor
 from interlink.core.db import Database
 from interlink.core.errors import NotFound, ValidationFailed
+from interlink.core.jsoncheck import check_record_fields
+
+if TYPE_CHECKING:
+    from interlink.runtime import Runtime
 
 TAG_BYTES = 16
 
@@ -79,6 +87,13 @@ class ConnectorRecords:
         self.db = db
         self.signer = signer
 
+    @classmethod
+    def from_runtime(cls, runtime: Runtime) -> ConnectorRecords:
+        """The process's record service (its connectors, connection clients, database and cursor
+        key), which the REST API and the dashboard both call."""
+        signer = CursorSigner(cursor_key(runtime.local_secrets.key_pepper))
+        return cls(runtime.connectors, runtime.connection_clients, runtime.db, signer)
+
     async def _open(self, actor: Actor, connection_id: str) -> tuple[ConnectionClient, Connector]:
         client = await self.clients.open(actor, connection_id)
         provider = client.connection.provider_key
@@ -110,6 +125,7 @@ class ConnectorRecords:
     async def create(
         self, actor: Actor, connection_id: str, resource: str, data: Mapping[str, Any]
     ) -> Record:
+        check_record_fields(data)
         client, connector = await self._open(actor, connection_id)
         record = await connector.create_record(client, resource, data)
         await self._audit(actor, "created", connection_id, connector, resource, record.id, data)
@@ -119,6 +135,7 @@ class ConnectorRecords:
         self, actor: Actor, connection_id: str, resource: str, record_id: str, data: Mapping[str, Any]
     ) -> Record:
         check_record_id(record_id)
+        check_record_fields(data)
         client, connector = await self._open(actor, connection_id)
         record = await connector.update_record(client, resource, record_id, data)
         await self._audit(actor, "updated", connection_id, connector, resource, record_id, data)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from contextvars import ContextVar
 
 _CORRELATION_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
@@ -12,8 +12,8 @@ correlation_id_var: ContextVar[str | None] = ContextVar("correlation_id", defaul
 
 
 def new_correlation_id() -> str:
-    """A fresh correlation id."""
-    return uuid.uuid4().hex
+    """A fresh correlation id: 32 random hex digits (a UUID's size, without building one)."""
+    return os.urandom(16).hex()
 
 
 def accept_correlation_id(value: str | None) -> str:

@@ -4,15 +4,19 @@ One :class:`Database` per process. Work happens inside :meth:`Database.unit_of_w
 request or job: it commits when the block ends and rolls back on any error. On SQLite a writing
 unit of work starts with ``BEGIN IMMEDIATE`` so that writers queue on the database lock instead of
 failing when a read transaction is upgraded; readers use a plain deferred ``BEGIN``.
+
+Rows that processes keep in memory (API keys, connection state) are models with
+:class:`CachedInProcesses`: a unit of work that changes or deletes one publishes its id on the
+invalidation bus (:mod:`interlink.core.invalidation`) as it commits, so every process drops it.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 import structlog
@@ -20,7 +24,7 @@ from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Session
 
 log = structlog.get_logger(__name__)
 
@@ -79,6 +83,36 @@ def after_commit(session: AsyncSession, callback: Callable[[], Awaitable[None]])
     session.info.setdefault("after_commit", []).append(callback)
 
 
+_CHANGED = "changed_cached_rows"
+
+
+class CachedInProcesses:
+    """Mixin for models that processes cache by ``id``: changing or deleting a row inside
+    :meth:`Database.unit_of_work` invalidates it in every process when the change commits.
+    The model's primary key is its string ``id``."""
+
+
+class ChangeBus(Protocol):
+    """What :meth:`Database.unit_of_work` needs of the invalidation bus."""
+
+    async def notify_in_transaction(self, session: Any, ids: Collection[str]) -> None: ...
+
+    async def publish_after_commit(self, ids: Collection[str]) -> None: ...
+
+
+def note_change(session: AsyncSession | Session, item_id: str) -> None:
+    """Say that the cached row ``item_id`` changes in this unit of work (done automatically for
+    :class:`CachedInProcesses` models the session flushes)."""
+    session.info.setdefault(_CHANGED, set()).add(item_id)
+
+
+@event.listens_for(Session, "before_flush")
+def _note_cached_rows(session: Session, _context: Any, _instances: Any) -> None:
+    for obj in (*session.dirty, *session.deleted):
+        if isinstance(obj, CachedInProcesses) and (item_id := getattr(obj, "id", None)) is not None:
+            note_change(session, str(item_id))
+
+
 def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -115,19 +149,36 @@ class Database:
         if self.is_sqlite:
             _configure_sqlite(self.engine)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        self.invalidation: ChangeBus | None = None
+        """Where changes of :class:`CachedInProcesses` rows are published (set by the runtime)."""
 
     @asynccontextmanager
     async def unit_of_work(self, *, write: bool = True) -> AsyncIterator[AsyncSession]:
-        """A session in one transaction: committed on success, rolled back on any error."""
+        """A session in one transaction: committed on success, rolled back on any error.
+
+        Changed cached rows (:func:`note_change`) are announced inside the transaction (PostgreSQL
+        NOTIFY, delivered on commit) and published after the commit, before any
+        :func:`after_commit` callback runs."""
         async with self.sessionmaker() as session:
             if write and self.is_sqlite:
                 await session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
+            changed: set[str] = set()
             try:
                 yield session
+                if session.new or session.dirty or session.deleted:
+                    await session.flush()
+                changed = session.info.pop(_CHANGED, set())
+                if changed and self.invalidation is not None:
+                    await self.invalidation.notify_in_transaction(session, changed)
                 await session.commit()
             except BaseException:
                 await session.rollback()
                 raise
+            if changed and self.invalidation is not None:
+                try:
+                    await self.invalidation.publish_after_commit(changed)
+                except Exception as exc:  # committed; other processes fall back on the cache TTL
+                    log.warning("cache_invalidation_publish_failed", error=str(exc))
             for callback in session.info.pop("after_commit", []):
                 try:
                     await callback()

@@ -62,6 +62,14 @@ class Settings(BaseSettings):
         "to every process at once; the TTL only bounds staleness if a push is lost.",
     )
     key_cache_size: int = Field(default=100_000, ge=0, description="Most keys kept in the cache.")
+    connection_cache_ttl_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long a process reuses a connection's status and token version for calls "
+        "through it without reading them. Changes are pushed to every process at once; the TTL "
+        "only bounds staleness if a push is lost (or on SQLite with several processes and no Redis). "
+        "0 reads them on every call.",
+    )
     key_usage_flush_seconds: float = Field(
         default=5.0, gt=0, description="How often lastUsedAt and usage counters are written (batched)."
     )

@@ -26,6 +26,7 @@ from interlink.http.routers import (
     tenants,
     ui,
     ui_integrations,
+    ui_records,
     ui_webhooks,
     webhook_config,
     webhooks_endpoints,
@@ -35,7 +36,7 @@ from interlink.http.routers import (
 )
 from interlink.http.routers import connectors as connector_routes
 from interlink.http.verify_path import KeyVerifyFastPath
-from interlink.runtime import Runtime
+from interlink.runtime import Runtime, freeze_startup_objects
 
 DESCRIPTION = """Interlink: API keys, webhooks, external references and connections for multi-tenant
 SaaS backends. Authenticate with `Authorization: Bearer <key>`. Errors are RFC 9457 problem+json.
@@ -43,12 +44,17 @@ Lists are newest first with cursor pagination (`limit`, `after`)."""
 
 
 def create_app(
-    settings: Settings | None = None, runtime: Runtime | None = None, *, access_log: bool = True
+    settings: Settings | None = None,
+    runtime: Runtime | None = None,
+    *,
+    access_log: bool = True,
+    freeze_after_start: bool = False,
 ) -> FastAPI:
     """Build the app. The runtime's background tasks start and stop with the app's lifespan.
 
     When the app owns its runtime and ``run_worker`` is set (the embedded default), a job worker
-    runs in the same process.
+    runs in the same process. ``freeze_after_start`` (the server process: ``interlink serve``)
+    calls :func:`~interlink.runtime.freeze_startup_objects` once the runtime has started.
     """
     settings = settings or get_settings()
     rt = runtime or Runtime(settings)
@@ -57,6 +63,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await rt.start(with_worker=owns_runtime and settings.run_worker)
+        if freeze_after_start:
+            freeze_startup_objects()
         try:
             yield
         finally:
@@ -95,6 +103,7 @@ def create_app(
     app.include_router(inbound.router)
     app.include_router(inbound.receive_router)
     app.include_router(ui_integrations.router)
+    app.include_router(ui_records.router)
     app.include_router(connector_routes.router)
     app.include_router(connector_routes.records_router)
     _ensure_problem_schema(app)

@@ -8,11 +8,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from interlink.core.db import Base, JSONType, UTCDateTime, enum_column_type
+from interlink.core.db import Base, CachedInProcesses, JSONType, UTCDateTime, enum_column_type
 from interlink.core.enums import ApiKeyStatus, IntegrationEnvironment
 
 
-class ApiKey(Base):
+class ApiKey(CachedInProcesses, Base):
     """A tenant or platform API key. The key itself is never stored: only its keyed hash."""
 
     __tablename__ = "api_keys"

@@ -5,8 +5,9 @@ Contracts:
   :meth:`KeyManager.rotate`; the database holds its HMAC-SHA256 under the server pepper.
 * A key never grants more than its creator holds (no scope escalation); only platform keys, acting
   for their own tenant, create platform keys; tenant keys never see platform keys.
-* Every change writes an audit row and a security event in the same transaction, and pushes a cache
-  invalidation to every process (see :mod:`interlink.keys.cache`).
+* Every change writes an audit row and a security event in the same transaction; the key row is
+  :class:`~interlink.core.db.CachedInProcesses`, so the commit evicts it from every process's
+  verification cache (see :mod:`interlink.core.invalidation`).
 """
 
 from __future__ import annotations
@@ -25,12 +26,12 @@ from interlink.core import audit
 from interlink.core.actor import Actor
 from interlink.core.clock import utcnow
 from interlink.core.crypto import constant_time_equals, keyed_hash
-from interlink.core.db import Database, after_commit
+from interlink.core.db import Database
 from interlink.core.enums import ApiKeyScope, ApiKeyStatus, IntegrationEnvironment
 from interlink.core.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from interlink.core.ids import new_id
 from interlink.core.pagination import Page, PageRequest, make_page, paginate_query
-from interlink.keys.cache import CHANNEL, CachedKey, InvalidationBus, VerificationCache
+from interlink.keys.cache import CachedKey, VerificationCache
 from interlink.keys.format import display_prefix, generate_key, is_well_formed, parse_key
 from interlink.keys.models import ApiKey
 from interlink.keys.ratelimit import KeyRateLimiter, RateLimitDecision
@@ -115,14 +116,12 @@ class KeyManager:
     def __init__(
         self,
         pepper: bytes,
-        bus: InvalidationBus,
         *,
         default_environment: IntegrationEnvironment,
         default_grace_seconds: int,
         new_ip_window_days: int = 30,
     ) -> None:
         self.pepper = pepper
-        self.bus = bus
         self.default_environment = default_environment
         self.default_grace_seconds = default_grace_seconds
         self.new_ip_window = timedelta(days=new_ip_window_days)
@@ -219,15 +218,6 @@ class KeyManager:
         if expires_at is not None and expires_at <= utcnow():
             raise ValidationFailed("expiresAt must be in the future", field="expiresAt")
 
-    def _notify(self, session: AsyncSession, key_ids: list[str]) -> None:
-        after_commit(session, lambda: self.bus.publish_after_commit(key_ids))
-
-    async def _notify_in_transaction(self, session: AsyncSession, key_ids: list[str]) -> None:
-        if session.get_bind().dialect.name == "postgresql":
-            for key_id in key_ids:
-                await session.execute(sa.select(sa.func.pg_notify(CHANNEL, key_id)))
-        self._notify(session, key_ids)
-
     def _security_context(self, actor: Actor) -> SecurityContext:
         return SecurityContext(actor.source_ip, actor.user_agent, actor.correlation_id)
 
@@ -321,7 +311,6 @@ class KeyManager:
                 details={"byKeyId": actor.key_id, "fields": sorted(changes)},
                 new_ip_window=self.new_ip_window,
             )
-        await self._notify_in_transaction(session, [key.id])
         return key
 
     async def rotate(
@@ -376,7 +365,6 @@ class KeyManager:
             details={"byKeyId": actor.key_id, "newKeyId": new.id, "gracePeriodSeconds": grace},
             new_ip_window=self.new_ip_window,
         )
-        await self._notify_in_transaction(session, [old.id])
         return old, new, plaintext
 
     async def revoke(self, session: AsyncSession, actor: Actor, key_id: str, reason: str | None) -> ApiKey:
@@ -405,7 +393,6 @@ class KeyManager:
             details={"byKeyId": actor.key_id, "reason": reason},
             new_ip_window=self.new_ip_window,
         )
-        await self._notify_in_transaction(session, [key.id])
         return key
 
 

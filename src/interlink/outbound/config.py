@@ -23,6 +23,8 @@ from interlink.outbound.request import check_headers
 DEFAULT_RETRY_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
 """429 and the 5xx answers that say "try again" (501 Not Implemented and 505 are not retried)."""
 RETRYABLE_ERRORS: Final = frozenset({"timeout", "connect", "dns"})
+DEFAULT_MAX_CONNECTIONS: Final = 32
+"""Pooled connections per provider host and process, unless a client's config says otherwise."""
 """Network failures worth another attempt (TLS failures and SSRF refusals are not)."""
 
 
@@ -133,7 +135,7 @@ class ApiClientConfig:
     host_rate_limit: RateLimit | None = None
     """Per provider host, shared by every connection that calls it."""
     circuit_breaker: CircuitBreakerConfig | None = field(default_factory=CircuitBreakerConfig)
-    max_connections: int = 32
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
     """Connections kept to the host (the host's pool is created by the first client using it)."""
     max_response_bytes: int = 10 * 1024 * 1024
     log_requests: bool = True

@@ -5,7 +5,9 @@ path). A background task writes the buffer every ``flush_seconds``, or as soon a
 entries wait, in one transaction with one multi-row INSERT; :meth:`RequestLogWriter.close` writes
 everything left. A failed write keeps the entries for the next flush; if the database stays away
 and more than ``max_buffered`` entries wait, the oldest are dropped and counted
-(``interlink_outbound_log_dropped_total``) rather than growing without bound.
+(``interlink_outbound_log_dropped_total``) rather than growing without bound. A batch the database
+refuses for its content (not an outage) is written row by row; a row still refused is dropped,
+counted the same way and logged with its id, so it cannot hold back the entries behind it.
 
 Redaction (done when the rows are built, before anything reaches the database):
 
@@ -172,7 +174,13 @@ def _redact_json_text(text: str) -> str:
 
 
 def redact_body(body: bytes | None, content_type: str | None) -> str | None:
-    """What the log keeps of a body (see the module doc); None for no body or a binary one."""
+    """What the log keeps of a body (see the module doc); None for no body or a binary one.
+    NUL characters (which PostgreSQL text cannot hold) become U+FFFD."""
+    text = _redact_body(body, content_type)
+    return text.replace("\x00", "\ufffd") if text is not None and "\x00" in text else text
+
+
+def _redact_body(body: bytes | None, content_type: str | None) -> str | None:
     if not body:
         return None
     media = (content_type or "").split(";", 1)[0].strip().lower()
@@ -255,7 +263,7 @@ class LogEntry:
             self.url[:MAX_URL],
             self.status,
             self.error_class,
-            redact_text(message)[:1000] if message else None,
+            _no_nul(redact_text(message))[:1000] if message else None,
             self.attempts,
             bool(timing and timing.reused),
             timing.dns_ms if timing else None,
@@ -283,8 +291,13 @@ _sensitive_header = functools.lru_cache(maxsize=2048)(is_sensitive_header)
 
 
 def redacted_headers(headers: dict[str, str]) -> dict[str, str]:
-    """:func:`interlink.webhooks.schemas.redacted_headers`, with the verdict per name cached."""
-    return {k: HEADER_REDACTED if _sensitive_header(k) else v for k, v in headers.items()}
+    """:func:`interlink.webhooks.schemas.redacted_headers`, with the verdict per name cached (and
+    NUL characters, which PostgreSQL JSON cannot hold, as U+FFFD)."""
+    return {_no_nul(k): HEADER_REDACTED if _sensitive_header(k) else _no_nul(v) for k, v in headers.items()}
+
+
+def _no_nul(text: str) -> str:
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text
 
 
 def _header(headers: dict[str, str] | None, name: str) -> str | None:
@@ -349,6 +362,12 @@ async def _copy_rows(conn: Any, rows: list[tuple[Any, ...]]) -> None:
             await copy.write_row(row)
 
 
+def _refused_content(exc: BaseException) -> bool:
+    """The database refused what was written (PEP 249 ``DataError``/``IntegrityError``, raised by
+    the driver itself on the COPY path or wrapped by SQLAlchemy), as opposed to not answering."""
+    return any(cls.__name__ in ("DataError", "IntegrityError") for cls in type(exc).__mro__)
+
+
 class RequestLogWriter:
     """Buffers :class:`LogEntry` items and writes them in batches (see the module doc)."""
 
@@ -403,11 +422,35 @@ class RequestLogWriter:
                 del self._buffer[: len(batch)]
                 try:
                     await self._write(batch)
+                except Exception as exc:
+                    if not _refused_content(exc):
+                        self._buffer[:0] = batch
+                        raise
+                    done = await self._write_each(batch)
                 except BaseException:
                     self._buffer[:0] = batch
                     raise
-                written += len(batch)
-                self.written += len(batch)
+                else:
+                    done = len(batch)
+                written += done
+                self.written += done
+        return written
+
+    async def _write_each(self, batch: list[LogEntry]) -> int:
+        """The database refused a row of ``batch`` (not an outage): write the rows one at a time
+        and drop, count and report the ones it refuses, so one bad row cannot hold back the log."""
+        written = 0
+        for entry in batch:
+            try:
+                await self._write([entry])
+            except Exception as exc:
+                if not _refused_content(exc):
+                    raise
+                self.dropped += 1
+                DROPPED.inc()
+                log.warning("outbound_request_log_row_refused", request_id=entry.id, error=str(exc)[:300])
+            else:
+                written += 1
         return written
 
     async def _write(self, batch: list[LogEntry]) -> None:

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request, Response
 
 from interlink.connections.schemas import PROVIDER_KEY_PATTERN
 from interlink.connectors.base import ConnectorList, IntegrationConnectorInfo, Record, RecordList, RecordOut
-from interlink.connectors.records import ConnectorRecords, CursorSigner, cursor_key
+from interlink.connectors.records import ConnectorRecords
 from interlink.connectors.registry import registry_for
 from interlink.connectors.spec import RESOURCE_NAME_PATTERN
 from interlink.core.actor import Actor
@@ -47,9 +47,7 @@ def _record(record: Record) -> RecordOut:
 
 
 def _records(request: Request) -> ConnectorRecords:
-    runtime = get_runtime(request)
-    signer = CursorSigner(cursor_key(runtime.local_secrets.key_pepper))
-    return ConnectorRecords(registry_for(runtime), runtime.connection_clients, runtime.db, signer)
+    return ConnectorRecords.from_runtime(get_runtime(request))
 
 
 @router.get("", response_model=ConnectorList, responses=error_responses(503))

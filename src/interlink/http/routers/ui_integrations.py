@@ -504,6 +504,7 @@ async def _connection_detail(
         health = connection_health(await checker.summary(session, ui.actor, conn.id))
         checks = await checker.history(session, ui.actor, conn.id, PageRequest(RECENT_HEALTH_CHECKS))
     provider = ui.runtime.providers.get(conn.provider_key)
+    connector = ui.runtime.connectors.for_provider(conn.provider_key)
     base_url = None
     if provider is not None:
         try:
@@ -527,6 +528,7 @@ async def _connection_detail(
         health=health,
         health_checks=[health_check_info(r) for r in checks.items],
         more_health_checks=checks.has_more,
+        connector=connector.info() if connector is not None else None,
         can_write=ui.actor.has_scope(ApiKeyScope.CONNECTIONS_WRITE),
         is_oauth=conn.auth_type in OAUTH2_TYPES,
         can_connect=conn.auth_type is A.OAUTH2_AUTHORIZATION_CODE

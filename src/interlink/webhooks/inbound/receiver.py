@@ -13,7 +13,9 @@ Checks, in order (each failure answers problem+json with a ``reason`` and writes
 4. the signature verifies with one of the active secrets, else 401 with the scheme's reason
    (``missing_signature``, ``malformed_header``, ``bad_signature``,
    ``timestamp_out_of_tolerance``);
-5. the body is JSON, else 422 ``malformed_body``; the provider's event id (``dedupe``) is
+5. the body is JSON without NUL characters in its strings (keys or values) or NaN/Infinity
+   (:func:`~interlink.core.jsoncheck.check_json`: no database stores those the same way), else 422
+   ``malformed_body`` naming the place; the provider's event id (``dedupe``) is
    present when the source dedupes, else 422 ``missing_event_id``; the payload matches the JSON
    Schema of its event type when one is registered, else 422 ``payload_invalid``.
 
@@ -44,6 +46,7 @@ from interlink.core.crypto import Keyring
 from interlink.core.db import Database
 from interlink.core.errors import Forbidden, InterlinkError, NotFound, Unauthorized, ValidationFailed
 from interlink.core.ids import new_id
+from interlink.core.jsoncheck import check_json
 from interlink.keys.security import SecurityContext, SecurityEventType, SecurityLog
 from interlink.webhooks import ingest
 from interlink.webhooks.inbound import schemes
@@ -218,6 +221,16 @@ class InboundReceiver:
         except (UnicodeDecodeError, ValueError):
             await self.reject(
                 ValidationFailed("the body is not JSON", field="body", extra={"reason": "malformed_body"}),
+                "malformed_body",
+                source_id=source.id,
+                tenant_id=source.tenant_id,
+                context=context,
+            )
+        try:
+            check_json(document)
+        except ValidationFailed as exc:  # NUL or NaN: no database stores it as the payload
+            await self.reject(
+                ValidationFailed(exc.detail, extra={**exc.extra, "reason": "malformed_body"}),
                 "malformed_body",
                 source_id=source.id,
                 tenant_id=source.tenant_id,
