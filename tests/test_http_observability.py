@@ -48,6 +48,21 @@ def log_lines(stream: io.StringIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines]  # every line is JSON
 
 
+async def test_info_logs_carry_no_sql(
+    log_stream: io.StringIO, logged_client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    """At the default level the database drivers stay quiet: SQLAlchemy echoes every statement at
+    INFO and the drivers log operations and parameters at DEBUG, so their loggers start at WARNING."""
+    response = await logged_client.post(
+        "/v1/keys", json={"name": "quiet", "scopes": ["keys:read"]}, headers=admin_headers
+    )
+    assert response.status_code == 201, response.text
+    loggers = {line.get("logger") for line in log_lines(log_stream)}
+    assert "interlink.http" in loggers  # the access log itself is there
+    noisy = {name for name in loggers if name and name.startswith(("sqlalchemy", "aiosqlite", "psycopg"))}
+    assert not noisy, noisy
+
+
 def samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
     out = []
     for family in text_string_to_metric_families(text):

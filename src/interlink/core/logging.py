@@ -96,9 +96,11 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream: Any = None
     handler._interlink = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level.upper())
-    # Driver loggers print SQL parameters (ciphertexts, key hashes) at DEBUG: never below INFO.
-    for name in ("aiosqlite", "sqlalchemy.engine", "sqlalchemy.pool", "psycopg"):
-        logging.getLogger(name).setLevel(max(logging.INFO, logging.getLevelName(level.upper())))
+    # SQLAlchemy echoes every statement at INFO and the drivers log operations and SQL parameters
+    # (ciphertexts, key hashes) at DEBUG: their loggers never go below WARNING.
+    # (Alembic's plugin registry announces each plugin at INFO whenever migrations are inspected.)
+    for name in ("aiosqlite", "sqlalchemy.engine", "sqlalchemy.pool", "psycopg", "alembic.runtime.plugins"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
