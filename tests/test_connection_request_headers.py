@@ -257,6 +257,11 @@ def test_shipped_request_headers() -> None:
     assert render_headers(xero.request_headers, {"tenant_id": tenant}, xero.config_schema) == {
         "Xero-Tenant-Id": tenant
     }
+    sendgrid = catalogue.providers["sendgrid"]
+    assert render_headers(sendgrid.request_headers, {"subuser": "eu-shop"}, sendgrid.config_schema) == {
+        "on-behalf-of": "eu-shop"
+    }
+    assert render_headers(sendgrid.request_headers, {}, sendgrid.config_schema) == {}
 
 
 ACME = """\

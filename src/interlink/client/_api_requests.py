@@ -10,15 +10,22 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 
-from interlink.client._base import AsyncRequester, SyncRequester, parse, parse_page, query, segment
+from interlink.client._base import (
+    AsyncResource,
+    SyncResource,
+    apaginate,
+    call,
+    item_path,
+    page_call,
+    paginate,
+    query,
+)
 from interlink.client.models import Page
 from interlink.outbound.schemas import ApiMetrics, ApiRequestTiming, ExternalApiRequestInfo
 
 __all__ = ["ApiMetrics", "ApiRequestTiming", "ApiRequests", "AsyncApiRequests", "ExternalApiRequestInfo"]
 
-
-_Sync = SyncRequester
-_Async = AsyncRequester
+PATH = "/v1/api-requests"
 
 
 def _list_query(
@@ -51,11 +58,8 @@ def _metrics_query(
     return query({"connectionId": connection_id, "providerKey": provider_key, "since": since, "until": until})
 
 
-class ApiRequests:
+class ApiRequests(SyncResource):
     """``/v1/api-requests``: every outbound call (redacted), newest first, and ApiMetrics."""
-
-    def __init__(self, client: _Sync) -> None:
-        self._c = client
 
     def list(
         self,
@@ -73,8 +77,7 @@ class ApiRequests:
         """Calls, newest first. ``error_class="none"`` keeps only successes; ``since``/``until``
         bound the start time."""
         params = _list_query(limit, after, connection_id, provider_key, status, error_class, since, until)
-        response = self._c._request("GET", "/v1/api-requests", params=params, tenant_id=tenant_id)
-        return parse_page(ExternalApiRequestInfo, response)
+        return self._send(page_call(ExternalApiRequestInfo, PATH, params, tenant_id))
 
     def iter_all(
         self,
@@ -89,27 +92,15 @@ class ApiRequests:
         tenant_id: str | None = None,
     ) -> Iterator[ExternalApiRequestInfo]:
         """Every matching call (same filters as :meth:`list`), fetching pages as needed."""
-        after: str | None = None
-        while True:
-            page = self.list(
-                limit=page_size,
-                after=after,
-                connection_id=connection_id,
-                provider_key=provider_key,
-                status=status,
-                error_class=error_class,
-                since=since,
-                until=until,
-                tenant_id=tenant_id,
-            )
-            yield from page.data
-            if not page.has_more or not page.next_cursor:
-                return
-            after = page.next_cursor
+        return paginate(lambda after: self.list(
+            limit=page_size, after=after, connection_id=connection_id, provider_key=provider_key,
+            status=status, error_class=error_class, since=since, until=until, tenant_id=tenant_id,
+        ))  # fmt: skip
 
     def get(self, request_id: str, *, tenant_id: str | None = None) -> ExternalApiRequestInfo:
-        response = self._c._request("GET", f"/v1/api-requests/{segment(request_id)}", tenant_id=tenant_id)
-        return parse(ExternalApiRequestInfo, response)
+        return self._send(
+            call(ExternalApiRequestInfo, "GET", item_path(PATH, request_id), tenant_id=tenant_id)
+        )
 
     def metrics(
         self,
@@ -122,15 +113,11 @@ class ApiRequests:
     ) -> ApiMetrics:
         """ApiMetrics over ``[since, until)`` (default: the last 24 hours)."""
         params = _metrics_query(connection_id, provider_key, since, until)
-        response = self._c._request("GET", "/v1/api-requests/metrics", params=params, tenant_id=tenant_id)
-        return parse(ApiMetrics, response)
+        return self._send(call(ApiMetrics, "GET", f"{PATH}/metrics", params=params, tenant_id=tenant_id))
 
 
-class AsyncApiRequests:
+class AsyncApiRequests(AsyncResource):
     """``/v1/api-requests`` with ``await`` (same surface as :class:`ApiRequests`)."""
-
-    def __init__(self, client: _Async) -> None:
-        self._c = client
 
     async def list(
         self,
@@ -145,11 +132,11 @@ class AsyncApiRequests:
         until: datetime | None = None,
         tenant_id: str | None = None,
     ) -> Page[ExternalApiRequestInfo]:
+        """As :meth:`ApiRequests.list`, awaited."""
         params = _list_query(limit, after, connection_id, provider_key, status, error_class, since, until)
-        response = await self._c._request("GET", "/v1/api-requests", params=params, tenant_id=tenant_id)
-        return parse_page(ExternalApiRequestInfo, response)
+        return await self._send(page_call(ExternalApiRequestInfo, PATH, params, tenant_id))
 
-    async def iter_all(
+    def iter_all(
         self,
         *,
         connection_id: str | None = None,
@@ -161,30 +148,16 @@ class AsyncApiRequests:
         page_size: int = 100,
         tenant_id: str | None = None,
     ) -> AsyncIterator[ExternalApiRequestInfo]:
-        after: str | None = None
-        while True:
-            page = await self.list(
-                limit=page_size,
-                after=after,
-                connection_id=connection_id,
-                provider_key=provider_key,
-                status=status,
-                error_class=error_class,
-                since=since,
-                until=until,
-                tenant_id=tenant_id,
-            )
-            for item in page.data:
-                yield item
-            if not page.has_more or not page.next_cursor:
-                return
-            after = page.next_cursor
+        """Every matching call (same filters as :meth:`list`), fetching pages as needed (``async for``)."""
+        return apaginate(lambda after: self.list(
+            limit=page_size, after=after, connection_id=connection_id, provider_key=provider_key,
+            status=status, error_class=error_class, since=since, until=until, tenant_id=tenant_id,
+        ))  # fmt: skip
 
     async def get(self, request_id: str, *, tenant_id: str | None = None) -> ExternalApiRequestInfo:
-        response = await self._c._request(
-            "GET", f"/v1/api-requests/{segment(request_id)}", tenant_id=tenant_id
+        return await self._send(
+            call(ExternalApiRequestInfo, "GET", item_path(PATH, request_id), tenant_id=tenant_id)
         )
-        return parse(ExternalApiRequestInfo, response)
 
     async def metrics(
         self,
@@ -195,8 +168,8 @@ class AsyncApiRequests:
         until: datetime | None = None,
         tenant_id: str | None = None,
     ) -> ApiMetrics:
+        """ApiMetrics over ``[since, until)`` (default: the last 24 hours)."""
         params = _metrics_query(connection_id, provider_key, since, until)
-        response = await self._c._request(
-            "GET", "/v1/api-requests/metrics", params=params, tenant_id=tenant_id
+        return await self._send(
+            call(ApiMetrics, "GET", f"{PATH}/metrics", params=params, tenant_id=tenant_id)
         )
-        return parse(ApiMetrics, response)

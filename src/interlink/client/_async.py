@@ -3,29 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-import copy
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
+from interlink.client import _account_calls as calls
 from interlink.client._api_requests import AsyncApiRequests
 from interlink.client._base import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
     NOT_GIVEN,
-    ClientConfig,
+    AsyncResource,
+    ClientCore,
     NotGiven,
+    apaginate,
     body,
-    connection_error,
-    parse,
-    parse_page,
+    call,
+    empty_call,
+    item_path,
+    page_call,
     query,
-    rate_limit_body,
     scope_list,
-    segment,
 )
 from interlink.client._connection_health import AsyncConnectionHealthChecks
 from interlink.client._connections import AsyncConnections
@@ -50,21 +51,8 @@ from interlink.client.models import (
 )
 from interlink.core.enums import ApiKeyScope, ApiKeyStatus, IntegrationEnvironment, TokenType
 
-T = TypeVar("T")
 
-
-async def _paginate(fetch: Callable[[str | None], Awaitable[Page[T]]]) -> AsyncIterator[T]:
-    after: str | None = None
-    while True:
-        page = await fetch(after)
-        for item in page.data:
-            yield item
-        if not page.has_more or not page.next_cursor:
-            return
-        after = page.next_cursor
-
-
-class AsyncInterlinkClient:
+class AsyncInterlinkClient(ClientCore):
     """Asyncio client for the Interlink REST API.
 
     ``AsyncInterlinkClient("http://127.0.0.1:8000", "il_live_...")``; use it as an async context manager or
@@ -84,25 +72,12 @@ class AsyncInterlinkClient:
         max_retries: int = DEFAULT_MAX_RETRIES,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._config = ClientConfig(
-            base_url, api_key, tenant_id=tenant_id, timeout=timeout, max_retries=max_retries
-        )
+        super().__init__(base_url, api_key, tenant_id=tenant_id, timeout=timeout, max_retries=max_retries)
+        headers = self._config.default_headers()
         self._http = httpx.AsyncClient(
-            base_url=self._config.base_url,
-            timeout=timeout,
-            transport=transport,
-            headers=self._config.default_headers(),
+            base_url=self.base_url, timeout=timeout, transport=transport, headers=headers
         )
-        self._owns_http = True
         self._bind()
-
-    @classmethod
-    def from_env(cls, **kwargs: Any) -> AsyncInterlinkClient:
-        """A client from ``INTERLINK_API_URL``, ``INTERLINK_API_KEY`` and ``INTERLINK_TENANT_ID``."""
-        url, key, tenant = ClientConfig.env(
-            kwargs.pop("base_url", None), kwargs.pop("api_key", None), kwargs.pop("tenant_id", None)
-        )
-        return cls(url, key, tenant_id=tenant, **kwargs)
 
     def _bind(self) -> None:
         self.tenants = Tenants(self)
@@ -123,40 +98,6 @@ class AsyncInterlinkClient:
         self.webhook_config = AsyncWebhookConfigResource(self)
         self.api_requests = AsyncApiRequests(self)
         self.inbound_sources = AsyncInboundSources(self)
-
-    @property
-    def base_url(self) -> str:
-        return self._config.base_url
-
-    @property
-    def tenant_id(self) -> str | None:
-        return self._config.tenant_id
-
-    @property
-    def last_correlation_id(self) -> str | None:
-        """The ``X-Correlation-Id`` of the most recent answer."""
-        return self._config.last_correlation_id
-
-    def with_options(
-        self,
-        *,
-        tenant_id: str | NotGiven | None = NOT_GIVEN,
-        correlation_id: str | NotGiven | None = NOT_GIVEN,
-        max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> AsyncInterlinkClient:
-        """A copy sharing this client's connections, with other defaults (closing it is a no-op)."""
-        clone = copy.copy(self)
-        clone._config = copy.copy(self._config)
-        clone._config.last_correlation_id = None
-        if not isinstance(tenant_id, NotGiven):
-            clone._config.tenant_id = tenant_id
-        if not isinstance(correlation_id, NotGiven):
-            clone._config.correlation_id = correlation_id
-        if not isinstance(max_retries, NotGiven):
-            clone._config.max_retries = max_retries
-        clone._owns_http = False
-        clone._bind()
-        return clone
 
     async def aclose(self) -> None:
         if self._owns_http:
@@ -183,50 +124,41 @@ class AsyncInterlinkClient:
         tenant_id: str | None = None,
         retry_safe: bool = False,
     ) -> httpx.Response:
-        config = self._config
-        correlation_id = config.next_correlation_id()
-        headers = config.request_headers(tenant_id, correlation_id)
+        correlation_id, headers = self._start(tenant_id)
         attempt = 0
         while True:
+            outcome: httpx.Response | httpx.TransportError
             try:
-                response = await self._http.request(method, path, params=params, json=json, headers=headers)
+                outcome = await self._http.request(method, path, params=params, json=json, headers=headers)
             except httpx.TransportError as exc:
-                delay = config.retry_delay(method, attempt, error=exc, retry_safe=retry_safe)
-                if delay is None:
-                    raise connection_error(exc, config.base_url, correlation_id) from exc
-            else:
-                delay = config.retry_delay(method, attempt, response=response, retry_safe=retry_safe)
-                if delay is None:
-                    return config.check(response, correlation_id)
-                await response.aclose()
-            await asyncio.sleep(delay)
+                outcome = exc
+            step = self._config.settle(method, attempt, correlation_id, outcome, retry_safe=retry_safe)
+            if isinstance(step, httpx.Response):
+                return step
+            if isinstance(outcome, httpx.Response):
+                await outcome.aclose()
+            await asyncio.sleep(step)
             attempt += 1
 
 
-class _Resource:
-    def __init__(self, client: AsyncInterlinkClient) -> None:
-        self._c = client
-
-
-class Tenants(_Resource):
+class Tenants(AsyncResource):
     """``/v1/tenants``: platform keys create and change tenants; tenant keys read their own."""
 
     async def create(
         self, name: str, *, slug: str | None = None, metadata: dict[str, Any] | None = None
     ) -> TenantInfo:
         payload = body({"name": name, "slug": slug, "metadata": metadata}, drop_none=True)
-        return parse(TenantInfo, await self._c._request("POST", "/v1/tenants", json=payload))
+        return await self._send(call(TenantInfo, "POST", calls.TENANTS, json=payload))
 
     async def get(self, tenant_id: str) -> TenantInfo:
-        return parse(TenantInfo, await self._c._request("GET", f"/v1/tenants/{segment(tenant_id)}"))
+        return await self._send(call(TenantInfo, "GET", item_path(calls.TENANTS, tenant_id)))
 
     async def list(self, *, limit: int = 50, after: str | None = None) -> Page[TenantInfo]:
-        params = query({"limit": limit, "after": after})
-        return parse_page(TenantInfo, await self._c._request("GET", "/v1/tenants", params=params))
+        return await self._send(page_call(TenantInfo, calls.TENANTS, query({"limit": limit, "after": after})))
 
     def iter_all(self, *, page_size: int = 100) -> AsyncIterator[TenantInfo]:
         """Every visible tenant, newest first, fetching pages as needed (``async for``)."""
-        return _paginate(lambda after: self.list(limit=page_size, after=after))
+        return apaginate(lambda after: self.list(limit=page_size, after=after))
 
     async def update(
         self,
@@ -236,11 +168,10 @@ class Tenants(_Resource):
         metadata: dict[str, Any] | NotGiven = NOT_GIVEN,
     ) -> TenantInfo:
         payload = body({"name": name, "metadata": metadata}, drop_none=False)
-        response = await self._c._request("PATCH", f"/v1/tenants/{segment(tenant_id)}", json=payload)
-        return parse(TenantInfo, response)
+        return await self._send(call(TenantInfo, "PATCH", item_path(calls.TENANTS, tenant_id), json=payload))
 
 
-class Keys(_Resource):
+class Keys(AsyncResource):
     """``/v1/keys``: issue, inspect, change, rotate, revoke and verify API keys."""
 
     async def create(
@@ -258,21 +189,10 @@ class Keys(_Resource):
         tenant_id: str | None = None,
     ) -> ApiKeyCreated:
         """Create a key. ``result.key`` is the only time the key is ever shown: store it now."""
-        payload = body(
-            {
-                "name": name,
-                "scopes": scope_list(scopes),
-                "kind": kind,
-                "environment": environment,
-                "expiresAt": expires_at,
-                "metadata": metadata,
-                "allowedIps": list(allowed_ips) if allowed_ips is not None else None,
-                "rateLimit": rate_limit_body(rate_limit, rate_limit_period_seconds),
-            },
-            drop_none=True,
-        )
-        response = await self._c._request("POST", "/v1/keys", json=payload, tenant_id=tenant_id)
-        return parse(ApiKeyCreated, response)
+        return await self._send(calls.create_key(
+            name, scopes, kind, environment, expires_at, metadata, allowed_ips, rate_limit,
+            rate_limit_period_seconds, tenant_id,
+        ))  # fmt: skip
 
     async def list(
         self,
@@ -283,8 +203,7 @@ class Keys(_Resource):
         tenant_id: str | None = None,
     ) -> Page[ApiKeyInfo]:
         params = query({"limit": limit, "after": after, "status": status})
-        response = await self._c._request("GET", "/v1/keys", params=params, tenant_id=tenant_id)
-        return parse_page(ApiKeyInfo, response)
+        return await self._send(page_call(ApiKeyInfo, calls.KEYS, params, tenant_id))
 
     def iter_all(
         self,
@@ -294,13 +213,12 @@ class Keys(_Resource):
         tenant_id: str | None = None,
     ) -> AsyncIterator[ApiKeyInfo]:
         """Every key of the tenant, newest first, fetching pages as needed (``async for``)."""
-        return _paginate(
+        return apaginate(
             lambda after: self.list(limit=page_size, after=after, status=status, tenant_id=tenant_id)
         )
 
     async def get(self, key_id: str, *, tenant_id: str | None = None) -> ApiKeyInfo:
-        response = await self._c._request("GET", f"/v1/keys/{segment(key_id)}", tenant_id=tenant_id)
-        return parse(ApiKeyInfo, response)
+        return await self._send(call(ApiKeyInfo, "GET", item_path(calls.KEYS, key_id), tenant_id=tenant_id))
 
     async def update(
         self,
@@ -316,41 +234,26 @@ class Keys(_Resource):
         tenant_id: str | None = None,
     ) -> ApiKeyInfo:
         """Change what is given; ``expires_at=None`` / ``rate_limit=None`` remove them."""
-        payload = body(
-            {
-                "name": name,
-                "scopes": scope_list(scopes) if not isinstance(scopes, NotGiven) else scopes,
-                "expiresAt": expires_at,
-                "metadata": metadata,
-                "allowedIps": list(allowed_ips) if not isinstance(allowed_ips, NotGiven) else allowed_ips,
-                "rateLimit": rate_limit_body(rate_limit, rate_limit_period_seconds),
-            },
-            drop_none=False,
-        )
-        response = await self._c._request(
-            "PATCH", f"/v1/keys/{segment(key_id)}", json=payload, tenant_id=tenant_id
-        )
-        return parse(ApiKeyInfo, response)
+        return await self._send(calls.update_key(
+            key_id, name, scopes, expires_at, metadata, allowed_ips, rate_limit,
+            rate_limit_period_seconds, tenant_id,
+        ))  # fmt: skip
 
     async def rotate(
         self, key_id: str, *, grace_period_seconds: int | None = None, tenant_id: str | None = None
     ) -> ApiKeyRotated:
         """Issue a replacement (``result.new_key.key``, shown once); the old key lasts the grace period."""
         payload = body({"gracePeriodSeconds": grace_period_seconds}, drop_none=True)
-        response = await self._c._request(
-            "POST", f"/v1/keys/{segment(key_id)}/rotate", json=payload, tenant_id=tenant_id
-        )
-        return parse(ApiKeyRotated, response)
+        path = item_path(calls.KEYS, key_id, "/rotate")
+        return await self._send(call(ApiKeyRotated, "POST", path, json=payload, tenant_id=tenant_id))
 
     async def revoke(
         self, key_id: str, *, reason: str | None = None, tenant_id: str | None = None
     ) -> ApiKeyInfo:
         """Revoke at once, in every process of the service."""
         payload = body({"reason": reason}, drop_none=True)
-        response = await self._c._request(
-            "POST", f"/v1/keys/{segment(key_id)}/revoke", json=payload, tenant_id=tenant_id
-        )
-        return parse(ApiKeyInfo, response)
+        path = item_path(calls.KEYS, key_id, "/revoke")
+        return await self._send(call(ApiKeyInfo, "POST", path, json=payload, tenant_id=tenant_id))
 
     async def verify(
         self,
@@ -361,15 +264,14 @@ class Keys(_Resource):
         tenant_id: str | None = None,
     ) -> VerifyKeyResponse:
         """Check a key presented to your application. An invalid key is an answer, not an error."""
-        payload = body(
-            {"key": key, "scopes": scope_list(scopes) if scopes is not None else None, "ip": ip},
-            drop_none=True,
+        wanted = scope_list(scopes) if scopes is not None else None
+        payload = body({"key": key, "scopes": wanted, "ip": ip}, drop_none=True)
+        return await self._send(
+            call(VerifyKeyResponse, "POST", f"{calls.KEYS}/verify", json=payload, tenant_id=tenant_id)
         )
-        response = await self._c._request("POST", "/v1/keys/verify", json=payload, tenant_id=tenant_id)
-        return parse(VerifyKeyResponse, response)
 
 
-class AuditEvents(_Resource):
+class AuditEvents(AsyncResource):
     """``/v1/audit-events``: every mutation in the tenant, newest first."""
 
     async def list(
@@ -386,28 +288,17 @@ class AuditEvents(_Resource):
         until: datetime | None = None,
         tenant_id: str | None = None,
     ) -> Page[AuditEventInfo]:
-        params = query(
-            {
-                "limit": limit,
-                "after": after,
-                "action": action,
-                "resourceType": resource_type,
-                "resourceId": resource_id,
-                "actorKeyId": actor_key_id,
-                "correlationId": correlation_id,
-                "since": since,
-                "until": until,
-            }
-        )
-        response = await self._c._request("GET", "/v1/audit-events", params=params, tenant_id=tenant_id)
-        return parse_page(AuditEventInfo, response)
+        return await self._send(calls.list_audit_events(
+            limit, after, action, resource_type, resource_id, actor_key_id, correlation_id, since, until,
+            tenant_id,
+        ))  # fmt: skip
 
     def iter_all(self, *, page_size: int = 100, **filters: Any) -> AsyncIterator[AuditEventInfo]:
         """Every matching event (same filters as :meth:`list`), fetching pages as needed (``async for``)."""
-        return _paginate(lambda after: self.list(limit=page_size, after=after, **filters))
+        return apaginate(lambda after: self.list(limit=page_size, after=after, **filters))
 
 
-class SecurityEvents(_Resource):
+class SecurityEvents(AsyncResource):
     """``/v1/security-events``: failed authentication, denied IPs, rotations, revocations, ..."""
 
     async def list(
@@ -423,27 +314,16 @@ class SecurityEvents(_Resource):
         until: datetime | None = None,
         tenant_id: str | None = None,
     ) -> Page[ApiSecurityAuditEvent]:
-        params = query(
-            {
-                "limit": limit,
-                "after": after,
-                "eventType": event_type,
-                "keyId": key_id,
-                "sourceIp": source_ip,
-                "minRisk": min_risk,
-                "since": since,
-                "until": until,
-            }
-        )
-        response = await self._c._request("GET", "/v1/security-events", params=params, tenant_id=tenant_id)
-        return parse_page(ApiSecurityAuditEvent, response)
+        return await self._send(calls.list_security_events(
+            limit, after, event_type, key_id, source_ip, min_risk, since, until, tenant_id
+        ))  # fmt: skip
 
     def iter_all(self, *, page_size: int = 100, **filters: Any) -> AsyncIterator[ApiSecurityAuditEvent]:
         """Every matching event (same filters as :meth:`list`), fetching pages as needed (``async for``)."""
-        return _paginate(lambda after: self.list(limit=page_size, after=after, **filters))
+        return apaginate(lambda after: self.list(limit=page_size, after=after, **filters))
 
 
-class Secrets(_Resource):
+class Secrets(AsyncResource):
     """``/v1/secrets``: encrypted credentials. Values go in, never come back out."""
 
     async def create(
@@ -459,21 +339,9 @@ class Secrets(_Resource):
         expires_at: datetime | None = None,
         tenant_id: str | None = None,
     ) -> SecretInfo:
-        payload = body(
-            {
-                "name": name,
-                "value": value,
-                "tokenType": token_type,
-                "ownerType": owner_type,
-                "ownerId": owner_id,
-                "metadata": metadata,
-                "rotateBy": rotate_by,
-                "expiresAt": expires_at,
-            },
-            drop_none=True,
-        )
-        response = await self._c._request("POST", "/v1/secrets", json=payload, tenant_id=tenant_id)
-        return parse(SecretInfo, response)
+        return await self._send(calls.create_secret(
+            name, value, token_type, owner_type, owner_id, metadata, rotate_by, expires_at, tenant_id
+        ))  # fmt: skip
 
     async def list(
         self,
@@ -485,8 +353,7 @@ class Secrets(_Resource):
         tenant_id: str | None = None,
     ) -> Page[SecretInfo]:
         params = query({"limit": limit, "after": after, "ownerType": owner_type, "ownerId": owner_id})
-        response = await self._c._request("GET", "/v1/secrets", params=params, tenant_id=tenant_id)
-        return parse_page(SecretInfo, response)
+        return await self._send(page_call(SecretInfo, calls.SECRETS, params, tenant_id))
 
     def iter_all(
         self,
@@ -497,15 +364,14 @@ class Secrets(_Resource):
         tenant_id: str | None = None,
     ) -> AsyncIterator[SecretInfo]:
         """Every matching secret, newest first, fetching pages as needed (``async for``)."""
-        return _paginate(
-            lambda after: self.list(
-                limit=page_size, after=after, owner_type=owner_type, owner_id=owner_id, tenant_id=tenant_id
-            )
-        )
+        return apaginate(lambda after: self.list(
+            limit=page_size, after=after, owner_type=owner_type, owner_id=owner_id, tenant_id=tenant_id
+        ))  # fmt: skip
 
     async def get(self, secret_id: str, *, tenant_id: str | None = None) -> SecretInfo:
-        response = await self._c._request("GET", f"/v1/secrets/{segment(secret_id)}", tenant_id=tenant_id)
-        return parse(SecretInfo, response)
+        return await self._send(
+            call(SecretInfo, "GET", item_path(calls.SECRETS, secret_id), tenant_id=tenant_id)
+        )
 
     async def rotate(
         self,
@@ -518,10 +384,8 @@ class Secrets(_Resource):
     ) -> SecretInfo:
         """Replace the value (the version goes up; ``lastRotatedAt`` and ``rotateBy`` move)."""
         payload = body({"value": value, "rotateBy": rotate_by, "expiresAt": expires_at}, drop_none=True)
-        response = await self._c._request(
-            "POST", f"/v1/secrets/{segment(secret_id)}/rotate", json=payload, tenant_id=tenant_id
-        )
-        return parse(SecretInfo, response)
+        path = item_path(calls.SECRETS, secret_id, "/rotate")
+        return await self._send(call(SecretInfo, "POST", path, json=payload, tenant_id=tenant_id))
 
     async def delete(self, secret_id: str, *, tenant_id: str | None = None) -> None:
-        await self._c._request("DELETE", f"/v1/secrets/{segment(secret_id)}", tenant_id=tenant_id)
+        await self._send(empty_call("DELETE", item_path(calls.SECRETS, secret_id), tenant_id))

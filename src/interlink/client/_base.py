@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import random
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any, Final, Protocol, TypeVar
+from functools import partial
+from typing import Any, Final, Generic, Protocol, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -19,6 +22,9 @@ from interlink.client.errors import InterlinkConnectionError, InterlinkTimeoutEr
 from interlink.client.models import Page
 
 M = TypeVar("M", bound=BaseModel)
+R = TypeVar("R")
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 DEFAULT_BASE_URL: Final = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT: Final = 30.0
@@ -56,6 +62,17 @@ def new_correlation_id() -> str:
 def segment(value: str) -> str:
     """A path segment, escaped so an id can never change the route."""
     return quote(value, safe="")
+
+
+def camel(name: str) -> str:
+    """The API's camelCase name of an SDK keyword argument: ``max_in_flight`` -> ``maxInFlight``."""
+    first, *rest = name.split("_")
+    return first + "".join(part.capitalize() for part in rest)
+
+
+def item_path(collection: str, item_id: str, suffix: str = "") -> str:
+    """``{collection}/{item_id}{suffix}``, the id escaped (see :func:`segment`)."""
+    return f"{collection}/{segment(item_id)}{suffix}"
 
 
 def jsonable(value: Any) -> Any:
@@ -99,6 +116,15 @@ def rate_limit_body(limit: int | NotGiven | None, period_seconds: int | None) ->
     if period_seconds is not None:
         out["periodSeconds"] = period_seconds
     return out
+
+
+def model_or_mapping(value: Any) -> Any:
+    """A nested object for a body: a model as its camelCase dump, a mapping as a dict, else as is."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(by_alias=True)
+    if isinstance(value, Mapping):
+        return dict(value)
+    return value
 
 
 def scope_list(scopes: Iterable[str]) -> list[str]:
@@ -201,12 +227,94 @@ class ClientConfig:
             return backoff(attempt)
         return None
 
+    def settle(
+        self,
+        method: str,
+        attempt: int,
+        correlation_id: str,
+        outcome: httpx.Response | httpx.TransportError,
+        *,
+        retry_safe: bool,
+    ) -> float | httpx.Response:
+        """After one attempt: the seconds to wait before the next one, or the final answer.
+
+        A final non-2xx answer raises its typed error (:meth:`check`); a final transport error
+        raises :class:`InterlinkConnectionError` (or :class:`InterlinkTimeoutError`).
+        """
+        if isinstance(outcome, httpx.Response):
+            delay = self.retry_delay(method, attempt, response=outcome, retry_safe=retry_safe)
+            return self.check(outcome, correlation_id) if delay is None else delay
+        delay = self.retry_delay(method, attempt, error=outcome, retry_safe=retry_safe)
+        if delay is None:
+            raise connection_error(outcome, self.base_url, correlation_id) from outcome
+        return delay
+
     def check(self, response: httpx.Response, correlation_id: str) -> httpx.Response:
         """Remember the correlation id; raise the typed error for a non-2xx answer."""
         self.last_correlation_id = response.headers.get("x-correlation-id", correlation_id)
         if response.is_success:
             return response
         raise error_from_response(response)
+
+
+class ClientCore:
+    """What :class:`InterlinkClient` and :class:`AsyncInterlinkClient` share besides their I/O."""
+
+    def __init__(self, base_url: str, api_key: str, **options: Any) -> None:
+        """``options`` are the keyword arguments of :class:`ClientConfig`."""
+        self._config = ClientConfig(base_url, api_key, **options)
+        self._owns_http = True
+
+    @classmethod
+    def from_env(cls, **kwargs: Any) -> Self:
+        """A client from ``INTERLINK_API_URL``, ``INTERLINK_API_KEY`` and ``INTERLINK_TENANT_ID``."""
+        url, key, tenant = ClientConfig.env(
+            kwargs.pop("base_url", None), kwargs.pop("api_key", None), kwargs.pop("tenant_id", None)
+        )
+        return cls(url, key, tenant_id=tenant, **kwargs)
+
+    def _bind(self) -> None:
+        """Attach the resources (``self.keys``, ``self.endpoints``, ...) to this client."""
+        raise NotImplementedError
+
+    @property
+    def base_url(self) -> str:
+        return self._config.base_url
+
+    @property
+    def tenant_id(self) -> str | None:
+        return self._config.tenant_id
+
+    @property
+    def last_correlation_id(self) -> str | None:
+        """The ``X-Correlation-Id`` of the most recent answer."""
+        return self._config.last_correlation_id
+
+    def with_options(
+        self,
+        *,
+        tenant_id: str | NotGiven | None = NOT_GIVEN,
+        correlation_id: str | NotGiven | None = NOT_GIVEN,
+        max_retries: int | NotGiven = NOT_GIVEN,
+    ) -> Self:
+        """A copy sharing this client's connections, with other defaults (closing it is a no-op)."""
+        clone = copy.copy(self)
+        clone._config = copy.copy(self._config)
+        clone._config.last_correlation_id = None
+        if not isinstance(tenant_id, NotGiven):
+            clone._config.tenant_id = tenant_id
+        if not isinstance(correlation_id, NotGiven):
+            clone._config.correlation_id = correlation_id
+        if not isinstance(max_retries, NotGiven):
+            clone._config.max_retries = max_retries
+        clone._owns_http = False
+        clone._bind()
+        return clone
+
+    def _start(self, tenant_id: str | None) -> tuple[str, dict[str, str]]:
+        """The correlation id and headers of a new request (the same for all its attempts)."""
+        correlation_id = self._config.next_correlation_id()
+        return correlation_id, self._config.request_headers(tenant_id, correlation_id)
 
 
 def backoff(attempt: int) -> float:
@@ -259,3 +367,136 @@ class AsyncRequester(Protocol):
         tenant_id: str | None = None,
         retry_safe: bool = False,
     ) -> httpx.Response: ...
+
+
+@dataclass(frozen=True)
+class Call(Generic[R]):
+    """One API request and how to read its answer.
+
+    Built by a pure function shared by a blocking resource and its asyncio twin; :func:`send` and
+    :func:`asend` make the request (retries and error mapping are the client's ``_request``).
+    """
+
+    method: str
+    path: str
+    read: Callable[[httpx.Response], R]
+    params: dict[str, str | int] | None = None
+    json: Any = None
+    tenant_id: str | None = None
+    retry_safe: bool = False
+
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments of ``_request`` besides method and path."""
+        return {
+            "params": self.params,
+            "json": self.json,
+            "tenant_id": self.tenant_id,
+            "retry_safe": self.retry_safe,
+        }
+
+
+def call(
+    model: type[M],
+    method: str,
+    path: str,
+    *,
+    params: dict[str, str | int] | None = None,
+    json: Any = None,
+    tenant_id: str | None = None,
+    retry_safe: bool = False,
+) -> Call[M]:
+    """A request whose answer is one ``model``."""
+    return Call(method, path, partial(parse, model), params, json, tenant_id, retry_safe)
+
+
+def page_call(
+    model: type[M], path: str, params: dict[str, str | int], tenant_id: str | None = None
+) -> Call[Page[M]]:
+    """A ``GET`` of one page of ``model`` items."""
+    return Call("GET", path, partial(parse_page, model), params, tenant_id=tenant_id)
+
+
+def _nothing(response: httpx.Response) -> None:
+    return None
+
+
+def empty_call(method: str, path: str, tenant_id: str | None = None) -> Call[None]:
+    """A request whose answer carries nothing to read (``DELETE``)."""
+    return Call(method, path, _nothing, tenant_id=tenant_id)
+
+
+def send(client: SyncRequester, request: Call[R]) -> R:
+    """Make ``request`` with a blocking client and read the answer (a non-2xx raises the typed error)."""
+    return request.read(client._request(request.method, request.path, **request.options()))
+
+
+async def asend(client: AsyncRequester, request: Call[R]) -> R:
+    """:func:`send` for an asyncio client."""
+    return request.read(await client._request(request.method, request.path, **request.options()))
+
+
+class Paged(Protocol[T_co]):
+    """A page of a list: its items, whether more follow and the cursor to the next page."""
+
+    @property
+    def data(self) -> Sequence[T_co]: ...
+
+    @property
+    def has_more(self) -> bool: ...
+
+    @property
+    def next_cursor(self) -> str | None: ...
+
+
+def next_after(page: Paged[Any]) -> str | None:
+    """The cursor of the page after ``page``, or None when it is the last one."""
+    return page.next_cursor if page.has_more and page.next_cursor else None
+
+
+def paginate(
+    fetch: Callable[[str | None], Paged[T]],
+    follow: Callable[[Paged[T]], str | None] = next_after,
+) -> Iterator[T]:
+    """Every item of every page: ``fetch(cursor)`` from ``None`` while ``follow(page)`` gives a cursor."""
+    cursor: str | None = None
+    while True:
+        page = fetch(cursor)
+        yield from page.data
+        cursor = follow(page)
+        if cursor is None:
+            return
+
+
+async def apaginate(
+    fetch: Callable[[str | None], Awaitable[Paged[T]]],
+    follow: Callable[[Paged[T]], str | None] = next_after,
+) -> AsyncIterator[T]:
+    """:func:`paginate` for an asyncio ``fetch`` (use with ``async for``)."""
+    cursor: str | None = None
+    while True:
+        page = await fetch(cursor)
+        for item in page.data:
+            yield item
+        cursor = follow(page)
+        if cursor is None:
+            return
+
+
+class SyncResource:
+    """Base of a blocking resource: holds the client and sends :class:`Call` s through it."""
+
+    def __init__(self, client: SyncRequester) -> None:
+        self._c = client
+
+    def _send(self, request: Call[R]) -> R:
+        return send(self._c, request)
+
+
+class AsyncResource:
+    """Base of an asyncio resource: :class:`SyncResource` with ``await``."""
+
+    def __init__(self, client: AsyncRequester) -> None:
+        self._c = client
+
+    async def _send(self, request: Call[R]) -> R:
+        return await asend(self._c, request)

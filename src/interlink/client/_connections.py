@@ -11,15 +11,20 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
 from interlink.client._base import (
+    IDEMPOTENT_METHODS,
     NOT_GIVEN,
-    AsyncRequester,
+    AsyncResource,
+    Call,
     NotGiven,
-    SyncRequester,
+    SyncResource,
+    apaginate,
     body,
-    parse,
-    parse_page,
+    call,
+    empty_call,
+    item_path,
+    page_call,
+    paginate,
     query,
-    segment,
 )
 from interlink.client.models import Page
 from interlink.connections.connection_schemas import (
@@ -40,10 +45,7 @@ __all__ = [
 ]
 
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
-
-
-_Sync = SyncRequester
-_Async = AsyncRequester
+PATH = "/v1/connections"
 
 
 def _create_body(
@@ -94,6 +96,8 @@ def _list_params(
 
 
 def _proxy_call(
+    connection_id: str,
+    tenant_id: str | None,
     method: str,
     path: str,
     query_params: dict[str, Any] | None,
@@ -103,8 +107,8 @@ def _proxy_call(
     idempotency_key: str | None,
     max_attempts: int | None,
     timeout_seconds: float | None,
-) -> tuple[dict[str, Any], bool]:
-    """The proxy request body, and whether re-sending it is safe (idempotent method or keyed)."""
+) -> Call[ProxyAnswer]:
+    """The proxy request; re-sending it is safe for an idempotent method or with an idempotency key."""
     payload = body(
         {
             "method": method.upper(),
@@ -120,20 +124,23 @@ def _proxy_call(
     )
     if not isinstance(json_body, NotGiven):
         payload["body"] = json_body
-    return payload, method.upper() in _IDEMPOTENT_METHODS or idempotency_key is not None
+    safe = method.upper() in IDEMPOTENT_METHODS or idempotency_key is not None
+    return call(
+        ProxyAnswer,
+        "POST",
+        item_path(PATH, connection_id, "/proxy"),
+        json=payload,
+        tenant_id=tenant_id,
+        retry_safe=safe,
+    )
 
 
 def _update_body(**fields: Any) -> dict[str, Any]:
-    names = {"status": "status", "name": "name", "config": "config", "credentials": "credentials"}
-    names.update({"scopes": "scopes", "metadata": "metadata"})
-    return body({names[k]: v for k, v in fields.items()}, drop_none=False)
+    return body(fields, drop_none=False)
 
 
-class Connections:
+class Connections(SyncResource):
     """``/v1/connections``: create, validate, list, get, update, delete; the OAuth2 authorize URL."""
-
-    def __init__(self, client: _Sync) -> None:
-        self._c = client
 
     def create(
         self,
@@ -152,9 +159,7 @@ class Connections:
         payload = _create_body(
             provider_key, name, environment, config, auth_type, credentials, scopes, metadata
         )
-        return parse(
-            ConnectionInfo, self._c._request("POST", "/v1/connections", json=payload, tenant_id=tenant_id)
-        )
+        return self._send(call(ConnectionInfo, "POST", PATH, json=payload, tenant_id=tenant_id))
 
     def validate(
         self,
@@ -173,8 +178,9 @@ class Connections:
         payload = _create_body(
             provider_key, name, environment, config, auth_type, credentials, scopes, metadata
         )
-        response = self._c._request("POST", "/v1/connections/validate", json=payload, tenant_id=tenant_id)
-        return parse(ConnectionValidation, response)
+        return self._send(
+            call(ConnectionValidation, "POST", f"{PATH}/validate", json=payload, tenant_id=tenant_id)
+        )
 
     def list(
         self,
@@ -189,8 +195,7 @@ class Connections:
     ) -> Page[ConnectionInfo]:
         """One page of connections, newest first."""
         params = _list_params(limit, after, provider_key, environment, status, auth_type)
-        response = self._c._request("GET", "/v1/connections", params=params, tenant_id=tenant_id)
-        return parse_page(ConnectionInfo, response)
+        return self._send(page_call(ConnectionInfo, PATH, params, tenant_id))
 
     def iter_all(
         self,
@@ -202,20 +207,14 @@ class Connections:
         page_size: int = 100,
         tenant_id: str | None = None,
     ) -> Iterator[ConnectionInfo]:
-        after: str | None = None
-        while True:
-            page = self.list(
-                provider_key=provider_key, environment=environment, status=status, auth_type=auth_type,
-                limit=page_size, after=after, tenant_id=tenant_id,
-            )  # fmt: skip
-            yield from page.data
-            if not page.has_more or not page.next_cursor:
-                return
-            after = page.next_cursor
+        """Every matching connection, newest first, fetching pages as needed."""
+        return paginate(lambda after: self.list(
+            provider_key=provider_key, environment=environment, status=status, auth_type=auth_type,
+            limit=page_size, after=after, tenant_id=tenant_id,
+        ))  # fmt: skip
 
     def get(self, connection_id: str, *, tenant_id: str | None = None) -> ConnectionInfo:
-        response = self._c._request("GET", f"/v1/connections/{segment(connection_id)}", tenant_id=tenant_id)
-        return parse(ConnectionInfo, response)
+        return self._send(call(ConnectionInfo, "GET", item_path(PATH, connection_id), tenant_id=tenant_id))
 
     def update(
         self,
@@ -233,19 +232,18 @@ class Connections:
         payload = _update_body(
             name=name, config=config, credentials=credentials, scopes=scopes, metadata=metadata, status=status
         )
-        response = self._c._request(
-            "PATCH", f"/v1/connections/{segment(connection_id)}", json=payload, tenant_id=tenant_id
+        return self._send(
+            call(ConnectionInfo, "PATCH", item_path(PATH, connection_id), json=payload, tenant_id=tenant_id)
         )
-        return parse(ConnectionInfo, response)
 
     def delete(self, connection_id: str, *, tenant_id: str | None = None) -> None:
         """Delete the connection and its stored credentials and tokens."""
-        self._c._request("DELETE", f"/v1/connections/{segment(connection_id)}", tenant_id=tenant_id)
+        self._send(empty_call("DELETE", item_path(PATH, connection_id), tenant_id))
 
     def authorize_url(self, connection_id: str, *, tenant_id: str | None = None) -> AuthorizeUrl:
         """The provider's authorize URL for an OAUTH2_AUTHORIZATION_CODE connection."""
-        path = f"/v1/connections/{segment(connection_id)}/oauth/authorize-url"
-        return parse(AuthorizeUrl, self._c._request("GET", path, tenant_id=tenant_id))
+        path = item_path(PATH, connection_id, "/oauth/authorize-url")
+        return self._send(call(AuthorizeUrl, "GET", path, tenant_id=tenant_id))
 
     def proxy(
         self,
@@ -265,24 +263,14 @@ class Connections:
         """Call the provider through the connection (credentials injected by Interlink). Any
         answer of the provider comes back as :class:`ProxyAnswer` (``status`` is the provider's);
         no answer raises an ``ApiError`` with status 502, 503 or 504."""
-        payload, safe = _proxy_call(
-            method, path, query, headers, json, form, idempotency_key, max_attempts, timeout_seconds
-        )
-        response = self._c._request(
-            "POST",
-            f"/v1/connections/{segment(connection_id)}/proxy",
-            json=payload,
-            tenant_id=tenant_id,
-            retry_safe=safe,
-        )
-        return parse(ProxyAnswer, response)
+        return self._send(_proxy_call(
+            connection_id, tenant_id, method, path, query, headers, json, form, idempotency_key,
+            max_attempts, timeout_seconds,
+        ))  # fmt: skip
 
 
-class AsyncConnections:
-    """``/v1/connections`` with ``await``."""
-
-    def __init__(self, client: _Async) -> None:
-        self._c = client
+class AsyncConnections(AsyncResource):
+    """``/v1/connections`` with ``await`` (same surface as :class:`Connections`)."""
 
     async def create(
         self,
@@ -297,11 +285,11 @@ class AsyncConnections:
         metadata: dict[str, Any] | None = None,
         tenant_id: str | None = None,
     ) -> ConnectionInfo:
+        """Create a connection (``ValidationError`` names the field; ``ConflictError`` for a taken name)."""
         payload = _create_body(
             provider_key, name, environment, config, auth_type, credentials, scopes, metadata
         )
-        response = await self._c._request("POST", "/v1/connections", json=payload, tenant_id=tenant_id)
-        return parse(ConnectionInfo, response)
+        return await self._send(call(ConnectionInfo, "POST", PATH, json=payload, tenant_id=tenant_id))
 
     async def validate(
         self,
@@ -316,13 +304,13 @@ class AsyncConnections:
         metadata: dict[str, Any] | None = None,
         tenant_id: str | None = None,
     ) -> ConnectionValidation:
+        """Check a create request without saving anything."""
         payload = _create_body(
             provider_key, name, environment, config, auth_type, credentials, scopes, metadata
         )
-        response = await self._c._request(
-            "POST", "/v1/connections/validate", json=payload, tenant_id=tenant_id
+        return await self._send(
+            call(ConnectionValidation, "POST", f"{PATH}/validate", json=payload, tenant_id=tenant_id)
         )
-        return parse(ConnectionValidation, response)
 
     async def list(
         self,
@@ -335,11 +323,11 @@ class AsyncConnections:
         after: str | None = None,
         tenant_id: str | None = None,
     ) -> Page[ConnectionInfo]:
+        """One page of connections, newest first."""
         params = _list_params(limit, after, provider_key, environment, status, auth_type)
-        response = await self._c._request("GET", "/v1/connections", params=params, tenant_id=tenant_id)
-        return parse_page(ConnectionInfo, response)
+        return await self._send(page_call(ConnectionInfo, PATH, params, tenant_id))
 
-    async def iter_all(
+    def iter_all(
         self,
         *,
         provider_key: str | None = None,
@@ -349,23 +337,16 @@ class AsyncConnections:
         page_size: int = 100,
         tenant_id: str | None = None,
     ) -> AsyncIterator[ConnectionInfo]:
-        after: str | None = None
-        while True:
-            page = await self.list(
-                provider_key=provider_key, environment=environment, status=status, auth_type=auth_type,
-                limit=page_size, after=after, tenant_id=tenant_id,
-            )  # fmt: skip
-            for item in page.data:
-                yield item
-            if not page.has_more or not page.next_cursor:
-                return
-            after = page.next_cursor
+        """Every matching connection, newest first, fetching pages as needed (``async for``)."""
+        return apaginate(lambda after: self.list(
+            provider_key=provider_key, environment=environment, status=status, auth_type=auth_type,
+            limit=page_size, after=after, tenant_id=tenant_id,
+        ))  # fmt: skip
 
     async def get(self, connection_id: str, *, tenant_id: str | None = None) -> ConnectionInfo:
-        response = await self._c._request(
-            "GET", f"/v1/connections/{segment(connection_id)}", tenant_id=tenant_id
+        return await self._send(
+            call(ConnectionInfo, "GET", item_path(PATH, connection_id), tenant_id=tenant_id)
         )
-        return parse(ConnectionInfo, response)
 
     async def update(
         self,
@@ -379,20 +360,22 @@ class AsyncConnections:
         status: IntegrationConnectionStatus | str | NotGiven = NOT_GIVEN,
         tenant_id: str | None = None,
     ) -> ConnectionInfo:
+        """Change fields; ``status`` may be ACTIVE, DISABLED or REVOKED (``ConflictError`` otherwise)."""
         payload = _update_body(
             name=name, config=config, credentials=credentials, scopes=scopes, metadata=metadata, status=status
         )
-        response = await self._c._request(
-            "PATCH", f"/v1/connections/{segment(connection_id)}", json=payload, tenant_id=tenant_id
+        return await self._send(
+            call(ConnectionInfo, "PATCH", item_path(PATH, connection_id), json=payload, tenant_id=tenant_id)
         )
-        return parse(ConnectionInfo, response)
 
     async def delete(self, connection_id: str, *, tenant_id: str | None = None) -> None:
-        await self._c._request("DELETE", f"/v1/connections/{segment(connection_id)}", tenant_id=tenant_id)
+        """Delete the connection and its stored credentials and tokens."""
+        await self._send(empty_call("DELETE", item_path(PATH, connection_id), tenant_id))
 
     async def authorize_url(self, connection_id: str, *, tenant_id: str | None = None) -> AuthorizeUrl:
-        path = f"/v1/connections/{segment(connection_id)}/oauth/authorize-url"
-        return parse(AuthorizeUrl, await self._c._request("GET", path, tenant_id=tenant_id))
+        """The provider's authorize URL for an OAUTH2_AUTHORIZATION_CODE connection."""
+        path = item_path(PATH, connection_id, "/oauth/authorize-url")
+        return await self._send(call(AuthorizeUrl, "GET", path, tenant_id=tenant_id))
 
     async def proxy(
         self,
@@ -409,14 +392,8 @@ class AsyncConnections:
         timeout_seconds: float | None = None,
         tenant_id: str | None = None,
     ) -> ProxyAnswer:
-        payload, safe = _proxy_call(
-            method, path, query, headers, json, form, idempotency_key, max_attempts, timeout_seconds
-        )
-        response = await self._c._request(
-            "POST",
-            f"/v1/connections/{segment(connection_id)}/proxy",
-            json=payload,
-            tenant_id=tenant_id,
-            retry_safe=safe,
-        )
-        return parse(ProxyAnswer, response)
+        """As :meth:`Connections.proxy`, awaited."""
+        return await self._send(_proxy_call(
+            connection_id, tenant_id, method, path, query, headers, json, form, idempotency_key,
+            max_attempts, timeout_seconds,
+        ))  # fmt: skip

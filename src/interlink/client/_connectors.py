@@ -13,7 +13,22 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from interlink.client._base import AsyncRequester, SyncRequester, parse, query, segment
+import httpx
+
+from interlink.client._base import (
+    AsyncResource,
+    Call,
+    Paged,
+    SyncResource,
+    apaginate,
+    call,
+    empty_call,
+    item_path,
+    paginate,
+    parse,
+    query,
+    segment,
+)
 from interlink.connectors.base import ConnectorList, IntegrationConnectorInfo, RecordList, RecordOut
 
 __all__ = ["AsyncConnectors", "Connectors", "IntegrationConnectorInfo", "RecordList", "RecordOut"]
@@ -28,20 +43,30 @@ def _record_params(cursor: str | None, since: datetime | None, limit: int | None
     return query({"cursor": cursor, "since": since, "limit": limit})
 
 
-class Connectors:
-    """``/v1/connectors`` and ``/v1/connections/{id}/resources``."""
+def _connectors(response: httpx.Response) -> list[IntegrationConnectorInfo]:
+    return parse(ConnectorList, response).data
 
-    def __init__(self, client: SyncRequester) -> None:
-        self._c = client
+
+def _list_call(provider: str | None) -> Call[list[IntegrationConnectorInfo]]:
+    """Every connector sorted by key, or those serving ``provider``."""
+    return Call("GET", "/v1/connectors", _connectors, params=query({"provider": provider}))
+
+
+def _next_records(page: Paged[RecordOut]) -> str | None:
+    """Records are read until the service gives no next cursor."""
+    return page.next_cursor
+
+
+class Connectors(SyncResource):
+    """``/v1/connectors`` and ``/v1/connections/{id}/resources``."""
 
     def list(self, *, provider: str | None = None) -> list[IntegrationConnectorInfo]:
         """Every connector sorted by key, or those serving ``provider``."""
-        response = self._c._request("GET", "/v1/connectors", params=query({"provider": provider}))
-        return parse(ConnectorList, response).data
+        return self._send(_list_call(provider))
 
     def get(self, key: str) -> IntegrationConnectorInfo:
         """One connector (``NotFoundError`` when there is none with that key)."""
-        return parse(IntegrationConnectorInfo, self._c._request("GET", f"/v1/connectors/{segment(key)}"))
+        return self._send(call(IntegrationConnectorInfo, "GET", item_path("/v1/connectors", key)))
 
     def list_records(
         self,
@@ -54,11 +79,8 @@ class Connectors:
         tenant_id: str | None = None,
     ) -> RecordList:
         """One page of records; pass ``next_cursor`` back as ``cursor``."""
-        params = _record_params(cursor, since, limit)
-        response = self._c._request(
-            "GET", _records_path(connection_id, resource), params=params, tenant_id=tenant_id
-        )
-        return parse(RecordList, response)
+        path, params = _records_path(connection_id, resource), _record_params(cursor, since, limit)
+        return self._send(call(RecordList, "GET", path, params=params, tenant_id=tenant_id))
 
     def iter_records(
         self,
@@ -70,27 +92,21 @@ class Connectors:
         tenant_id: str | None = None,
     ) -> Iterator[RecordOut]:
         """Every record, fetching pages as needed."""
-        cursor: str | None = None
-        while True:
-            page = self.list_records(
-                connection_id, resource, cursor=cursor, since=since, limit=limit, tenant_id=tenant_id
-            )
-            yield from page.data
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+        return paginate(lambda cursor: self.list_records(
+            connection_id, resource, cursor=cursor, since=since, limit=limit, tenant_id=tenant_id
+        ), _next_records)  # fmt: skip
 
     def get_record(
         self, connection_id: str, resource: str, record_id: str, *, tenant_id: str | None = None
     ) -> RecordOut:
         path = _records_path(connection_id, resource, record_id)
-        return parse(RecordOut, self._c._request("GET", path, tenant_id=tenant_id))
+        return self._send(call(RecordOut, "GET", path, tenant_id=tenant_id))
 
     def create_record(
         self, connection_id: str, resource: str, data: Mapping[str, Any], *, tenant_id: str | None = None
     ) -> RecordOut:
         path = _records_path(connection_id, resource)
-        return parse(RecordOut, self._c._request("POST", path, json=dict(data), tenant_id=tenant_id))
+        return self._send(call(RecordOut, "POST", path, json=dict(data), tenant_id=tenant_id))
 
     def update_record(
         self,
@@ -102,27 +118,24 @@ class Connectors:
         tenant_id: str | None = None,
     ) -> RecordOut:
         path = _records_path(connection_id, resource, record_id)
-        return parse(RecordOut, self._c._request("PATCH", path, json=dict(data), tenant_id=tenant_id))
+        return self._send(call(RecordOut, "PATCH", path, json=dict(data), tenant_id=tenant_id))
 
     def delete_record(
         self, connection_id: str, resource: str, record_id: str, *, tenant_id: str | None = None
     ) -> None:
-        self._c._request("DELETE", _records_path(connection_id, resource, record_id), tenant_id=tenant_id)
+        self._send(empty_call("DELETE", _records_path(connection_id, resource, record_id), tenant_id))
 
 
-class AsyncConnectors:
+class AsyncConnectors(AsyncResource):
     """``/v1/connectors`` and ``/v1/connections/{id}/resources`` with ``await``."""
 
-    def __init__(self, client: AsyncRequester) -> None:
-        self._c = client
-
     async def list(self, *, provider: str | None = None) -> list[IntegrationConnectorInfo]:
-        response = await self._c._request("GET", "/v1/connectors", params=query({"provider": provider}))
-        return parse(ConnectorList, response).data
+        """Every connector sorted by key, or those serving ``provider``."""
+        return await self._send(_list_call(provider))
 
     async def get(self, key: str) -> IntegrationConnectorInfo:
-        response = await self._c._request("GET", f"/v1/connectors/{segment(key)}")
-        return parse(IntegrationConnectorInfo, response)
+        """One connector (``NotFoundError`` when there is none with that key)."""
+        return await self._send(call(IntegrationConnectorInfo, "GET", item_path("/v1/connectors", key)))
 
     async def list_records(
         self,
@@ -134,13 +147,11 @@ class AsyncConnectors:
         limit: int | None = None,
         tenant_id: str | None = None,
     ) -> RecordList:
-        params = _record_params(cursor, since, limit)
-        response = await self._c._request(
-            "GET", _records_path(connection_id, resource), params=params, tenant_id=tenant_id
-        )
-        return parse(RecordList, response)
+        """One page of records; pass ``next_cursor`` back as ``cursor``."""
+        path, params = _records_path(connection_id, resource), _record_params(cursor, since, limit)
+        return await self._send(call(RecordList, "GET", path, params=params, tenant_id=tenant_id))
 
-    async def iter_records(
+    def iter_records(
         self,
         connection_id: str,
         resource: str,
@@ -149,28 +160,22 @@ class AsyncConnectors:
         limit: int | None = None,
         tenant_id: str | None = None,
     ) -> AsyncIterator[RecordOut]:
-        cursor: str | None = None
-        while True:
-            page = await self.list_records(
-                connection_id, resource, cursor=cursor, since=since, limit=limit, tenant_id=tenant_id
-            )
-            for item in page.data:
-                yield item
-            if page.next_cursor is None:
-                return
-            cursor = page.next_cursor
+        """Every record, fetching pages as needed (``async for``)."""
+        return apaginate(lambda cursor: self.list_records(
+            connection_id, resource, cursor=cursor, since=since, limit=limit, tenant_id=tenant_id
+        ), _next_records)  # fmt: skip
 
     async def get_record(
         self, connection_id: str, resource: str, record_id: str, *, tenant_id: str | None = None
     ) -> RecordOut:
         path = _records_path(connection_id, resource, record_id)
-        return parse(RecordOut, await self._c._request("GET", path, tenant_id=tenant_id))
+        return await self._send(call(RecordOut, "GET", path, tenant_id=tenant_id))
 
     async def create_record(
         self, connection_id: str, resource: str, data: Mapping[str, Any], *, tenant_id: str | None = None
     ) -> RecordOut:
         path = _records_path(connection_id, resource)
-        return parse(RecordOut, await self._c._request("POST", path, json=dict(data), tenant_id=tenant_id))
+        return await self._send(call(RecordOut, "POST", path, json=dict(data), tenant_id=tenant_id))
 
     async def update_record(
         self,
@@ -182,10 +187,9 @@ class AsyncConnectors:
         tenant_id: str | None = None,
     ) -> RecordOut:
         path = _records_path(connection_id, resource, record_id)
-        return parse(RecordOut, await self._c._request("PATCH", path, json=dict(data), tenant_id=tenant_id))
+        return await self._send(call(RecordOut, "PATCH", path, json=dict(data), tenant_id=tenant_id))
 
     async def delete_record(
         self, connection_id: str, resource: str, record_id: str, *, tenant_id: str | None = None
     ) -> None:
-        path = _records_path(connection_id, resource, record_id)
-        await self._c._request("DELETE", path, tenant_id=tenant_id)
+        await self._send(empty_call("DELETE", _records_path(connection_id, resource, record_id), tenant_id))

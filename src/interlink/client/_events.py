@@ -11,7 +11,21 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from interlink.client._base import AsyncRequester, SyncRequester, body, parse, parse_page, query, segment
+import httpx
+
+from interlink.client._base import (
+    AsyncResource,
+    Call,
+    SyncResource,
+    apaginate,
+    body,
+    call,
+    item_path,
+    page_call,
+    paginate,
+    parse,
+    query,
+)
 from interlink.client.models import Page
 from interlink.core.enums import DeliveryStatus
 from interlink.webhooks.delivery_schemas import (
@@ -38,9 +52,8 @@ __all__ = [
     "WebhookDeliveryInfo",
 ]
 
-
-_Sync = SyncRequester
-_Async = AsyncRequester
+EVENTS = "/v1/events"
+DELIVERIES = "/v1/deliveries"
 
 
 EventItem = EventCreate | Mapping[str, Any]
@@ -49,7 +62,7 @@ EventItem = EventCreate | Mapping[str, Any]
 _SNAKE_FIELDS = {"endpoint_ids": "endpointIds", "idempotency_key": "idempotencyKey"}
 
 
-def _event_body(
+def _send_call(
     event_type: str,
     payload: Mapping[str, Any],
     endpoint_ids: Sequence[str] | None,
@@ -57,8 +70,10 @@ def _event_body(
     priority: PriorityName | str | None,
     immediate: bool,
     metadata: Mapping[str, Any] | None,
-) -> dict[str, Any]:
-    return body(
+    tenant_id: str | None,
+) -> Call[EventInfo]:
+    """Send one event; safe to re-send when it carries an idempotency key."""
+    event = body(
         {
             "type": event_type,
             "payload": dict(payload),
@@ -70,24 +85,35 @@ def _event_body(
         },
         drop_none=True,
     )
+    return call(
+        EventInfo, "POST", EVENTS, json=event, tenant_id=tenant_id, retry_safe=idempotency_key is not None
+    )
 
 
-def _batch_body(events: Sequence[EventItem]) -> dict[str, Any]:
+def _batch_call(events: Sequence[EventItem], tenant_id: str | None) -> Call[list[EventInfo]]:
+    """Send a batch; safe to re-send when every event carries an idempotency key."""
     items: list[dict[str, Any]] = []
     for event in events:
         if isinstance(event, EventCreate):
             items.append(event.model_dump(mode="json", by_alias=True, exclude_unset=True))
         else:
             items.append(body({_SNAKE_FIELDS.get(k, k): v for k, v in event.items()}, drop_none=True))
-    return {"events": items}
+    keyed = all(item.get("idempotencyKey") for item in items)
+    return Call(
+        "POST",
+        f"{EVENTS}/batch",
+        _batch_events,
+        json={"events": items},
+        tenant_id=tenant_id,
+        retry_safe=keyed,
+    )
 
 
-def _all_keyed(batch: dict[str, Any]) -> bool:
-    """True when every event of a batch body carries an idempotency key (so resending is safe)."""
-    return all(item.get("idempotencyKey") for item in batch["events"])
+def _batch_events(response: httpx.Response) -> list[EventInfo]:
+    return parse(EventBatchResult, response).data
 
 
-def _delivery_query(
+def _deliveries_call(
     limit: int,
     after: str | None,
     endpoint_id: str | None,
@@ -95,9 +121,10 @@ def _delivery_query(
     status: DeliveryStatus | str | None,
     since: datetime | None,
     until: datetime | None,
-    event_type: str | None = None,
-) -> dict[str, str | int]:
-    return query(
+    event_type: str | None,
+    tenant_id: str | None,
+) -> Call[Page[WebhookDeliveryInfo]]:
+    params = query(
         {
             "limit": limit,
             "after": after,
@@ -109,16 +136,14 @@ def _delivery_query(
             "eventType": event_type,
         }
     )
+    return page_call(WebhookDeliveryInfo, DELIVERIES, params, tenant_id)
 
 
 # -- blocking --------------------------------------------------------------------------------------
 
 
-class Events:
+class Events(SyncResource):
     """``/v1/events``: send events to every matching endpoint, and read them back."""
-
-    def __init__(self, client: _Sync) -> None:
-        self._c = client
 
     def send(
         self,
@@ -138,30 +163,17 @@ class Events:
         ``created=False`` and nothing is sent again. ``immediate`` makes the first attempt of each
         delivery before answering.
         """
-        payload_body = _event_body(
-            event_type, payload, endpoint_ids, idempotency_key, priority, immediate, metadata
-        )
-        response = self._c._request(
-            "POST",
-            "/v1/events",
-            json=payload_body,
-            tenant_id=tenant_id,
-            retry_safe=idempotency_key is not None,
-        )
-        return parse(EventInfo, response)
+        return self._send(_send_call(
+            event_type, payload, endpoint_ids, idempotency_key, priority, immediate, metadata, tenant_id
+        ))  # fmt: skip
 
     def send_batch(self, events: Sequence[EventItem], *, tenant_id: str | None = None) -> list[EventInfo]:
         """Accept up to 100 events, all or none (one bad event refuses the batch, naming ``events.<i>``)."""
-        batch = _batch_body(events)
-        response = self._c._request(
-            "POST", "/v1/events/batch", json=batch, tenant_id=tenant_id, retry_safe=_all_keyed(batch)
-        )
-        return parse(EventBatchResult, response).data
+        return self._send(_batch_call(events, tenant_id))
 
     def get(self, event_id: str, *, tenant_id: str | None = None) -> EventInfo:
         """One event with its deliveries."""
-        response = self._c._request("GET", f"/v1/events/{segment(event_id)}", tenant_id=tenant_id)
-        return parse(EventInfo, response)
+        return self._send(call(EventInfo, "GET", item_path(EVENTS, event_id), tenant_id=tenant_id))
 
     def list(
         self,
@@ -172,27 +184,19 @@ class Events:
         tenant_id: str | None = None,
     ) -> Page[EventInfo]:
         params = query({"limit": limit, "after": after, "type": event_type})
-        response = self._c._request("GET", "/v1/events", params=params, tenant_id=tenant_id)
-        return parse_page(EventInfo, response)
+        return self._send(page_call(EventInfo, EVENTS, params, tenant_id))
 
     def iter_all(
         self, *, event_type: str | None = None, page_size: int = 100, tenant_id: str | None = None
     ) -> Iterator[EventInfo]:
         """Every event (of ``event_type`` when given), newest first, fetching pages as needed."""
-        after: str | None = None
-        while True:
-            page = self.list(limit=page_size, after=after, event_type=event_type, tenant_id=tenant_id)
-            yield from page.data
-            if not page.has_more or not page.next_cursor:
-                return
-            after = page.next_cursor
+        return paginate(
+            lambda after: self.list(limit=page_size, after=after, event_type=event_type, tenant_id=tenant_id)
+        )
 
 
-class Deliveries:
+class Deliveries(SyncResource):
     """``/v1/deliveries``: the delivery log (one event to one endpoint), attempts, manual retry."""
-
-    def __init__(self, client: _Sync) -> None:
-        self._c = client
 
     def list(
         self,
@@ -209,9 +213,9 @@ class Deliveries:
     ) -> Page[WebhookDeliveryInfo]:
         """Deliveries, newest first; ``since``/``until`` bound their creation time; ``event_type``
         keeps deliveries of events of that type."""
-        params = _delivery_query(limit, after, endpoint_id, event_id, status, since, until, event_type)
-        response = self._c._request("GET", "/v1/deliveries", params=params, tenant_id=tenant_id)
-        return parse_page(WebhookDeliveryInfo, response)
+        return self._send(_deliveries_call(
+            limit, after, endpoint_id, event_id, status, since, until, event_type, tenant_id
+        ))  # fmt: skip
 
     def iter_all(
         self,
@@ -226,68 +230,45 @@ class Deliveries:
         tenant_id: str | None = None,
     ) -> Iterator[WebhookDeliveryInfo]:
         """Every matching delivery (same filters as :meth:`list`), fetching pages as needed."""
-        after: str | None = None
-        while True:
-            page = self.list(
-                limit=page_size,
-                after=after,
-                endpoint_id=endpoint_id,
-                event_id=event_id,
-                status=status,
-                since=since,
-                until=until,
-                event_type=event_type,
-                tenant_id=tenant_id,
-            )
-            yield from page.data
-            if not page.has_more or not page.next_cursor:
-                return
-            after = page.next_cursor
+        return paginate(lambda after: self.list(
+            limit=page_size, after=after, endpoint_id=endpoint_id, event_id=event_id, status=status,
+            since=since, until=until, event_type=event_type, tenant_id=tenant_id,
+        ))  # fmt: skip
 
     def get(self, delivery_id: str, *, tenant_id: str | None = None) -> WebhookDeliveryInfo:
-        response = self._c._request("GET", f"/v1/deliveries/{segment(delivery_id)}", tenant_id=tenant_id)
-        return parse(WebhookDeliveryInfo, response)
+        return self._send(
+            call(WebhookDeliveryInfo, "GET", item_path(DELIVERIES, delivery_id), tenant_id=tenant_id)
+        )
 
     def attempts(
         self, delivery_id: str, *, limit: int = 50, after: str | None = None, tenant_id: str | None = None
     ) -> Page[WebhookAttemptInfo]:
         """Attempts of one delivery, newest first (request headers with credentials redacted)."""
-        response = self._c._request(
-            "GET",
-            f"/v1/deliveries/{segment(delivery_id)}/attempts",
-            params=query({"limit": limit, "after": after}),
-            tenant_id=tenant_id,
+        path, params = (
+            item_path(DELIVERIES, delivery_id, "/attempts"),
+            query({"limit": limit, "after": after}),
         )
-        return parse_page(WebhookAttemptInfo, response)
+        return self._send(page_call(WebhookAttemptInfo, path, params, tenant_id))
 
     def iter_attempts(
         self, delivery_id: str, *, page_size: int = 100, tenant_id: str | None = None
     ) -> Iterator[WebhookAttemptInfo]:
         """Every attempt of one delivery, newest first."""
-        after: str | None = None
-        while True:
-            page = self.attempts(delivery_id, limit=page_size, after=after, tenant_id=tenant_id)
-            yield from page.data
-            if not page.has_more or not page.next_cursor:
-                return
-            after = page.next_cursor
+        return paginate(
+            lambda after: self.attempts(delivery_id, limit=page_size, after=after, tenant_id=tenant_id)
+        )
 
     def retry(self, delivery_id: str, *, tenant_id: str | None = None) -> WebhookDeliveryInfo:
         """Requeue now (audited); ConflictError while it is being sent or its endpoint is disabled."""
-        response = self._c._request(
-            "POST", f"/v1/deliveries/{segment(delivery_id)}/retry", tenant_id=tenant_id
-        )
-        return parse(WebhookDeliveryInfo, response)
+        path = item_path(DELIVERIES, delivery_id, "/retry")
+        return self._send(call(WebhookDeliveryInfo, "POST", path, tenant_id=tenant_id))
 
 
 # -- asyncio ---------------------------------------------------------------------------------------
 
 
-class AsyncEvents:
+class AsyncEvents(AsyncResource):
     """``/v1/events`` with ``await`` (same surface as :class:`Events`)."""
-
-    def __init__(self, client: _Async) -> None:
-        self._c = client
 
     async def send(
         self,
@@ -301,30 +282,20 @@ class AsyncEvents:
         metadata: Mapping[str, Any] | None = None,
         tenant_id: str | None = None,
     ) -> EventInfo:
-        payload_body = _event_body(
-            event_type, payload, endpoint_ids, idempotency_key, priority, immediate, metadata
-        )
-        response = await self._c._request(
-            "POST",
-            "/v1/events",
-            json=payload_body,
-            tenant_id=tenant_id,
-            retry_safe=idempotency_key is not None,
-        )
-        return parse(EventInfo, response)
+        """As :meth:`Events.send`, awaited."""
+        return await self._send(_send_call(
+            event_type, payload, endpoint_ids, idempotency_key, priority, immediate, metadata, tenant_id
+        ))  # fmt: skip
 
     async def send_batch(
         self, events: Sequence[EventItem], *, tenant_id: str | None = None
     ) -> list[EventInfo]:
-        batch = _batch_body(events)
-        response = await self._c._request(
-            "POST", "/v1/events/batch", json=batch, tenant_id=tenant_id, retry_safe=_all_keyed(batch)
-        )
-        return parse(EventBatchResult, response).data
+        """Accept up to 100 events, all or none (one bad event refuses the batch, naming ``events.<i>``)."""
+        return await self._send(_batch_call(events, tenant_id))
 
     async def get(self, event_id: str, *, tenant_id: str | None = None) -> EventInfo:
-        response = await self._c._request("GET", f"/v1/events/{segment(event_id)}", tenant_id=tenant_id)
-        return parse(EventInfo, response)
+        """One event with its deliveries."""
+        return await self._send(call(EventInfo, "GET", item_path(EVENTS, event_id), tenant_id=tenant_id))
 
     async def list(
         self,
@@ -335,27 +306,19 @@ class AsyncEvents:
         tenant_id: str | None = None,
     ) -> Page[EventInfo]:
         params = query({"limit": limit, "after": after, "type": event_type})
-        response = await self._c._request("GET", "/v1/events", params=params, tenant_id=tenant_id)
-        return parse_page(EventInfo, response)
+        return await self._send(page_call(EventInfo, EVENTS, params, tenant_id))
 
-    async def iter_all(
+    def iter_all(
         self, *, event_type: str | None = None, page_size: int = 100, tenant_id: str | None = None
     ) -> AsyncIterator[EventInfo]:
-        after: str | None = None
-        while True:
-            page = await self.list(limit=page_size, after=after, event_type=event_type, tenant_id=tenant_id)
-            for item in page.data:
-                yield item
-            if not page.has_more or not page.next_cursor:
-                return
-            after = page.next_cursor
+        """Every event (of ``event_type`` when given), newest first, fetching pages as needed."""
+        return apaginate(
+            lambda after: self.list(limit=page_size, after=after, event_type=event_type, tenant_id=tenant_id)
+        )
 
 
-class AsyncDeliveries:
+class AsyncDeliveries(AsyncResource):
     """``/v1/deliveries`` with ``await`` (same surface as :class:`Deliveries`)."""
-
-    def __init__(self, client: _Async) -> None:
-        self._c = client
 
     async def list(
         self,
@@ -370,11 +333,12 @@ class AsyncDeliveries:
         event_type: str | None = None,
         tenant_id: str | None = None,
     ) -> Page[WebhookDeliveryInfo]:
-        params = _delivery_query(limit, after, endpoint_id, event_id, status, since, until, event_type)
-        response = await self._c._request("GET", "/v1/deliveries", params=params, tenant_id=tenant_id)
-        return parse_page(WebhookDeliveryInfo, response)
+        """As :meth:`Deliveries.list`, awaited."""
+        return await self._send(_deliveries_call(
+            limit, after, endpoint_id, event_id, status, since, until, event_type, tenant_id
+        ))  # fmt: skip
 
-    async def iter_all(
+    def iter_all(
         self,
         *,
         endpoint_id: str | None = None,
@@ -386,56 +350,36 @@ class AsyncDeliveries:
         page_size: int = 100,
         tenant_id: str | None = None,
     ) -> AsyncIterator[WebhookDeliveryInfo]:
-        after: str | None = None
-        while True:
-            page = await self.list(
-                limit=page_size,
-                after=after,
-                endpoint_id=endpoint_id,
-                event_id=event_id,
-                status=status,
-                since=since,
-                until=until,
-                event_type=event_type,
-                tenant_id=tenant_id,
-            )
-            for item in page.data:
-                yield item
-            if not page.has_more or not page.next_cursor:
-                return
-            after = page.next_cursor
+        """Every matching delivery (same filters as :meth:`list`), fetching pages as needed."""
+        return apaginate(lambda after: self.list(
+            limit=page_size, after=after, endpoint_id=endpoint_id, event_id=event_id, status=status,
+            since=since, until=until, event_type=event_type, tenant_id=tenant_id,
+        ))  # fmt: skip
 
     async def get(self, delivery_id: str, *, tenant_id: str | None = None) -> WebhookDeliveryInfo:
-        response = await self._c._request(
-            "GET", f"/v1/deliveries/{segment(delivery_id)}", tenant_id=tenant_id
+        return await self._send(
+            call(WebhookDeliveryInfo, "GET", item_path(DELIVERIES, delivery_id), tenant_id=tenant_id)
         )
-        return parse(WebhookDeliveryInfo, response)
 
     async def attempts(
         self, delivery_id: str, *, limit: int = 50, after: str | None = None, tenant_id: str | None = None
     ) -> Page[WebhookAttemptInfo]:
-        response = await self._c._request(
-            "GET",
-            f"/v1/deliveries/{segment(delivery_id)}/attempts",
-            params=query({"limit": limit, "after": after}),
-            tenant_id=tenant_id,
+        """Attempts of one delivery, newest first (request headers with credentials redacted)."""
+        path, params = (
+            item_path(DELIVERIES, delivery_id, "/attempts"),
+            query({"limit": limit, "after": after}),
         )
-        return parse_page(WebhookAttemptInfo, response)
+        return await self._send(page_call(WebhookAttemptInfo, path, params, tenant_id))
 
-    async def iter_attempts(
+    def iter_attempts(
         self, delivery_id: str, *, page_size: int = 100, tenant_id: str | None = None
     ) -> AsyncIterator[WebhookAttemptInfo]:
-        after: str | None = None
-        while True:
-            page = await self.attempts(delivery_id, limit=page_size, after=after, tenant_id=tenant_id)
-            for item in page.data:
-                yield item
-            if not page.has_more or not page.next_cursor:
-                return
-            after = page.next_cursor
+        """Every attempt of one delivery, newest first."""
+        return apaginate(
+            lambda after: self.attempts(delivery_id, limit=page_size, after=after, tenant_id=tenant_id)
+        )
 
     async def retry(self, delivery_id: str, *, tenant_id: str | None = None) -> WebhookDeliveryInfo:
-        response = await self._c._request(
-            "POST", f"/v1/deliveries/{segment(delivery_id)}/retry", tenant_id=tenant_id
-        )
-        return parse(WebhookDeliveryInfo, response)
+        """Requeue now (audited); ConflictError while it is being sent or its endpoint is disabled."""
+        path = item_path(DELIVERIES, delivery_id, "/retry")
+        return await self._send(call(WebhookDeliveryInfo, "POST", path, tenant_id=tenant_id))

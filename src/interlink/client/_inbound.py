@@ -14,14 +14,18 @@ from typing import Any
 
 from interlink.client._base import (
     NOT_GIVEN,
-    AsyncRequester,
+    AsyncResource,
     NotGiven,
-    SyncRequester,
+    SyncResource,
+    apaginate,
     body,
-    parse,
-    parse_page,
+    call,
+    camel,
+    empty_call,
+    item_path,
+    page_call,
+    paginate,
     query,
-    segment,
 )
 from interlink.client.models import Page
 from interlink.webhooks.inbound.schemas import InboundSourceCreated, InboundSourceInfo, InboundSourceSecret
@@ -35,10 +39,6 @@ __all__ = [
 ]
 
 PATH = "/v1/inbound-sources"
-
-
-_Sync = SyncRequester
-_Async = AsyncRequester
 
 
 Opt = Any  # a value, None (reset to the default) or NOT_GIVEN (leave as is)
@@ -63,27 +63,30 @@ def _create_body(name: str, scheme: str, fields: Mapping[str, Any]) -> dict[str,
     ) | ({} if isinstance(fields.get("dedupe", NOT_GIVEN), NotGiven) else {"dedupe": fields["dedupe"]})
 
 
+_UPDATE_NAMES = {
+    name: camel(name)
+    for name in (
+        "name",
+        "connection_id",
+        "description",
+        "scheme_options",
+        "tolerance_seconds",
+        "ip_allowlist",
+        "max_body_bytes",
+        "event_type",
+        "dedupe",
+        "enabled",
+    )
+}
+
+
 def _update_body(fields: Mapping[str, Any]) -> dict[str, Any]:
-    names = {
-        "name": "name",
-        "connection_id": "connectionId",
-        "description": "description",
-        "scheme_options": "schemeOptions",
-        "tolerance_seconds": "toleranceSeconds",
-        "ip_allowlist": "ipAllowlist",
-        "max_body_bytes": "maxBodyBytes",
-        "event_type": "eventType",
-        "dedupe": "dedupe",
-        "enabled": "enabled",
-    }
-    return body({names[k]: v for k, v in fields.items()}, drop_none=False)
+    """The PATCH body; an unknown field name raises ``KeyError``."""
+    return body({_UPDATE_NAMES[k]: v for k, v in fields.items()}, drop_none=False)
 
 
-class InboundSources:
+class InboundSources(SyncResource):
     """``/v1/inbound-sources``: where providers post webhooks (``/v1/inbound/{id}``)."""
-
-    def __init__(self, client: _Sync) -> None:
-        self._c = client
 
     def create(
         self,
@@ -104,40 +107,31 @@ class InboundSources:
     ) -> InboundSourceCreated:
         """Create a source. ``secret`` is the one the provider issued (generated when absent); the
         answer's ``signing_secret`` is the only time it is shown. ``dedupe=None`` turns dedupe off."""
-        payload = _create_body(
-            name, scheme, {k: v for k, v in locals().items() if k not in ("self", "name", "scheme")}
-        )
-        return parse(InboundSourceCreated, self._c._request("POST", PATH, json=payload, tenant_id=tenant_id))
+        fields = {k: v for k, v in locals().items() if k not in ("self", "name", "scheme")}
+        payload = _create_body(name, scheme, fields)
+        return self._send(call(InboundSourceCreated, "POST", PATH, json=payload, tenant_id=tenant_id))
 
     def get(self, source_id: str, *, tenant_id: str | None = None) -> InboundSourceInfo:
-        return parse(
-            InboundSourceInfo, self._c._request("GET", f"{PATH}/{segment(source_id)}", tenant_id=tenant_id)
-        )
+        return self._send(call(InboundSourceInfo, "GET", item_path(PATH, source_id), tenant_id=tenant_id))
 
     def list(
         self, *, limit: int = 50, after: str | None = None, tenant_id: str | None = None
     ) -> Page[InboundSourceInfo]:
         """Sources, newest first."""
-        params = query({"limit": limit, "after": after})
-        return parse_page(
-            InboundSourceInfo, self._c._request("GET", PATH, params=params, tenant_id=tenant_id)
+        return self._send(
+            page_call(InboundSourceInfo, PATH, query({"limit": limit, "after": after}), tenant_id)
         )
 
     def iter_all(self, *, page_size: int = 100, tenant_id: str | None = None) -> Iterator[InboundSourceInfo]:
-        after: str | None = None
-        while True:
-            page = self.list(limit=page_size, after=after, tenant_id=tenant_id)
-            yield from page.data
-            if not page.has_more or not page.next_cursor:
-                return
-            after = page.next_cursor
+        """Every source, newest first, fetching pages as needed."""
+        return paginate(lambda after: self.list(limit=page_size, after=after, tenant_id=tenant_id))
 
     def update(self, source_id: str, *, tenant_id: str | None = None, **fields: Opt) -> InboundSourceInfo:
         """Change fields (snake_case names of :meth:`create`; ``None`` resets one to its default)."""
-        response = self._c._request(
-            "PATCH", f"{PATH}/{segment(source_id)}", json=_update_body(fields), tenant_id=tenant_id
+        payload = _update_body(fields)
+        return self._send(
+            call(InboundSourceInfo, "PATCH", item_path(PATH, source_id), json=payload, tenant_id=tenant_id)
         )
-        return parse(InboundSourceInfo, response)
 
     def rotate_secret(
         self,
@@ -149,20 +143,15 @@ class InboundSources:
     ) -> InboundSourceSecret:
         """Add a secret (the provider's new one, or generated); older ones verify ``overlap_seconds`` more."""
         payload = body({"secret": secret, "overlapSeconds": overlap_seconds}, drop_none=True)
-        response = self._c._request(
-            "POST", f"{PATH}/{segment(source_id)}/secret/rotate", json=payload, tenant_id=tenant_id
-        )
-        return parse(InboundSourceSecret, response)
+        path = item_path(PATH, source_id, "/secret/rotate")
+        return self._send(call(InboundSourceSecret, "POST", path, json=payload, tenant_id=tenant_id))
 
     def delete(self, source_id: str, *, tenant_id: str | None = None) -> None:
-        self._c._request("DELETE", f"{PATH}/{segment(source_id)}", tenant_id=tenant_id)
+        self._send(empty_call("DELETE", item_path(PATH, source_id), tenant_id))
 
 
-class AsyncInboundSources:
+class AsyncInboundSources(AsyncResource):
     """``/v1/inbound-sources`` with ``await`` (same surface as :class:`InboundSources`)."""
-
-    def __init__(self, client: _Async) -> None:
-        self._c = client
 
     async def create(
         self,
@@ -181,43 +170,38 @@ class AsyncInboundSources:
         enabled: bool = True,
         tenant_id: str | None = None,
     ) -> InboundSourceCreated:
-        payload = _create_body(
-            name, scheme, {k: v for k, v in locals().items() if k not in ("self", "name", "scheme")}
-        )
-        response = await self._c._request("POST", PATH, json=payload, tenant_id=tenant_id)
-        return parse(InboundSourceCreated, response)
+        """As :meth:`InboundSources.create`, awaited."""
+        fields = {k: v for k, v in locals().items() if k not in ("self", "name", "scheme")}
+        payload = _create_body(name, scheme, fields)
+        return await self._send(call(InboundSourceCreated, "POST", PATH, json=payload, tenant_id=tenant_id))
 
     async def get(self, source_id: str, *, tenant_id: str | None = None) -> InboundSourceInfo:
-        response = await self._c._request("GET", f"{PATH}/{segment(source_id)}", tenant_id=tenant_id)
-        return parse(InboundSourceInfo, response)
+        return await self._send(
+            call(InboundSourceInfo, "GET", item_path(PATH, source_id), tenant_id=tenant_id)
+        )
 
     async def list(
         self, *, limit: int = 50, after: str | None = None, tenant_id: str | None = None
     ) -> Page[InboundSourceInfo]:
-        params = query({"limit": limit, "after": after})
-        return parse_page(
-            InboundSourceInfo, await self._c._request("GET", PATH, params=params, tenant_id=tenant_id)
+        """Sources, newest first."""
+        return await self._send(
+            page_call(InboundSourceInfo, PATH, query({"limit": limit, "after": after}), tenant_id)
         )
 
-    async def iter_all(
+    def iter_all(
         self, *, page_size: int = 100, tenant_id: str | None = None
     ) -> AsyncIterator[InboundSourceInfo]:
-        after: str | None = None
-        while True:
-            page = await self.list(limit=page_size, after=after, tenant_id=tenant_id)
-            for item in page.data:
-                yield item
-            if not page.has_more or not page.next_cursor:
-                return
-            after = page.next_cursor
+        """Every source, newest first, fetching pages as needed (``async for``)."""
+        return apaginate(lambda after: self.list(limit=page_size, after=after, tenant_id=tenant_id))
 
     async def update(
         self, source_id: str, *, tenant_id: str | None = None, **fields: Opt
     ) -> InboundSourceInfo:
-        response = await self._c._request(
-            "PATCH", f"{PATH}/{segment(source_id)}", json=_update_body(fields), tenant_id=tenant_id
+        """Change fields (snake_case names of :meth:`create`; ``None`` resets one to its default)."""
+        payload = _update_body(fields)
+        return await self._send(
+            call(InboundSourceInfo, "PATCH", item_path(PATH, source_id), json=payload, tenant_id=tenant_id)
         )
-        return parse(InboundSourceInfo, response)
 
     async def rotate_secret(
         self,
@@ -227,11 +211,10 @@ class AsyncInboundSources:
         overlap_seconds: int | None = None,
         tenant_id: str | None = None,
     ) -> InboundSourceSecret:
+        """Add a secret (the provider's new one, or generated); older ones verify ``overlap_seconds`` more."""
         payload = body({"secret": secret, "overlapSeconds": overlap_seconds}, drop_none=True)
-        response = await self._c._request(
-            "POST", f"{PATH}/{segment(source_id)}/secret/rotate", json=payload, tenant_id=tenant_id
-        )
-        return parse(InboundSourceSecret, response)
+        path = item_path(PATH, source_id, "/secret/rotate")
+        return await self._send(call(InboundSourceSecret, "POST", path, json=payload, tenant_id=tenant_id))
 
     async def delete(self, source_id: str, *, tenant_id: str | None = None) -> None:
-        await self._c._request("DELETE", f"{PATH}/{segment(source_id)}", tenant_id=tenant_id)
+        await self._send(empty_call("DELETE", item_path(PATH, source_id), tenant_id))

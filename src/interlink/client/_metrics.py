@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from interlink.client._base import AsyncRequester, SyncRequester, parse, query
+from interlink.client._base import AsyncResource, Call, SyncResource, call, query
 from interlink.webhooks.metrics_schemas import (
     DeliveryCounts,
     EndpointMetricsSummary,
@@ -27,22 +27,23 @@ __all__ = [
 PATH = "/v1/webhook-metrics"
 
 
-_Sync = SyncRequester
-_Async = AsyncRequester
-
-
 def window_params(
     since: datetime | None, until: datetime | None, top: int | None = None
 ) -> dict[str, str | int]:
     return query({"since": since, "until": until, "top": top})
 
 
-class WebhookMetrics:
+def _metrics_call(
+    since: datetime | None, until: datetime | None, top: int | None, tenant_id: str | None
+) -> Call[WebhookDeliveryMetrics]:
+    return call(
+        WebhookDeliveryMetrics, "GET", PATH, params=window_params(since, until, top), tenant_id=tenant_id
+    )
+
+
+class WebhookMetrics(SyncResource):
     """``client.webhook_metrics(since=, until=, top=)``: the tenant's delivery metrics with its
     ``top`` busiest endpoints broken down (``GET /v1/webhook-metrics``)."""
-
-    def __init__(self, client: _Sync) -> None:
-        self._c = client
 
     def __call__(
         self,
@@ -52,15 +53,11 @@ class WebhookMetrics:
         top: int | None = None,
         tenant_id: str | None = None,
     ) -> WebhookDeliveryMetrics:
-        response = self._c._request("GET", PATH, params=window_params(since, until, top), tenant_id=tenant_id)
-        return parse(WebhookDeliveryMetrics, response)
+        return self._send(_metrics_call(since, until, top, tenant_id))
 
 
-class AsyncWebhookMetrics:
+class AsyncWebhookMetrics(AsyncResource):
     """``await client.webhook_metrics(since=, until=, top=)``, as :class:`WebhookMetrics`."""
-
-    def __init__(self, client: _Async) -> None:
-        self._c = client
 
     async def __call__(
         self,
@@ -70,7 +67,4 @@ class AsyncWebhookMetrics:
         top: int | None = None,
         tenant_id: str | None = None,
     ) -> WebhookDeliveryMetrics:
-        response = await self._c._request(
-            "GET", PATH, params=window_params(since, until, top), tenant_id=tenant_id
-        )
-        return parse(WebhookDeliveryMetrics, response)
+        return await self._send(_metrics_call(since, until, top, tenant_id))

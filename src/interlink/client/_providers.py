@@ -9,16 +9,23 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
-from interlink.client._base import AsyncRequester, SyncRequester, parse, parse_page, query, segment
+from interlink.client._base import (
+    AsyncResource,
+    SyncResource,
+    apaginate,
+    call,
+    item_path,
+    page_call,
+    paginate,
+    query,
+)
 from interlink.client.models import Page
 from interlink.connections.schemas import IntegrationProviderExtended
 from interlink.core.enums import AuthenticationType, IntegrationCategory, IntegrationProviderStatus
 
 __all__ = ["AsyncProviders", "IntegrationProviderExtended", "Providers"]
 
-
-_Sync = SyncRequester
-_Async = AsyncRequester
+PATH = "/v1/providers"
 
 
 def _params(
@@ -41,11 +48,8 @@ def _params(
     )
 
 
-class Providers:
+class Providers(SyncResource):
     """``/v1/providers``: the catalogue of providers Interlink can connect to."""
-
-    def __init__(self, client: _Sync) -> None:
-        self._c = client
 
     def list(
         self,
@@ -59,9 +63,7 @@ class Providers:
     ) -> Page[IntegrationProviderExtended]:
         """One page of providers (sorted by key); ``next_cursor`` is the key to pass as ``after``."""
         params = _params(limit, after, category, status, auth_type, q)
-        return parse_page(
-            IntegrationProviderExtended, self._c._request("GET", "/v1/providers", params=params)
-        )
+        return self._send(page_call(IntegrationProviderExtended, PATH, params))
 
     def iter_all(
         self,
@@ -73,26 +75,17 @@ class Providers:
         page_size: int = 100,
     ) -> Iterator[IntegrationProviderExtended]:
         """Every matching provider, fetching pages as needed."""
-        after: str | None = None
-        while True:
-            page = self.list(
-                category=category, status=status, auth_type=auth_type, q=q, limit=page_size, after=after
-            )
-            yield from page.data
-            if not page.has_more or not page.next_cursor:
-                return
-            after = page.next_cursor
+        return paginate(lambda after: self.list(
+            category=category, status=status, auth_type=auth_type, q=q, limit=page_size, after=after
+        ))  # fmt: skip
 
     def get(self, key: str) -> IntegrationProviderExtended:
         """One provider by key (``NotFoundError`` when it is not in the catalogue)."""
-        return parse(IntegrationProviderExtended, self._c._request("GET", f"/v1/providers/{segment(key)}"))
+        return self._send(call(IntegrationProviderExtended, "GET", item_path(PATH, key)))
 
 
-class AsyncProviders:
-    """``/v1/providers`` with ``await``."""
-
-    def __init__(self, client: _Async) -> None:
-        self._c = client
+class AsyncProviders(AsyncResource):
+    """``/v1/providers`` with ``await`` (same surface as :class:`Providers`)."""
 
     async def list(
         self,
@@ -104,11 +97,11 @@ class AsyncProviders:
         limit: int = 50,
         after: str | None = None,
     ) -> Page[IntegrationProviderExtended]:
+        """One page of providers (sorted by key); ``next_cursor`` is the key to pass as ``after``."""
         params = _params(limit, after, category, status, auth_type, q)
-        response = await self._c._request("GET", "/v1/providers", params=params)
-        return parse_page(IntegrationProviderExtended, response)
+        return await self._send(page_call(IntegrationProviderExtended, PATH, params))
 
-    async def iter_all(
+    def iter_all(
         self,
         *,
         category: IntegrationCategory | str | None = None,
@@ -117,17 +110,11 @@ class AsyncProviders:
         q: str | None = None,
         page_size: int = 100,
     ) -> AsyncIterator[IntegrationProviderExtended]:
-        after: str | None = None
-        while True:
-            page = await self.list(
-                category=category, status=status, auth_type=auth_type, q=q, limit=page_size, after=after
-            )
-            for item in page.data:
-                yield item
-            if not page.has_more or not page.next_cursor:
-                return
-            after = page.next_cursor
+        """Every matching provider, fetching pages as needed (``async for``)."""
+        return apaginate(lambda after: self.list(
+            category=category, status=status, auth_type=auth_type, q=q, limit=page_size, after=after
+        ))  # fmt: skip
 
     async def get(self, key: str) -> IntegrationProviderExtended:
-        response = await self._c._request("GET", f"/v1/providers/{segment(key)}")
-        return parse(IntegrationProviderExtended, response)
+        """One provider by key (``NotFoundError`` when it is not in the catalogue)."""
+        return await self._send(call(IntegrationProviderExtended, "GET", item_path(PATH, key)))

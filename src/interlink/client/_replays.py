@@ -8,21 +8,29 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import datetime
-from typing import Any
 
-from interlink.client._base import AsyncRequester, SyncRequester, body, parse, parse_page, query, segment
+from interlink.client._base import (
+    AsyncResource,
+    Call,
+    SyncResource,
+    apaginate,
+    body,
+    call,
+    item_path,
+    page_call,
+    paginate,
+    query,
+)
 from interlink.client.models import Page
 from interlink.core.enums import DeliveryStatus
 from interlink.webhooks.replay_schemas import ReplaySkip, WebhookReplayInfo
 
 __all__ = ["AsyncReplays", "ReplaySkip", "Replays", "WebhookReplayInfo"]
 
-
-_Sync = SyncRequester
-_Async = AsyncRequester
+PATH = "/v1/replays"
 
 
-def _replay_body(
+def _create_call(
     request_id: str,
     delivery_id: str | None,
     event_id: str | None,
@@ -31,8 +39,10 @@ def _replay_body(
     since: datetime | None,
     until: datetime | None,
     statuses: Sequence[DeliveryStatus | str] | None,
-) -> dict[str, Any]:
-    return body(
+    tenant_id: str | None,
+) -> Call[WebhookReplayInfo]:
+    """Create a replay; idempotent per ``request_id``, so re-sending is safe."""
+    payload = body(
         {
             "requestId": request_id,
             "deliveryId": delivery_id,
@@ -45,13 +55,11 @@ def _replay_body(
         },
         drop_none=True,
     )
+    return call(WebhookReplayInfo, "POST", PATH, json=payload, tenant_id=tenant_id, retry_safe=True)
 
 
-class Replays:
+class Replays(SyncResource):
     """``/v1/replays``: send deliveries again, idempotently per ``request_id``, and read the records."""
-
-    def __init__(self, client: _Sync) -> None:
-        self._c = client
 
     def create(
         self,
@@ -74,40 +82,28 @@ class Replays:
         nothing; with a different request it raises ConflictError, as does a disabled endpoint or
         a payload purged by retention.
         """
-        payload = _replay_body(
-            request_id, delivery_id, event_id, endpoint_ids, endpoint_id, since, until, statuses
-        )
-        response = self._c._request("POST", "/v1/replays", json=payload, tenant_id=tenant_id, retry_safe=True)
-        return parse(WebhookReplayInfo, response)
+        return self._send(_create_call(
+            request_id, delivery_id, event_id, endpoint_ids, endpoint_id, since, until, statuses, tenant_id
+        ))  # fmt: skip
 
     def get(self, replay_id: str, *, tenant_id: str | None = None) -> WebhookReplayInfo:
-        response = self._c._request("GET", f"/v1/replays/{segment(replay_id)}", tenant_id=tenant_id)
-        return parse(WebhookReplayInfo, response)
+        return self._send(call(WebhookReplayInfo, "GET", item_path(PATH, replay_id), tenant_id=tenant_id))
 
     def list(
         self, *, limit: int = 50, after: str | None = None, tenant_id: str | None = None
     ) -> Page[WebhookReplayInfo]:
         """Replays, newest first."""
-        params = query({"limit": limit, "after": after})
-        response = self._c._request("GET", "/v1/replays", params=params, tenant_id=tenant_id)
-        return parse_page(WebhookReplayInfo, response)
+        return self._send(
+            page_call(WebhookReplayInfo, PATH, query({"limit": limit, "after": after}), tenant_id)
+        )
 
     def iter_all(self, *, page_size: int = 100, tenant_id: str | None = None) -> Iterator[WebhookReplayInfo]:
         """Every replay, newest first, fetching pages as needed."""
-        after: str | None = None
-        while True:
-            page = self.list(limit=page_size, after=after, tenant_id=tenant_id)
-            yield from page.data
-            if not page.has_more or not page.next_cursor:
-                return
-            after = page.next_cursor
+        return paginate(lambda after: self.list(limit=page_size, after=after, tenant_id=tenant_id))
 
 
-class AsyncReplays:
+class AsyncReplays(AsyncResource):
     """``/v1/replays`` with ``await`` (same surface as :class:`Replays`)."""
-
-    def __init__(self, client: _Async) -> None:
-        self._c = client
 
     async def create(
         self,
@@ -122,33 +118,26 @@ class AsyncReplays:
         statuses: Sequence[DeliveryStatus | str] | None = None,
         tenant_id: str | None = None,
     ) -> WebhookReplayInfo:
-        payload = _replay_body(
-            request_id, delivery_id, event_id, endpoint_ids, endpoint_id, since, until, statuses
-        )
-        response = await self._c._request(
-            "POST", "/v1/replays", json=payload, tenant_id=tenant_id, retry_safe=True
-        )
-        return parse(WebhookReplayInfo, response)
+        """As :meth:`Replays.create`, awaited."""
+        return await self._send(_create_call(
+            request_id, delivery_id, event_id, endpoint_ids, endpoint_id, since, until, statuses, tenant_id
+        ))  # fmt: skip
 
     async def get(self, replay_id: str, *, tenant_id: str | None = None) -> WebhookReplayInfo:
-        response = await self._c._request("GET", f"/v1/replays/{segment(replay_id)}", tenant_id=tenant_id)
-        return parse(WebhookReplayInfo, response)
+        return await self._send(
+            call(WebhookReplayInfo, "GET", item_path(PATH, replay_id), tenant_id=tenant_id)
+        )
 
     async def list(
         self, *, limit: int = 50, after: str | None = None, tenant_id: str | None = None
     ) -> Page[WebhookReplayInfo]:
-        params = query({"limit": limit, "after": after})
-        response = await self._c._request("GET", "/v1/replays", params=params, tenant_id=tenant_id)
-        return parse_page(WebhookReplayInfo, response)
+        """Replays, newest first."""
+        return await self._send(
+            page_call(WebhookReplayInfo, PATH, query({"limit": limit, "after": after}), tenant_id)
+        )
 
-    async def iter_all(
+    def iter_all(
         self, *, page_size: int = 100, tenant_id: str | None = None
     ) -> AsyncIterator[WebhookReplayInfo]:
-        after: str | None = None
-        while True:
-            page = await self.list(limit=page_size, after=after, tenant_id=tenant_id)
-            for item in page.data:
-                yield item
-            if not page.has_more or not page.next_cursor:
-                return
-            after = page.next_cursor
+        """Every replay, newest first, fetching pages as needed (``async for``)."""
+        return apaginate(lambda after: self.list(limit=page_size, after=after, tenant_id=tenant_id))

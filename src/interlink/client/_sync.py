@@ -2,30 +2,31 @@
 
 from __future__ import annotations
 
-import copy
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 
+from interlink.client import _account_calls as calls
 from interlink.client._api_requests import ApiRequests
 from interlink.client._base import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT,
     NOT_GIVEN,
-    ClientConfig,
+    ClientCore,
     NotGiven,
+    SyncResource,
     body,
-    connection_error,
-    parse,
-    parse_page,
+    call,
+    empty_call,
+    item_path,
+    page_call,
+    paginate,
     query,
-    rate_limit_body,
     scope_list,
-    segment,
 )
 from interlink.client._connection_health import ConnectionHealthChecks
 from interlink.client._connections import Connections
@@ -50,20 +51,8 @@ from interlink.client.models import (
 )
 from interlink.core.enums import ApiKeyScope, ApiKeyStatus, IntegrationEnvironment, TokenType
 
-T = TypeVar("T")
 
-
-def _paginate(fetch: Callable[[str | None], Page[T]]) -> Iterator[T]:
-    after: str | None = None
-    while True:
-        page = fetch(after)
-        yield from page.data
-        if not page.has_more or not page.next_cursor:
-            return
-        after = page.next_cursor
-
-
-class InterlinkClient:
+class InterlinkClient(ClientCore):
     """Blocking client for the Interlink REST API.
 
     ``InterlinkClient("http://127.0.0.1:8000", "il_live_...")``; use it as a context manager or call
@@ -83,25 +72,12 @@ class InterlinkClient:
         max_retries: int = DEFAULT_MAX_RETRIES,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self._config = ClientConfig(
-            base_url, api_key, tenant_id=tenant_id, timeout=timeout, max_retries=max_retries
-        )
+        super().__init__(base_url, api_key, tenant_id=tenant_id, timeout=timeout, max_retries=max_retries)
+        headers = self._config.default_headers()
         self._http = httpx.Client(
-            base_url=self._config.base_url,
-            timeout=timeout,
-            transport=transport,
-            headers=self._config.default_headers(),
+            base_url=self.base_url, timeout=timeout, transport=transport, headers=headers
         )
-        self._owns_http = True
         self._bind()
-
-    @classmethod
-    def from_env(cls, **kwargs: Any) -> InterlinkClient:
-        """A client from ``INTERLINK_API_URL``, ``INTERLINK_API_KEY`` and ``INTERLINK_TENANT_ID``."""
-        url, key, tenant = ClientConfig.env(
-            kwargs.pop("base_url", None), kwargs.pop("api_key", None), kwargs.pop("tenant_id", None)
-        )
-        return cls(url, key, tenant_id=tenant, **kwargs)
 
     def _bind(self) -> None:
         self.tenants = Tenants(self)
@@ -122,40 +98,6 @@ class InterlinkClient:
         self.webhook_config = WebhookConfigResource(self)
         self.api_requests = ApiRequests(self)
         self.inbound_sources = InboundSources(self)
-
-    @property
-    def base_url(self) -> str:
-        return self._config.base_url
-
-    @property
-    def tenant_id(self) -> str | None:
-        return self._config.tenant_id
-
-    @property
-    def last_correlation_id(self) -> str | None:
-        """The ``X-Correlation-Id`` of the most recent answer."""
-        return self._config.last_correlation_id
-
-    def with_options(
-        self,
-        *,
-        tenant_id: str | NotGiven | None = NOT_GIVEN,
-        correlation_id: str | NotGiven | None = NOT_GIVEN,
-        max_retries: int | NotGiven = NOT_GIVEN,
-    ) -> InterlinkClient:
-        """A copy sharing this client's connections, with other defaults (closing it is a no-op)."""
-        clone = copy.copy(self)
-        clone._config = copy.copy(self._config)
-        clone._config.last_correlation_id = None
-        if not isinstance(tenant_id, NotGiven):
-            clone._config.tenant_id = tenant_id
-        if not isinstance(correlation_id, NotGiven):
-            clone._config.correlation_id = correlation_id
-        if not isinstance(max_retries, NotGiven):
-            clone._config.max_retries = max_retries
-        clone._owns_http = False
-        clone._bind()
-        return clone
 
     def close(self) -> None:
         if self._owns_http:
@@ -182,50 +124,41 @@ class InterlinkClient:
         tenant_id: str | None = None,
         retry_safe: bool = False,
     ) -> httpx.Response:
-        config = self._config
-        correlation_id = config.next_correlation_id()
-        headers = config.request_headers(tenant_id, correlation_id)
+        correlation_id, headers = self._start(tenant_id)
         attempt = 0
         while True:
+            outcome: httpx.Response | httpx.TransportError
             try:
-                response = self._http.request(method, path, params=params, json=json, headers=headers)
+                outcome = self._http.request(method, path, params=params, json=json, headers=headers)
             except httpx.TransportError as exc:
-                delay = config.retry_delay(method, attempt, error=exc, retry_safe=retry_safe)
-                if delay is None:
-                    raise connection_error(exc, config.base_url, correlation_id) from exc
-            else:
-                delay = config.retry_delay(method, attempt, response=response, retry_safe=retry_safe)
-                if delay is None:
-                    return config.check(response, correlation_id)
-                response.close()
-            time.sleep(delay)
+                outcome = exc
+            step = self._config.settle(method, attempt, correlation_id, outcome, retry_safe=retry_safe)
+            if isinstance(step, httpx.Response):
+                return step
+            if isinstance(outcome, httpx.Response):
+                outcome.close()
+            time.sleep(step)
             attempt += 1
 
 
-class _Resource:
-    def __init__(self, client: InterlinkClient) -> None:
-        self._c = client
-
-
-class Tenants(_Resource):
+class Tenants(SyncResource):
     """``/v1/tenants``: platform keys create and change tenants; tenant keys read their own."""
 
     def create(
         self, name: str, *, slug: str | None = None, metadata: dict[str, Any] | None = None
     ) -> TenantInfo:
         payload = body({"name": name, "slug": slug, "metadata": metadata}, drop_none=True)
-        return parse(TenantInfo, self._c._request("POST", "/v1/tenants", json=payload))
+        return self._send(call(TenantInfo, "POST", calls.TENANTS, json=payload))
 
     def get(self, tenant_id: str) -> TenantInfo:
-        return parse(TenantInfo, self._c._request("GET", f"/v1/tenants/{segment(tenant_id)}"))
+        return self._send(call(TenantInfo, "GET", item_path(calls.TENANTS, tenant_id)))
 
     def list(self, *, limit: int = 50, after: str | None = None) -> Page[TenantInfo]:
-        params = query({"limit": limit, "after": after})
-        return parse_page(TenantInfo, self._c._request("GET", "/v1/tenants", params=params))
+        return self._send(page_call(TenantInfo, calls.TENANTS, query({"limit": limit, "after": after})))
 
     def iter_all(self, *, page_size: int = 100) -> Iterator[TenantInfo]:
         """Every visible tenant, newest first, fetching pages as needed."""
-        return _paginate(lambda after: self.list(limit=page_size, after=after))
+        return paginate(lambda after: self.list(limit=page_size, after=after))
 
     def update(
         self,
@@ -235,11 +168,10 @@ class Tenants(_Resource):
         metadata: dict[str, Any] | NotGiven = NOT_GIVEN,
     ) -> TenantInfo:
         payload = body({"name": name, "metadata": metadata}, drop_none=False)
-        response = self._c._request("PATCH", f"/v1/tenants/{segment(tenant_id)}", json=payload)
-        return parse(TenantInfo, response)
+        return self._send(call(TenantInfo, "PATCH", item_path(calls.TENANTS, tenant_id), json=payload))
 
 
-class Keys(_Resource):
+class Keys(SyncResource):
     """``/v1/keys``: issue, inspect, change, rotate, revoke and verify API keys."""
 
     def create(
@@ -257,21 +189,10 @@ class Keys(_Resource):
         tenant_id: str | None = None,
     ) -> ApiKeyCreated:
         """Create a key. ``result.key`` is the only time the key is ever shown: store it now."""
-        payload = body(
-            {
-                "name": name,
-                "scopes": scope_list(scopes),
-                "kind": kind,
-                "environment": environment,
-                "expiresAt": expires_at,
-                "metadata": metadata,
-                "allowedIps": list(allowed_ips) if allowed_ips is not None else None,
-                "rateLimit": rate_limit_body(rate_limit, rate_limit_period_seconds),
-            },
-            drop_none=True,
-        )
-        response = self._c._request("POST", "/v1/keys", json=payload, tenant_id=tenant_id)
-        return parse(ApiKeyCreated, response)
+        return self._send(calls.create_key(
+            name, scopes, kind, environment, expires_at, metadata, allowed_ips, rate_limit,
+            rate_limit_period_seconds, tenant_id,
+        ))  # fmt: skip
 
     def list(
         self,
@@ -282,8 +203,7 @@ class Keys(_Resource):
         tenant_id: str | None = None,
     ) -> Page[ApiKeyInfo]:
         params = query({"limit": limit, "after": after, "status": status})
-        response = self._c._request("GET", "/v1/keys", params=params, tenant_id=tenant_id)
-        return parse_page(ApiKeyInfo, response)
+        return self._send(page_call(ApiKeyInfo, calls.KEYS, params, tenant_id))
 
     def iter_all(
         self,
@@ -293,13 +213,12 @@ class Keys(_Resource):
         tenant_id: str | None = None,
     ) -> Iterator[ApiKeyInfo]:
         """Every key of the tenant, newest first, fetching pages as needed."""
-        return _paginate(
+        return paginate(
             lambda after: self.list(limit=page_size, after=after, status=status, tenant_id=tenant_id)
         )
 
     def get(self, key_id: str, *, tenant_id: str | None = None) -> ApiKeyInfo:
-        response = self._c._request("GET", f"/v1/keys/{segment(key_id)}", tenant_id=tenant_id)
-        return parse(ApiKeyInfo, response)
+        return self._send(call(ApiKeyInfo, "GET", item_path(calls.KEYS, key_id), tenant_id=tenant_id))
 
     def update(
         self,
@@ -315,37 +234,24 @@ class Keys(_Resource):
         tenant_id: str | None = None,
     ) -> ApiKeyInfo:
         """Change what is given; ``expires_at=None`` / ``rate_limit=None`` remove them."""
-        payload = body(
-            {
-                "name": name,
-                "scopes": scope_list(scopes) if not isinstance(scopes, NotGiven) else scopes,
-                "expiresAt": expires_at,
-                "metadata": metadata,
-                "allowedIps": list(allowed_ips) if not isinstance(allowed_ips, NotGiven) else allowed_ips,
-                "rateLimit": rate_limit_body(rate_limit, rate_limit_period_seconds),
-            },
-            drop_none=False,
-        )
-        response = self._c._request("PATCH", f"/v1/keys/{segment(key_id)}", json=payload, tenant_id=tenant_id)
-        return parse(ApiKeyInfo, response)
+        return self._send(calls.update_key(
+            key_id, name, scopes, expires_at, metadata, allowed_ips, rate_limit,
+            rate_limit_period_seconds, tenant_id,
+        ))  # fmt: skip
 
     def rotate(
         self, key_id: str, *, grace_period_seconds: int | None = None, tenant_id: str | None = None
     ) -> ApiKeyRotated:
         """Issue a replacement (``result.new_key.key``, shown once); the old key lasts the grace period."""
         payload = body({"gracePeriodSeconds": grace_period_seconds}, drop_none=True)
-        response = self._c._request(
-            "POST", f"/v1/keys/{segment(key_id)}/rotate", json=payload, tenant_id=tenant_id
-        )
-        return parse(ApiKeyRotated, response)
+        path = item_path(calls.KEYS, key_id, "/rotate")
+        return self._send(call(ApiKeyRotated, "POST", path, json=payload, tenant_id=tenant_id))
 
     def revoke(self, key_id: str, *, reason: str | None = None, tenant_id: str | None = None) -> ApiKeyInfo:
         """Revoke at once, in every process of the service."""
         payload = body({"reason": reason}, drop_none=True)
-        response = self._c._request(
-            "POST", f"/v1/keys/{segment(key_id)}/revoke", json=payload, tenant_id=tenant_id
-        )
-        return parse(ApiKeyInfo, response)
+        path = item_path(calls.KEYS, key_id, "/revoke")
+        return self._send(call(ApiKeyInfo, "POST", path, json=payload, tenant_id=tenant_id))
 
     def verify(
         self,
@@ -356,15 +262,14 @@ class Keys(_Resource):
         tenant_id: str | None = None,
     ) -> VerifyKeyResponse:
         """Check a key presented to your application. An invalid key is an answer, not an error."""
-        payload = body(
-            {"key": key, "scopes": scope_list(scopes) if scopes is not None else None, "ip": ip},
-            drop_none=True,
+        wanted = scope_list(scopes) if scopes is not None else None
+        payload = body({"key": key, "scopes": wanted, "ip": ip}, drop_none=True)
+        return self._send(
+            call(VerifyKeyResponse, "POST", f"{calls.KEYS}/verify", json=payload, tenant_id=tenant_id)
         )
-        response = self._c._request("POST", "/v1/keys/verify", json=payload, tenant_id=tenant_id)
-        return parse(VerifyKeyResponse, response)
 
 
-class AuditEvents(_Resource):
+class AuditEvents(SyncResource):
     """``/v1/audit-events``: every mutation in the tenant, newest first."""
 
     def list(
@@ -381,28 +286,17 @@ class AuditEvents(_Resource):
         until: datetime | None = None,
         tenant_id: str | None = None,
     ) -> Page[AuditEventInfo]:
-        params = query(
-            {
-                "limit": limit,
-                "after": after,
-                "action": action,
-                "resourceType": resource_type,
-                "resourceId": resource_id,
-                "actorKeyId": actor_key_id,
-                "correlationId": correlation_id,
-                "since": since,
-                "until": until,
-            }
-        )
-        response = self._c._request("GET", "/v1/audit-events", params=params, tenant_id=tenant_id)
-        return parse_page(AuditEventInfo, response)
+        return self._send(calls.list_audit_events(
+            limit, after, action, resource_type, resource_id, actor_key_id, correlation_id, since, until,
+            tenant_id,
+        ))  # fmt: skip
 
     def iter_all(self, *, page_size: int = 100, **filters: Any) -> Iterator[AuditEventInfo]:
         """Every matching event (same filters as :meth:`list`), fetching pages as needed."""
-        return _paginate(lambda after: self.list(limit=page_size, after=after, **filters))
+        return paginate(lambda after: self.list(limit=page_size, after=after, **filters))
 
 
-class SecurityEvents(_Resource):
+class SecurityEvents(SyncResource):
     """``/v1/security-events``: failed authentication, denied IPs, rotations, revocations, ..."""
 
     def list(
@@ -418,27 +312,16 @@ class SecurityEvents(_Resource):
         until: datetime | None = None,
         tenant_id: str | None = None,
     ) -> Page[ApiSecurityAuditEvent]:
-        params = query(
-            {
-                "limit": limit,
-                "after": after,
-                "eventType": event_type,
-                "keyId": key_id,
-                "sourceIp": source_ip,
-                "minRisk": min_risk,
-                "since": since,
-                "until": until,
-            }
-        )
-        response = self._c._request("GET", "/v1/security-events", params=params, tenant_id=tenant_id)
-        return parse_page(ApiSecurityAuditEvent, response)
+        return self._send(calls.list_security_events(
+            limit, after, event_type, key_id, source_ip, min_risk, since, until, tenant_id
+        ))  # fmt: skip
 
     def iter_all(self, *, page_size: int = 100, **filters: Any) -> Iterator[ApiSecurityAuditEvent]:
         """Every matching event (same filters as :meth:`list`), fetching pages as needed."""
-        return _paginate(lambda after: self.list(limit=page_size, after=after, **filters))
+        return paginate(lambda after: self.list(limit=page_size, after=after, **filters))
 
 
-class Secrets(_Resource):
+class Secrets(SyncResource):
     """``/v1/secrets``: encrypted credentials. Values go in, never come back out."""
 
     def create(
@@ -454,21 +337,9 @@ class Secrets(_Resource):
         expires_at: datetime | None = None,
         tenant_id: str | None = None,
     ) -> SecretInfo:
-        payload = body(
-            {
-                "name": name,
-                "value": value,
-                "tokenType": token_type,
-                "ownerType": owner_type,
-                "ownerId": owner_id,
-                "metadata": metadata,
-                "rotateBy": rotate_by,
-                "expiresAt": expires_at,
-            },
-            drop_none=True,
-        )
-        response = self._c._request("POST", "/v1/secrets", json=payload, tenant_id=tenant_id)
-        return parse(SecretInfo, response)
+        return self._send(calls.create_secret(
+            name, value, token_type, owner_type, owner_id, metadata, rotate_by, expires_at, tenant_id
+        ))  # fmt: skip
 
     def list(
         self,
@@ -480,8 +351,7 @@ class Secrets(_Resource):
         tenant_id: str | None = None,
     ) -> Page[SecretInfo]:
         params = query({"limit": limit, "after": after, "ownerType": owner_type, "ownerId": owner_id})
-        response = self._c._request("GET", "/v1/secrets", params=params, tenant_id=tenant_id)
-        return parse_page(SecretInfo, response)
+        return self._send(page_call(SecretInfo, calls.SECRETS, params, tenant_id))
 
     def iter_all(
         self,
@@ -492,15 +362,12 @@ class Secrets(_Resource):
         tenant_id: str | None = None,
     ) -> Iterator[SecretInfo]:
         """Every matching secret, newest first, fetching pages as needed."""
-        return _paginate(
-            lambda after: self.list(
-                limit=page_size, after=after, owner_type=owner_type, owner_id=owner_id, tenant_id=tenant_id
-            )
-        )
+        return paginate(lambda after: self.list(
+            limit=page_size, after=after, owner_type=owner_type, owner_id=owner_id, tenant_id=tenant_id
+        ))  # fmt: skip
 
     def get(self, secret_id: str, *, tenant_id: str | None = None) -> SecretInfo:
-        response = self._c._request("GET", f"/v1/secrets/{segment(secret_id)}", tenant_id=tenant_id)
-        return parse(SecretInfo, response)
+        return self._send(call(SecretInfo, "GET", item_path(calls.SECRETS, secret_id), tenant_id=tenant_id))
 
     def rotate(
         self,
@@ -513,10 +380,8 @@ class Secrets(_Resource):
     ) -> SecretInfo:
         """Replace the value (the version goes up; ``lastRotatedAt`` and ``rotateBy`` move)."""
         payload = body({"value": value, "rotateBy": rotate_by, "expiresAt": expires_at}, drop_none=True)
-        response = self._c._request(
-            "POST", f"/v1/secrets/{segment(secret_id)}/rotate", json=payload, tenant_id=tenant_id
-        )
-        return parse(SecretInfo, response)
+        path = item_path(calls.SECRETS, secret_id, "/rotate")
+        return self._send(call(SecretInfo, "POST", path, json=payload, tenant_id=tenant_id))
 
     def delete(self, secret_id: str, *, tenant_id: str | None = None) -> None:
-        self._c._request("DELETE", f"/v1/secrets/{segment(secret_id)}", tenant_id=tenant_id)
+        self._send(empty_call("DELETE", item_path(calls.SECRETS, secret_id), tenant_id))

@@ -11,7 +11,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from interlink.client._base import NOT_GIVEN, AsyncRequester, NotGiven, SyncRequester, body, parse
+from interlink.client._base import (
+    NOT_GIVEN,
+    AsyncResource,
+    Call,
+    NotGiven,
+    SyncResource,
+    body,
+    call,
+    model_or_mapping,
+)
 from interlink.core.enums import RetentionPolicy
 from interlink.webhooks.config_schemas import CircuitBreakerConfig, WebhookConfig
 
@@ -21,47 +30,35 @@ PATH = "/v1/webhook-config"
 BreakerArg = CircuitBreakerConfig | Mapping[str, Any] | None
 
 
-_Sync = SyncRequester
-_Async = AsyncRequester
-
-
-def _breaker(value: BreakerArg | NotGiven) -> Any:
-    if isinstance(value, CircuitBreakerConfig):
-        return value.model_dump(by_alias=True)
-    if isinstance(value, Mapping):
-        return dict(value)
-    return value
-
-
-def _update_body(
+def _update_call(
     retry_schedule: Sequence[int] | NotGiven | None,
     retention: RetentionPolicy | str | NotGiven,
     disable_after_seconds: int | NotGiven,
     circuit_breaker: BreakerArg | NotGiven,
     default_timeout_seconds: float | NotGiven,
-) -> dict[str, Any]:
+    tenant_id: str | None,
+) -> Call[WebhookConfig]:
+    """Change the arguments given (``PUT``, so re-sending is safe)."""
     schedule = list(retry_schedule) if isinstance(retry_schedule, Sequence) else retry_schedule
-    return body(
+    payload = body(
         {
             "retrySchedule": schedule,
             "retention": retention,
             "disableAfterSeconds": disable_after_seconds,
-            "circuitBreaker": _breaker(circuit_breaker),
+            "circuitBreaker": model_or_mapping(circuit_breaker),
             "defaultTimeoutSeconds": default_timeout_seconds,
         },
         drop_none=False,
     )
+    return call(WebhookConfig, "PUT", PATH, json=payload, tenant_id=tenant_id)
 
 
-class WebhookConfigResource:
+class WebhookConfigResource(SyncResource):
     """``/v1/webhook-config``: the tenant's webhook defaults."""
-
-    def __init__(self, client: _Sync) -> None:
-        self._c = client
 
     def get(self, *, tenant_id: str | None = None) -> WebhookConfig:
         """The configuration (built-in values until first changed; ``created_at`` is then None)."""
-        return parse(WebhookConfig, self._c._request("GET", PATH, tenant_id=tenant_id))
+        return self._send(call(WebhookConfig, "GET", PATH, tenant_id=tenant_id))
 
     def update(
         self,
@@ -74,20 +71,18 @@ class WebhookConfigResource:
         tenant_id: str | None = None,
     ) -> WebhookConfig:
         """Change the arguments given (audited); the others keep their value."""
-        payload = _update_body(
-            retry_schedule, retention, disable_after_seconds, circuit_breaker, default_timeout_seconds
-        )
-        return parse(WebhookConfig, self._c._request("PUT", PATH, json=payload, tenant_id=tenant_id))
+        return self._send(_update_call(
+            retry_schedule, retention, disable_after_seconds, circuit_breaker, default_timeout_seconds,
+            tenant_id,
+        ))  # fmt: skip
 
 
-class AsyncWebhookConfigResource:
+class AsyncWebhookConfigResource(AsyncResource):
     """``/v1/webhook-config`` with ``await`` (same surface as :class:`WebhookConfigResource`)."""
 
-    def __init__(self, client: _Async) -> None:
-        self._c = client
-
     async def get(self, *, tenant_id: str | None = None) -> WebhookConfig:
-        return parse(WebhookConfig, await self._c._request("GET", PATH, tenant_id=tenant_id))
+        """The configuration (built-in values until first changed; ``created_at`` is then None)."""
+        return await self._send(call(WebhookConfig, "GET", PATH, tenant_id=tenant_id))
 
     async def update(
         self,
@@ -99,7 +94,8 @@ class AsyncWebhookConfigResource:
         default_timeout_seconds: float | NotGiven = NOT_GIVEN,
         tenant_id: str | None = None,
     ) -> WebhookConfig:
-        payload = _update_body(
-            retry_schedule, retention, disable_after_seconds, circuit_breaker, default_timeout_seconds
-        )
-        return parse(WebhookConfig, await self._c._request("PUT", PATH, json=payload, tenant_id=tenant_id))
+        """Change the arguments given (audited); the others keep their value."""
+        return await self._send(_update_call(
+            retry_schedule, retention, disable_after_seconds, circuit_breaker, default_timeout_seconds,
+            tenant_id,
+        ))  # fmt: skip
