@@ -73,6 +73,17 @@ def truncate_postgres(url: str) -> None:
         conn.execute(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
 
 
+@pytest.fixture
+def pg_url(request: pytest.FixtureRequest) -> str:
+    """The worker's PostgreSQL database, truncated, for tests about PostgreSQL itself (LISTEN/NOTIFY
+    across processes); a skip, or a failure under INTERLINK_REQUIRE_SERVICES, without it."""
+    need(postgres_available(), f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}")
+    url = request.getfixturevalue("postgres_database")
+    assert url is not None
+    truncate_postgres(url)
+    return str(url)
+
+
 def fresh_module_database(request: pytest.FixtureRequest, backend: str, tmp_path: Path) -> str:
     """A fresh migrated database URL for a module-scoped fixture (``backend``: sqlite or postgres).
 

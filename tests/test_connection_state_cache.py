@@ -16,11 +16,14 @@ import httpx
 import pytest
 
 from interlink.bootstrap import bootstrap_if_empty
+from interlink.connections.models import IntegrationConnection
+from interlink.core.db import Database
+from interlink.core.enums import IntegrationConnectionStatus
 from interlink.core.settings import Settings
 from tests.api_helpers import serve
-from tests.conftest import auth, make_settings, truncate_postgres
+from tests.conftest import auth, make_settings
 from tests.echo_api import EchoApi, echo_api_fixture  # noqa: F401  (fixture)
-from tests.services import POSTGRES_ADMIN_URL, REDIS_URL, need, postgres_available, redis_available
+from tests.services import REDIS_URL, need, redis_available
 
 LONG_TTL = 3600.0  # the TTL can never be what refreshes the state in these tests
 POLL_SECONDS = 5.0
@@ -133,15 +136,6 @@ async def two_processes_follow_changes(settings_a: Settings, settings_b: Setting
         await poll(gone_in_b, "process B answers 404 for the deleted connection")
 
 
-@pytest.fixture
-def pg_url(request: pytest.FixtureRequest) -> str:
-    need(postgres_available(), f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}")
-    url = request.getfixturevalue("postgres_database")
-    assert url is not None
-    truncate_postgres(url)
-    return str(url)
-
-
 async def test_postgres_notify_reaches_every_process(pg_url: str, tmp_path: Path, echo_api: EchoApi) -> None:
     await two_processes_follow_changes(
         _settings(pg_url, tmp_path / "a", echo_api), _settings(pg_url, tmp_path / "b", echo_api), echo_api
@@ -196,3 +190,29 @@ async def test_a_change_during_a_read_is_not_cached(db_url: str, tmp_path: Path,
         assert connection_id not in clients._states
         assert (await proxy(client, admin.key, connection_id)).status_code == 200
         assert connection_id in clients._states
+
+
+async def test_a_change_made_without_a_runtime_still_reaches_the_processes(
+    pg_url: str, tmp_path: Path, echo_api: EchoApi
+) -> None:
+    """A tool or script that writes through a bare :class:`Database` (no runtime, no cache of its
+    own) on PostgreSQL still announces the change to the processes that cache it."""
+    async with serve(_settings(pg_url, tmp_path / "a", echo_api)) as (runtime, client):
+        admin = await bootstrap_if_empty(runtime)
+        assert admin is not None
+        connection_id = await create_connection(client, admin.key, "scripted", "t")
+        assert (await proxy(client, admin.key, connection_id)).status_code == 200
+        assert connection_id in runtime.connection_clients._states
+        tool = Database(pg_url)
+        try:
+            async with tool.unit_of_work() as session:
+                row = await session.get(IntegrationConnection, connection_id)
+                assert row is not None
+                row.status = IntegrationConnectionStatus.DISABLED
+        finally:
+            await tool.dispose()
+
+        async def refused() -> bool:
+            return (await proxy(client, admin.key, connection_id)).status_code == 409
+
+        await poll(refused, "the process refuses calls after a change made by a bare Database")

@@ -19,21 +19,11 @@ from interlink.core.invalidation import CHANNEL, PostgresBus, RedisBus
 from interlink.core.settings import Settings
 from interlink.runtime import Runtime, psycopg_dsn
 from tests.api_helpers import serve
-from tests.conftest import auth, make_settings, truncate_postgres
-from tests.services import POSTGRES_ADMIN_URL, REDIS_URL, need, postgres_available, redis_available
+from tests.conftest import auth, make_settings
+from tests.services import REDIS_URL, need, redis_available
 
 POLL_SECONDS = 5.0
 LONG_TTL = 3600.0  # the cache TTL can never be what evicts an entry in these tests
-
-
-@pytest.fixture
-def pg_url(request: pytest.FixtureRequest) -> str:
-    """A fresh PostgreSQL database URL (these tests are about PostgreSQL itself)."""
-    need(postgres_available(), f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}")
-    url = request.getfixturevalue("postgres_database")
-    assert url is not None
-    truncate_postgres(url)
-    return str(url)
 
 
 async def verify(client: httpx.AsyncClient, admin_key: str, key: str) -> str:

@@ -3,8 +3,7 @@ security events, and a window shared by every process through Redis."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,10 +11,7 @@ import httpx
 
 from interlink.bootstrap import bootstrap_if_empty
 from interlink.core import clock
-from interlink.core.settings import Settings
-from interlink.http.app import create_app
-from interlink.runtime import Runtime
-from tests.api_helpers import make_key
+from tests.api_helpers import make_key, serve
 from tests.conftest import auth, make_settings
 from tests.services import REDIS_URL, need, redis_available
 
@@ -25,21 +21,6 @@ async def rate_limited_events(client: httpx.AsyncClient, headers: dict[str, str]
         "/v1/security-events", params={"keyId": key_id, "eventType": "auth.rate_limited"}, headers=headers
     )
     return len(response.json()["data"])
-
-
-@asynccontextmanager
-async def serve(settings: Settings) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]]:
-    """One process's worth of Interlink: its own runtime (cache, limiter, bus) and app."""
-    runtime = Runtime(settings)
-    await runtime.start()
-    try:
-        transport = httpx.ASGITransport(
-            app=create_app(settings, runtime, access_log=False), client=("127.0.0.1", 50000)
-        )
-        async with httpx.AsyncClient(transport=transport, base_url="http://interlink.test") as client:
-            yield runtime, client
-    finally:
-        await runtime.stop()
 
 
 async def test_limit_gives_429_with_headers(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> None:

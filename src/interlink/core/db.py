@@ -26,6 +26,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session
 
+from interlink.core.invalidation import NotifyOnly
+
 log = structlog.get_logger(__name__)
 
 NAMING_CONVENTION = {
@@ -149,8 +151,9 @@ class Database:
         if self.is_sqlite:
             _configure_sqlite(self.engine)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
-        self.invalidation: ChangeBus | None = None
-        """Where changes of :class:`CachedInProcesses` rows are published (set by the runtime)."""
+        self.invalidation: ChangeBus | None = None if self.is_sqlite else NotifyOnly()
+        """Where changes of :class:`CachedInProcesses` rows are published: the runtime's bus; without
+        a runtime, PostgreSQL still sends NOTIFY so that the processes that cache hear of them."""
 
     @asynccontextmanager
     async def unit_of_work(self, *, write: bool = True) -> AsyncIterator[AsyncSession]:

@@ -37,6 +37,24 @@ other during a rolling upgrade)."""
 Handler = Callable[[str], None]
 
 
+async def pg_notify(session: Any, ids: Collection[str]) -> None:
+    """``NOTIFY`` each id on :data:`CHANNEL` inside ``session``'s transaction (PostgreSQL)."""
+    for item_id in ids:
+        await session.execute(sa.select(sa.func.pg_notify(CHANNEL, item_id)))
+
+
+class NotifyOnly:
+    """The bus of a PostgreSQL :class:`~interlink.core.db.Database` that no runtime owns (a
+    command-line tool, a script): it keeps no cache, but the processes that do must still hear of
+    its changes."""
+
+    async def notify_in_transaction(self, session: Any, ids: Collection[str]) -> None:
+        await pg_notify(session, ids)
+
+    async def publish_after_commit(self, ids: Collection[str]) -> None:
+        return None
+
+
 class InvalidationBus:
     """Delivers "row X changed" to every process. The base class is local-only (one process)."""
 
@@ -123,8 +141,7 @@ class PostgresBus(_ListenerBus):
         )
 
     async def notify_in_transaction(self, session: Any, ids: Collection[str]) -> None:
-        for item_id in ids:
-            await session.execute(sa.select(sa.func.pg_notify(CHANNEL, item_id)))
+        await pg_notify(session, ids)
 
     async def publish_after_commit(self, ids: Collection[str]) -> None:
         # NOTIFY was sent in the transaction; evict locally too, without waiting for the echo.
