@@ -105,7 +105,7 @@ from interlink.connections.models import (
     IntegrationHealthCheck,
     IntegrationHealthStatus,
 )
-from interlink.connections.schemas import IntegrationProviderExtended, render_headers
+from interlink.connections.schemas import IntegrationProviderExtended
 from interlink.connections.service import Connections, render
 from interlink.core import audit
 from interlink.core.actor import Actor, system_actor
@@ -323,19 +323,6 @@ def interval_for(meta: Mapping[str, Any] | None, default_seconds: int) -> timede
     if MIN_INTERVAL_SECONDS <= value <= MAX_INTERVAL_SECONDS:
         return timedelta(seconds=value)
     return timedelta(seconds=default_seconds)
-
-
-def _verification_headers(
-    templates: Mapping[str, str], conn: IntegrationConnection, provider: IntegrationProviderExtended
-) -> dict[str, str]:
-    """The verification call's own headers filled from the connection's config (one whose
-    settings have no value is left out; the provider's ``request_headers`` are added by the
-    connection client)."""
-    try:
-        return render_headers(templates, conn.config or {}, provider.config_schema)
-    except ValueError as exc:
-        text = str(exc)
-        raise ValidationFailed(text, field=text.split(" ", 1)[0]) from None
 
 
 def _configured_path(conn: IntegrationConnection) -> str | None:
@@ -557,10 +544,13 @@ class HealthChecker:
         """Which HTTP check ``conn`` gets (see the module doc); 422 naming the field for a bad path."""
         verification = provider.verification
         if verification is not None:
+            from interlink.connections.client import connection_headers
+
             return HttpPlan(
                 method=verification.method,
                 path=render(verification.path, conn.config or {}, provider),
-                headers=_verification_headers(verification.headers, conn, provider),
+                # its own headers; the provider's request_headers are added by the connection client
+                headers=connection_headers(provider, conn, verification.headers),
                 expected=frozenset(verification.expected_status),
                 expect_json=dict(verification.expect_json) if verification.expect_json else None,
                 authenticated=True,
