@@ -22,6 +22,9 @@ Baseline, measured in the same run and the same event loop: a bare aiohttp loop 
 GETs (same URL, headers, JSON decoding) with one session at concurrency 64. Bare runs are made
 before and after each library or proxy run; the ratio divides by their mean. CPU per request is
 reported for the bench process, the API server and (proxy) the Interlink server, from ``/proc``.
+A second loop makes the same GETs straight through Interlink's own transport (``HttpTransport``,
+what the library sends with, no features) before and after each library run; the library's
+throughput is also reported as a share of it: what the client's features and the request log cost.
 
 Databases: SQLite (a fresh file), and PostgreSQL at 127.0.0.1:5432 when it answers (a database
 ``interlink_bench_<random>`` created and dropped by the run). Checks: every answer is 200 with the
@@ -265,6 +268,49 @@ async def bare_loop(server: ApiServer, total: int, concurrency: int) -> Run:
         raise BenchError(f"bare loop: {len(failures)} non-200 answers, first {failures[0]}")
     if stats["requests"] != total or stats["unauthorized"]:
         raise BenchError(f"bare loop: the server counted {stats}")
+    return run
+
+
+async def transport_loop(server: ApiServer, total: int, concurrency: int) -> Run:
+    """The same GETs straight through Interlink's own HTTP transport (``HttpTransport``, which the
+    library sends with), JSON-decoded: the library's cost without any of its features."""
+    import json
+
+    from interlink.outbound.transport import HttpTransport
+
+    transport = HttpTransport(
+        allowed_networks=[ipaddress.ip_network("127.0.0.1/32")], limit_per_host=concurrency
+    )
+    headers = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"}
+    failures: list[str] = []
+    try:
+        async with aiohttp.ClientSession() as control:
+            await server.reset(control)
+
+            async def call(n: int) -> None:
+                url = f"{server.url}/v1/items/it_{n}?expand=lines&limit=10"
+                answer = await transport.send("GET", url, headers, None, 30.0)
+                if answer.status != 200:
+                    failures.append(str(answer.status))
+                    return
+                _check(json.loads(answer.body), n, "transport loop")
+
+            cpu0, scpu0 = time.process_time(), server.cpu_seconds()
+            elapsed = await _drive(total, concurrency, call)
+            run = Run(
+                "Interlink transport loop",
+                total,
+                elapsed,
+                time.process_time() - cpu0,
+                server.cpu_seconds() - scpu0,
+            )
+            stats = await server.stats(control)
+    finally:
+        await transport.close()
+    if failures:
+        raise BenchError(f"transport loop: {len(failures)} non-200 answers, first {failures[0]}")
+    if stats["requests"] != total or stats["unauthorized"]:
+        raise BenchError(f"transport loop: the server counted {stats}")
     return run
 
 
@@ -808,9 +854,13 @@ async def bench(args: argparse.Namespace, targets: list[tuple[str, str]], tmp_di
     runs: list[tuple[Run, float]] = []
     proxy_runs: list[tuple[Run, float]] = []
     forwarder_runs: list[tuple[Run, float]] = []
+    own: list[Run] = []  # Interlink's own transport, without the library's features
+    own_around: dict[str, list[float]] = {}
     with api_server() as server:
         await bare_loop(server, min(2000, args.requests), args.concurrency)  # warm-up
         bare = [await bare_loop(server, args.requests, args.concurrency)]
+        if not args.skip_library:
+            own.append(await transport_loop(server, args.requests, args.concurrency))
         if not args.skip_proxy:
             forwarder_runs = await forwarder(server, args, tmp_dir, bare)
         if args.without_log and not args.skip_library:
@@ -819,6 +869,8 @@ async def bench(args: argparse.Namespace, targets: list[tuple[str, str]], tmp_di
             )
             bare.append(await bare_loop(server, args.requests, args.concurrency))
             runs.append((run, statistics.mean(b.rate for b in bare[-2:])))
+            own.append(await transport_loop(server, args.requests, args.concurrency))
+            own_around.setdefault(run.name, []).append(statistics.mean(t.rate for t in own[-2:]))
         for name, url in targets:
             for _ in range(0 if args.skip_library else args.rounds):
                 run = await library(
@@ -826,6 +878,8 @@ async def bench(args: argparse.Namespace, targets: list[tuple[str, str]], tmp_di
                 )
                 bare.append(await bare_loop(server, args.requests, args.concurrency))
                 runs.append((run, statistics.mean(b.rate for b in bare[-2:])))
+                own.append(await transport_loop(server, args.requests, args.concurrency))
+                own_around.setdefault(run.name, []).append(statistics.mean(t.rate for t in own[-2:]))
             if not args.skip_proxy:
                 proxy_runs += await proxy(name, url, server, args, tmp_dir, bare)
     print(
@@ -835,6 +889,8 @@ async def bench(args: argparse.Namespace, targets: list[tuple[str, str]], tmp_di
     )
     for b in bare:
         _report(b, None)
+    for t in own:
+        _report(t, statistics.mean(b.rate for b in bare))
     for run, around in runs + forwarder_runs + proxy_runs:
         _report(run, around)
     bare_cpu = statistics.median(b.bench_cpu / b.count for b in bare)
@@ -867,6 +923,12 @@ async def bench(args: argparse.Namespace, targets: list[tuple[str, str]], tmp_di
                 f"   {half} (log {name}) / bare loop: throughput {ratios} (target ≥ {target}x: "
                 f"{verdict}); bench CPU per request {cpu}{extra}"
             )
+            if half == "library":
+                of_own = ", ".join(
+                    f"{run.rate / around:.2f}"
+                    for (run, _), around in zip(mine, own_around.get(mine[0][0].name, []), strict=False)
+                )
+                print(f"   library (log {name}) / Interlink transport loop: throughput {of_own}")
 
 
 def main() -> int:

@@ -275,7 +275,7 @@ async def test_timing_and_pool_reuse(receiver: Receiver, outbound: OutboundServi
     [pool] = outbound.pools.values()
     assert pool.limit_per_host == 32
     await outbound.close()  # shutdown closes the pooled connections
-    assert outbound.pools == {} and pool._session is None
+    assert outbound.pools == {} and pool._pool is None
 
 
 def _self_signed(tmp_path: Path) -> tuple[Path, Path]:

@@ -34,6 +34,8 @@ def _join(path: str, part: str) -> str:
 def find_unstorable(value: Any, field: str = "") -> tuple[str, str] | None:
     """The first place in ``value`` (keys and items at any depth, below ``field``) holding a string
     with a NUL character or a non-finite number, as ``(place, what is wrong)``; None if none."""
+    if _storable(value):
+        return None  # the usual case, found without building a single place name
     stack: list[tuple[str, Any]] = [(field, value)]
     while stack:
         path, item = stack.pop()
@@ -52,6 +54,27 @@ def find_unstorable(value: Any, field: str = "") -> tuple[str, str] | None:
         elif isinstance(item, (list, tuple)):
             stack.extend((_join(path, str(i)), child) for i, child in reversed(list(enumerate(item))))
     return None
+
+
+def _storable(value: Any) -> bool:
+    """No string (key or value) with a NUL character and no non-finite number, at any depth."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return False
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return False
+        elif isinstance(item, Mapping):
+            for key in item:
+                if isinstance(key, str) and "\x00" in key:
+                    return False
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return True
 
 
 def check_json(value: Any, field: str = "") -> None:

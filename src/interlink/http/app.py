@@ -6,12 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from interlink import __version__
 from interlink.core.schemas import Problem
 from interlink.core.settings import Settings, get_settings
 from interlink.http.errors import finish_openapi, install_error_handlers
-from interlink.http.middleware import RequestContextMiddleware
+from interlink.http.middleware import RequestContextMiddleware, server_error_handler
 from interlink.http.proxy_path import ConnectionProxyFastPath
 from interlink.http.routers import (
     api_requests,
@@ -43,13 +44,37 @@ SaaS backends. Authenticate with `Authorization: Bearer <key>`. Errors are RFC 9
 Lists are newest first with cursor pagination (`limit`, `after`)."""
 
 
+class InterlinkApp(FastAPI):
+    """The FastAPI app behind an edge of plain ASGI layers.
+
+    Every HTTP request enters :attr:`edge` first: the request context (correlation id, body limit,
+    metrics, access log, the problem answer to an escaped exception), then the direct paths of the
+    hot routes (key verification, the connection proxy), which hand everything else, unread, to
+    :meth:`framework`: FastAPI's own stack (its server-error layer, which answers through
+    :func:`~interlink.http.middleware.server_error_handler`, native telemetry, routing). The hot
+    routes so skip a framework layer per call that they have no use for.
+    """
+
+    edge: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.edge is not None and scope["type"] == "http":
+            await self.edge(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def framework(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """FastAPI's own handling of a request (what :attr:`edge` hands on)."""
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: Settings | None = None,
     runtime: Runtime | None = None,
     *,
     access_log: bool = True,
     freeze_after_start: bool = False,
-) -> FastAPI:
+) -> InterlinkApp:
     """Build the app. The runtime's background tasks start and stop with the app's lifespan.
 
     When the app owns its runtime and ``run_worker`` is set (the embedded default), a job worker
@@ -71,7 +96,7 @@ def create_app(
             if owns_runtime:
                 await rt.stop()
 
-    app = FastAPI(
+    app = InterlinkApp(
         title="Interlink",
         version=__version__,
         description=DESCRIPTION,
@@ -81,11 +106,11 @@ def create_app(
     )
     app.state.runtime = rt
     install_error_handlers(app)
-    # Added first, so it runs inside the request context (correlation id, body limit, metrics, log).
-    app.add_middleware(KeyVerifyFastPath, runtime=rt)
-    app.add_middleware(ConnectionProxyFastPath, runtime=rt)
-    app.add_middleware(
-        RequestContextMiddleware, max_body_bytes=settings.max_body_bytes, access_log=access_log
+    app.add_exception_handler(Exception, server_error_handler)
+    app.edge = RequestContextMiddleware(
+        ConnectionProxyFastPath(KeyVerifyFastPath(app.framework, runtime=rt), runtime=rt),
+        max_body_bytes=settings.max_body_bytes,
+        access_log=access_log,
     )
     for router in (health.router, tenants.router, keys.router, audit.router, secrets.router, ui.router):
         app.include_router(router)

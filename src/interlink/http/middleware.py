@@ -10,9 +10,11 @@ from typing import Any
 import structlog
 from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from interlink.core.context import accept_correlation_id, correlation_id_var
+from interlink.core.context import accept_correlation_id, correlation_id_var, current_correlation_id
 from interlink.http.errors import PROBLEM_MEDIA_TYPE, is_database_unavailable, problem_type
 
 log = structlog.get_logger("interlink.http")
@@ -53,6 +55,38 @@ def _problem_bytes(
             "correlationId": correlation_id,
         }
     ).encode()
+
+
+def unhandled_problem(exc: BaseException) -> tuple[int, str, str, str, list[tuple[bytes, bytes]]]:
+    """Status, code, title, detail and extra headers of the answer to an exception nothing handled:
+    503 with ``Retry-After`` when the database is unreachable, otherwise 500."""
+    if is_database_unavailable(exc):
+        return (
+            503,
+            "service-unavailable",
+            "Service unavailable",
+            "a backing service (database or Redis) is unavailable; retry shortly",
+            [(b"retry-after", b"1")],
+        )
+    return (
+        500,
+        "internal-error",
+        "Internal error",
+        "an unexpected error occurred; quote the correlation id when reporting it",
+        [],
+    )
+
+
+async def server_error_handler(request: Request, exc: Exception) -> Response:
+    """The framework's answer to an exception no route handled (its ``ServerErrorMiddleware``
+    calls it, then re-raises to :class:`RequestContextMiddleware`, which logs it): the same
+    problem+json the middleware would send."""
+    status, code, title, detail, headers = unhandled_problem(exc)
+    body = _problem_bytes(status, code, title, detail, current_correlation_id(), request.url.path)
+    response = Response(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE)
+    for name, value in headers:
+        response.headers[name.decode("latin-1")] = value.decode("latin-1")
+    return response
 
 
 class RequestContextMiddleware:
@@ -158,32 +192,16 @@ class RequestContextMiddleware:
     async def _unhandled(
         self, exc: Exception, send: Send, correlation_id: str, scope: Scope, *, started: bool
     ) -> None:
-        """503 when the database is unreachable, otherwise 500; the trace goes to the log only."""
+        """Log ``exc`` (the trace goes to the log only) and answer its problem if nothing was sent."""
         path = scope.get("path")
         if is_database_unavailable(exc):
             log.warning("database_unavailable", error=type(exc).__name__, path=path)
-            if not started:
-                await self._send_problem(
-                    send,
-                    503,
-                    "service-unavailable",
-                    "Service unavailable",
-                    "a backing service (database or Redis) is unavailable; retry shortly",
-                    correlation_id,
-                    scope,
-                    extra_headers=[(b"retry-after", b"1")],
-                )
-            return
-        log.error("unhandled_error", error=type(exc).__name__, path=path, exc_info=exc)
+        else:
+            log.error("unhandled_error", error=type(exc).__name__, path=path, exc_info=exc)
         if not started:
+            status, code, title, detail, headers = unhandled_problem(exc)
             await self._send_problem(
-                send,
-                500,
-                "internal-error",
-                "Internal error",
-                "an unexpected error occurred; quote the correlation id when reporting it",
-                correlation_id,
-                scope,
+                send, status, code, title, detail, correlation_id, scope, extra_headers=headers
             )
 
     async def _send_problem(

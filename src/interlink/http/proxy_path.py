@@ -13,14 +13,15 @@ effect happens before that decision.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from pydantic import ValidationError
+from pydantic_core import to_json
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from interlink.connections import proxy
-from interlink.connections.connection_schemas import ProxyAnswer, ProxyCall, ProxyRateLimit, ProxyTiming
+from interlink.connections.connection_schemas import ProxyCall
 from interlink.core.actor import Actor
 from interlink.core.enums import ApiKeyScope
 from interlink.core.errors import InterlinkError
@@ -43,9 +44,9 @@ MAX_CONNECTION_ID: Final = 64
 """As the route's ``connection_id`` path parameter (``max_length=64``)."""
 
 
-async def proxy_for(runtime: Runtime, actor: Actor, connection_id: str, body: ProxyCall) -> ProxyAnswer:
+async def proxy_for(runtime: Runtime, actor: Actor, connection_id: str, body: ProxyCall) -> dict[str, Any]:
     """Send ``body`` through the connection and describe the provider's answer (see
-    :mod:`interlink.connections.proxy` for the contracts)."""
+    :mod:`interlink.connections.proxy` for the contracts): the JSON object of :class:`ProxyAnswer`."""
     call = proxy.ProxyRequest(
         method=body.method,
         path=body.path,
@@ -61,39 +62,37 @@ async def proxy_for(runtime: Runtime, actor: Actor, connection_id: str, body: Pr
     response = result.response
     timing = response.timing
     limit = response.rate_limit
-    # model_construct: every value comes from our own typed objects, so validating it again (as
-    # the constructor would) only costs time; the JSON is produced by model_dump_json as usual.
-    return ProxyAnswer.model_construct(
-        status=response.status,
-        ok=response.ok,
-        headers=result.headers,
-        data=result.data,
-        body_base64=result.body_base64,
-        truncated=response.truncated,
-        error_class=response.error_class,
-        request_id=response.request_id,
-        attempts=response.attempts,
-        duration_ms=round(response.duration_ms, 3),
-        retry_after_seconds=response.retry_after_seconds,
-        timing=ProxyTiming.model_construct(
-            dns_ms=timing.dns_ms,
-            connect_ms=timing.connect_ms,
-            tls_ms=timing.tls_ms,
-            first_byte_ms=timing.first_byte_ms,
-            total_ms=timing.total_ms,
-            reused=timing.reused,
-        ),
-        rate_limit=None
+    # Built as the JSON object itself: every value comes from our own typed objects, so building
+    # the model (and validating it again) would only cost time. A test holds it to ProxyAnswer.
+    return {
+        "status": response.status,
+        "ok": response.ok,
+        "headers": result.headers,
+        "data": result.data,
+        "bodyBase64": result.body_base64,
+        "truncated": response.truncated,
+        "errorClass": response.error_class,
+        "requestId": response.request_id,
+        "attempts": response.attempts,
+        "durationMs": round(response.duration_ms, 3),
+        "retryAfterSeconds": response.retry_after_seconds,
+        "timing": {
+            "dnsMs": timing.dns_ms,
+            "connectMs": timing.connect_ms,
+            "tlsMs": timing.tls_ms,
+            "firstByteMs": timing.first_byte_ms,
+            "totalMs": timing.total_ms,
+            "reused": timing.reused,
+        },
+        "rateLimit": None
         if limit is None
-        else ProxyRateLimit.model_construct(
-            limit=limit.limit, remaining=limit.remaining, reset_seconds=limit.reset_seconds
-        ),
-    )
+        else {"limit": limit.limit, "remaining": limit.remaining, "resetSeconds": limit.reset_seconds},
+    }
 
 
-def answer_response(answer: ProxyAnswer, headers: dict[str, str] | None = None) -> Response:
-    """The JSON response of ``answer`` (what FastAPI's ``response_model`` would send)."""
-    return Response(answer.model_dump_json(by_alias=True), media_type="application/json", headers=headers)
+def answer_response(answer: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    """The JSON response of ``answer`` (from :func:`proxy_for`)."""
+    return Response(to_json(answer), media_type="application/json", headers=headers)
 
 
 _ROUTE = RouteLabel(PREFIX + "{connection_id}" + SUFFIX)

@@ -1,60 +1,58 @@
-"""The HTTP transport for all outbound traffic: one shared aiohttp session per process.
+"""The HTTP transport for all outbound traffic: pooled HTTP/1.1 connections per process.
 
 Contracts:
 
 * :meth:`HttpTransport.send` makes exactly one request: redirects are never followed (a 3xx is
-  returned as it is), the whole exchange (name resolution included) is bounded by ``timeout``
-  seconds, and at most ``max_body_bytes`` (20 KB by default) of the response body are read; the
-  rest is discarded and the connection closed.
+  returned as it is), the whole exchange (name resolution and waiting for a pooled connection
+  included) is bounded by ``timeout`` seconds, and at most ``max_body_bytes`` (20 KB by default)
+  of the response body are read, decoded when it came gzip- or deflate-encoded; the rest is
+  discarded and the connection closed.
 * Every target passes the SSRF guard (:func:`interlink.webhooks.ssrf.check_target`) before a
   connection is opened. A positive verdict is cached per scheme, host and port for
-  ``target_cache_seconds``; refusals are never cached. Host names are resolved for connecting by
-  the guard itself (a resolver that returns only checked addresses), so a second DNS answer cannot
-  steer a connection to a refused address (DNS rebinding).
+  ``target_cache_seconds``; refusals are never cached. Connections are opened only to the
+  addresses the guard returned (cached as long as its verdict), so a second DNS answer cannot steer
+  a connection to a refused address (DNS rebinding).
 * Failures without an HTTP answer raise :class:`TransportError` whose ``error_class`` is one of
   ``timeout`` (no complete answer in time), ``dns`` (the name did not resolve), ``connect`` (the
   connection could not be opened, or was reset or closed before an answer), ``tls`` (handshake or
-  certificate), ``refused`` (the SSRF guard refused the target) or ``other``.
-* Connections are pooled and limited per host (``limit_per_host``) and in total (``limit``).
+  certificate), ``refused`` (the SSRF guard refused the target) or ``other`` (an invalid request
+  or answer).
+* Connections are pooled and limited per host (``limit_per_host``) and in total (``limit``); no
+  cookies or other state are kept between requests (the pool serves every tenant).
 * Timing (``traced=True``): pass an :class:`AttemptTrace` to :meth:`HttpTransport.send` and it is
-  filled by the connector and the resolver themselves: DNS (the guarded resolver's time; 0 for IP
-  literals and cached names), TCP connect, TLS handshake, first byte (start to response headers)
-  and total. (aiohttp's ``TraceConfig`` signals give the same points but cost about a fifth of a
-  bare request in Python per request; see docs/benchmarks.md.) TLS is split from the TCP connect
-  by noting when the connected socket is handed to the protocol, which happens before the
-  handshake starts; if a future aiohttp changes that internal step, the handshake is counted in
-  ``connect_ms`` and ``tls_ms`` stays 0. A request on a pooled connection has ``reused=True`` and
-  no DNS, connect or TLS time. A traced transport also turns off aiohttp's silent resend of an
-  idempotent request whose connection dropped: the API client retries itself, counted.
+  filled as the request goes: DNS (the guard's resolution; 0 for IP literals and cached names), TCP
+  connect, TLS handshake (started on the connected socket, so the two are measured apart), first
+  byte (start to response headers) and total. A request on a pooled connection has
+  ``reused=True`` and no DNS, connect or TLS time.
+* A request on a pooled connection that the server had closed (the close crossed the request, no
+  byte of an answer came) is sent once more on a new connection when its method is idempotent and
+  the transport is not ``traced``; a traced transport raises ``connect`` instead, so the API
+  client's own retry (counted, within its retry budget) takes over.
+
+The wire work (request encoding, llhttp parsing, the pool) is :mod:`interlink.outbound.wire`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
-import socket
+import re
 import ssl
 import time
-from collections.abc import Callable, Mapping, Sequence
-from contextvars import ContextVar
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 from urllib.parse import urlsplit
 
-import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.client_proto import ResponseHandler
-from aiohttp.client_reqrep import ClientRequest
-from aiohttp.connector import Connection
-from aiohttp.tracing import Trace
-
 from interlink import __version__
+from interlink.outbound import wire
 from interlink.webhooks import ssrf
 
 MAX_BODY_BYTES: Final = 20_480
-_NO_CLIENT_TIMEOUT: Final = aiohttp.ClientTimeout(total=None)  # asyncio.timeout bounds the exchange
 USER_AGENT: Final = f"Interlink/{__version__}"
 ERROR_CLASSES: Final = frozenset({"timeout", "dns", "connect", "tls", "refused", "other"})
+_IDEMPOTENT: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+_ORIGIN_CACHE_SIZE: Final = 4096
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -106,45 +104,6 @@ class AttemptTrace:
         )
 
 
-_current_trace: ContextVar[AttemptTrace | None] = ContextVar("interlink_attempt_trace", default=None)
-
-
-class _TimedConnector(aiohttp.TCPConnector):
-    """Fills the current :class:`AttemptTrace` (see the module doc): whether the connection came
-    from the pool, when a new one started, when its TCP connection was up (the protocol is created
-    before the TLS handshake begins) and when it was ready."""
-
-    async def connect(
-        self,
-        req: ClientRequest,
-        traces: list[Trace],
-        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109
-    ) -> Connection:
-        connection = await super().connect(req, traces, timeout)
-        trace = _current_trace.get()
-        if trace is not None:
-            trace.connected = True
-            trace.reused = not trace.create_started
-        return connection
-
-    async def _wrap_create_connection(
-        self, *args: Any, **kwargs: Any
-    ) -> tuple[asyncio.Transport, ResponseHandler]:
-        trace = _current_trace.get()
-        if trace is None or not args or not callable(args[0]):
-            return await super()._wrap_create_connection(*args, **kwargs)
-        factory: Callable[[], ResponseHandler] = args[0]
-
-        def timed_factory() -> ResponseHandler:
-            trace.tcp_connected = time.perf_counter()
-            return factory()
-
-        trace.create_started = trace.create_started or time.perf_counter()
-        created = await super()._wrap_create_connection(timed_factory, *args[1:], **kwargs)
-        trace.create_ended = time.perf_counter()
-        return created
-
-
 class TransportError(Exception):
     """No HTTP answer. ``error_class`` is one of :data:`ERROR_CLASSES`."""
 
@@ -155,67 +114,63 @@ class TransportError(Exception):
         self.duration_ms = duration_ms
 
 
-def _classify(exc: BaseException) -> tuple[str, str]:
-    """Map an aiohttp/asyncio failure to an error class and a readable message."""
-    detail = str(exc) or type(exc).__name__
-    if isinstance(exc, TimeoutError):  # includes aiohttp's ServerTimeoutError
-        return "timeout", f"no answer in time ({type(exc).__name__})"
-    if isinstance(exc, aiohttp.ClientConnectorDNSError):
-        return "dns", f"name resolution failed: {detail}"
-    if isinstance(exc, aiohttp.ClientSSLError):
-        return "tls", f"TLS failed: {detail}"
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return "connect", f"connection failed: {detail}"
-    lost = (
-        aiohttp.ServerDisconnectedError,
-        aiohttp.ClientOSError,
-        aiohttp.ClientPayloadError,
-        ConnectionError,
-    )
-    if isinstance(exc, lost):
-        return "connect", f"connection lost before an answer: {detail}"
-    return "other", f"{type(exc).__name__}: {detail}"
+_ORIGIN = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*")
 
 
-def _target_key(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname}:{parts.port or ''}"
+@dataclass(frozen=True, slots=True)
+class _Origin:
+    """What a request needs from its URL's scheme and authority, parsed once per origin."""
 
+    url: str
+    """The origin as written (scheme://authority): what the SSRF guard checks."""
+    key: str
+    """Scheme, host and port: the key of the guard's verdict, the address cache and the pool."""
+    secure: bool
+    host: str
+    """For connecting and for TLS: IDNA-encoded, IPv6 without brackets."""
+    port: int
+    host_header: str
+    literal: bool
+    """The host is an IP address (no name resolution)."""
 
-class _GuardedResolver(AbstractResolver):
-    """Resolves through the SSRF guard: only addresses it allowed are ever connected to."""
-
-    def __init__(self, allowed_networks: list[Network]) -> None:
-        self.allowed_networks = allowed_networks
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        trace = _current_trace.get()
-        started = time.perf_counter()
+    @classmethod
+    def parse(cls, origin: str) -> _Origin:
+        """Raises :class:`TransportError` (``other``) for an origin that cannot be requested."""
         try:
-            addresses = await ssrf.check_target(f"http://{host}:{port or 80}/", self.allowed_networks)
-        finally:
-            if trace is not None:
-                trace.dns += time.perf_counter() - started
-        return [
-            ResolveResult(
-                hostname=host,
-                host=str(address),
-                port=port,
-                family=socket.AF_INET6 if address.version == 6 else socket.AF_INET,
-                proto=0,
-                flags=socket.AI_NUMERICHOST,
-            )
-            for address in addresses
-        ]
-
-    async def close(self) -> None:
-        return None
+            parts = urlsplit(origin)
+            scheme = parts.scheme.lower()
+            hostname = parts.hostname or ""
+            port = parts.port or (443 if scheme == "https" else 80)
+            if scheme not in ("http", "https") or not hostname:
+                raise ValueError("an http or https URL with a host is required")
+            if "@" in parts.netloc:
+                # as the SSRF guard and the API client's configuration: never credentials in a URL
+                raise TransportError(
+                    "refused", "target refused (invalid_url): the URL carries user:password@ credentials"
+                )
+            host = hostname if hostname.isascii() else hostname.encode("idna").decode("ascii")
+        except (ValueError, UnicodeError) as exc:
+            raise TransportError("other", f"invalid URL {origin[:200]!r}: {exc}") from None
+        literal = True
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            literal = False
+        named = f"[{host}]" if literal and address.version == 6 else host
+        return cls(
+            url=origin,
+            key=f"{scheme}://{named}:{port}",
+            secure=scheme == "https",
+            host=host,
+            port=port,
+            host_header=named if port == (443 if scheme == "https" else 80) else f"{named}:{port}",
+            literal=literal,
+        )
 
 
 class HttpTransport:
-    """Sends HTTP requests over one pooled aiohttp session (created lazily, inside the event loop)."""
+    """Sends HTTP requests over pooled HTTP/1.1 connections (the pool is made lazily, inside the
+    event loop, and made again if the transport is used from another loop)."""
 
     def __init__(
         self,
@@ -237,54 +192,139 @@ class HttpTransport:
         self.max_body_bytes = max_body_bytes
         self.target_cache_seconds = target_cache_seconds
         self.user_agent = user_agent
-        self._session: aiohttp.ClientSession | None = None
+        self._defaults = {"User-Agent": user_agent, "Accept": "*/*", "Accept-Encoding": wire.ACCEPT_ENCODING}
+        self._pool: wire.ConnectionPool | None = None
         self._approved: dict[str, float] = {}
-        self._keys: dict[str, str] = {}  # url -> target key, for the no-I/O approval check
+        self._origins: dict[str, _Origin] = {}
+        self._addresses: dict[str, tuple[list[ssrf.IPAddress], float]] = {}
 
-    def _client(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector_class = _TimedConnector if self.traced else aiohttp.TCPConnector
-            connector = connector_class(
-                limit=self.limit,
-                limit_per_host=self.limit_per_host,
-                ttl_dns_cache=int(self.target_cache_seconds),
-                resolver=_GuardedResolver(self.allowed_networks),
-                ssl=self.ssl_context if self.ssl_context is not None else True,
-            )
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                auto_decompress=True,
-                headers={"User-Agent": self.user_agent},
-                skip_auto_headers=("Content-Type",),
-            )
-            if self.traced and hasattr(self._session, "_retry_connection"):
-                # aiohttp resends an idempotent request once, unseen, when its connection drops;
-                # the API client retries itself (counted, and within its retry budget).
-                self._session._retry_connection = False
-        return self._session
+    def _connections(self) -> wire.ConnectionPool:
+        pool = self._pool
+        if pool is None or pool.closed or pool.loop is not asyncio.get_running_loop():
+            pool = self._pool = wire.ConnectionPool(limit=self.limit, limit_per_host=self.limit_per_host)
+        return pool
 
-    def _approved_now(self, url: str) -> bool:
-        """The guard's cached verdict for ``url``'s target is still valid (no I/O)."""
-        key = self._keys.get(url)
-        if key is None:
-            key = _target_key(url)
-            if len(self._keys) >= 4096:
-                self._keys.clear()
-            self._keys[url] = key
-        return self._approved.get(key, 0.0) > time.monotonic()
+    def _split(self, url: str) -> tuple[_Origin, str]:
+        """``url``'s origin (cached) and its request target (path and query, fragment dropped)."""
+        match = _ORIGIN.match(url)
+        if match is None:
+            raise TransportError("other", f"invalid URL {url[:200]!r}: an http or https URL is required")
+        text = match.group(0)
+        origin = self._origins.get(text)
+        if origin is None:
+            origin = _Origin.parse(text)
+            if len(self._origins) >= _ORIGIN_CACHE_SIZE:
+                self._origins.clear()
+            self._origins[text] = origin
+        rest = url[match.end() :].partition("#")[0]
+        path, _, query = rest.partition("?")
+        return origin, wire.request_target(path, query)
+
+    def _approved_now(self, origin: _Origin) -> bool:
+        """The guard's cached verdict for ``origin`` is still valid (no I/O)."""
+        return self._approved.get(origin.key, 0.0) > time.monotonic()
 
     async def check_target(self, url: str) -> None:
-        """Raise :class:`TransportError` (``refused``/``dns``) unless the SSRF guard allows ``url``."""
-        key = _target_key(url)
+        """Raise :class:`TransportError` (``refused``/``dns``/``other``) unless the SSRF guard allows
+        ``url``."""
+        await self._check(self._split(url)[0])
+
+    async def _check(self, origin: _Origin) -> None:
         now = time.monotonic()
-        if self._approved.get(key, 0.0) > now:
+        if self._approved.get(origin.key, 0.0) > now:
             return
         try:
-            await ssrf.check_target(url, self.allowed_networks)
+            await ssrf.check_target(origin.url, self.allowed_networks)
         except ssrf.TargetRefused as exc:
-            error_class = "dns" if exc.reason == "unresolvable" else "refused"
-            raise TransportError(error_class, f"target refused ({exc.reason}): {exc.detail}") from exc
-        self._approved[key] = now + self.target_cache_seconds
+            raise _refused(exc) from exc
+        self._approved[origin.key] = now + self.target_cache_seconds
+
+    async def _resolve(self, url: _Origin, trace: AttemptTrace | None) -> list[ssrf.IPAddress]:
+        """The addresses to connect to, all allowed by the SSRF guard (cached like its verdict)."""
+        cached = self._addresses.get(url.key)
+        now = time.monotonic()
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        started = time.perf_counter()
+        try:
+            addresses = await ssrf.check_target(url.url, self.allowed_networks)
+        except ssrf.TargetRefused as exc:
+            raise _refused(exc) from exc
+        finally:
+            if trace is not None and not url.literal:
+                trace.dns += time.perf_counter() - started
+        if len(self._addresses) >= _ORIGIN_CACHE_SIZE:
+            self._addresses.clear()
+        self._addresses[url.key] = (addresses, now + self.target_cache_seconds)
+        return addresses
+
+    async def _open(self, url: _Origin, trace: AttemptTrace | None) -> wire.Http1Connection:
+        """A new connection to one of the guarded addresses (tried in order), TLS on top for https."""
+        addresses = await self._resolve(url, trace)
+        loop = asyncio.get_running_loop()
+        failures: list[str] = []
+        for address in addresses:
+            if trace is not None:
+                trace.create_started = trace.create_started or time.perf_counter()
+            try:
+                transport, connection = await loop.create_connection(
+                    wire.Http1Connection, str(address), url.port
+                )
+            except OSError as exc:
+                failures.append(f"{address}: {exc.strerror or exc}")
+                continue
+            if trace is not None:
+                trace.tcp_connected = time.perf_counter()
+            if url.secure:
+                context = self.ssl_context or _default_ssl_context()
+                try:
+                    secured = await loop.start_tls(transport, connection, context, server_hostname=url.host)
+                except (ssl.SSLError, ssl.CertificateError) as exc:
+                    transport.close()
+                    raise TransportError("tls", f"TLS failed: {exc}") from exc
+                except OSError as exc:
+                    transport.close()
+                    raise TransportError(
+                        "connect", f"connection lost during the TLS handshake: {exc}"
+                    ) from exc
+                if secured is None:
+                    transport.close()
+                    raise TransportError("tls", "TLS failed: the connection closed during the handshake")
+                connection.transport = secured
+            if trace is not None:
+                trace.create_ended = time.perf_counter()
+            return connection
+        raise TransportError("connect", f"connection failed: {'; '.join(failures) or 'no address'}")
+
+    async def _exchange(
+        self,
+        method: str,
+        url: _Origin,
+        request: bytes,
+        trace: AttemptTrace | None,
+    ) -> wire.Answer:
+        pool = self._connections()
+        attempts = 1 if self.traced or method not in _IDEMPOTENT else 2
+        resend = False
+        while True:
+            attempts -= 1
+            connection, reused = await pool.acquire(url.key, lambda: self._open(url, trace), fresh=resend)
+            if trace is not None:
+                trace.connected = True
+                trace.reused = reused
+            answer: wire.Answer | None = None
+            try:
+                answer = await connection.exchange(
+                    request, max_body=self.max_body_bytes, head=method == "HEAD"
+                )
+            except wire.ConnectionLost as exc:
+                if reused and not exc.received and attempts > 0:
+                    resend = True  # the server had closed the idle connection: once more, on a new one
+                    continue
+                raise
+            finally:
+                pool.release(connection, reusable=answer is not None and answer.reusable)
+            return answer
 
     async def send(
         self,
@@ -308,77 +348,88 @@ class HttpTransport:
             trace.secure = url[:6].lower() == "https:"
         # The timeout bounds the whole exchange, name resolution by the SSRF guard included.
         deadline = asyncio.get_running_loop().time() + timeout
+        origin, request_target = self._split(url)
+        guarded = origin if target is None else self._split(target)[0]
         try:
-            if not self._approved_now(target or url):
+            if not self._approved_now(guarded):
                 async with asyncio.timeout_at(deadline):
-                    await self.check_target(target or url)
+                    await self._check(guarded)
         except TimeoutError as exc:
             raise TransportError(
                 "dns",
                 f"name resolution did not finish in {timeout:g} s",
                 duration_ms=(time.perf_counter() - started) * 1000,
             ) from exc
-        session = self._client()
-        truncated = False
-        token = _current_trace.set(trace) if trace is not None else None
+        try:
+            request = wire.encode_request(
+                method, request_target, origin.host_header, headers, body, self._defaults
+            )
+        except ValueError as exc:
+            raise TransportError("other", f"invalid request: {exc}") from None
         try:
             async with asyncio.timeout_at(deadline):
-                async with session.request(
-                    method,
-                    url,
-                    headers=dict(headers),
-                    data=body,
-                    allow_redirects=False,
-                    timeout=_NO_CLIENT_TIMEOUT,
-                ) as response:
-                    if trace is not None:
-                        trace.first_byte = time.perf_counter()
-                    chunks: list[bytes] = []
-                    size = 0
-                    length = response.content_length
-                    if length is not None and length < self.max_body_bytes:
-                        chunks.append(await response.read())  # one read when the size is known
-                        size = len(chunks[0])
-                    while size < self.max_body_bytes and not response.content.at_eof():
-                        chunk = await response.content.read(self.max_body_bytes - size)
-                        if not chunk:
-                            break
-                        chunks.append(chunk)
-                        size += len(chunk)
-                    if size >= self.max_body_bytes and not response.content.at_eof():
-                        truncated = True
-                        response.close()  # do not read (or pool) the rest
-                    answer_headers: dict[str, str] = {}
-                    for name, value in response.headers.items():
-                        answer_headers[name] = (
-                            f"{answer_headers[name]}, {value}" if name in answer_headers else value
-                        )
-                    status = response.status
-        except ssrf.TargetRefused as exc:  # raised by the resolver at connect time
-            error_class = "dns" if exc.reason == "unresolvable" else "refused"
-            raise TransportError(error_class, f"target refused ({exc.reason}): {exc.detail}") from exc
-        except asyncio.CancelledError:
+                answer = await self._exchange(method, origin, request, trace)
+        except TransportError as exc:
+            exc.duration_ms = (time.perf_counter() - started) * 1000
             raise
-        except Exception as exc:
-            error_class, message = _classify(exc)
+        except TimeoutError as exc:
             raise TransportError(
-                error_class, message, duration_ms=(time.perf_counter() - started) * 1000
+                "timeout",
+                f"no answer in time ({timeout:g} s)",
+                duration_ms=(time.perf_counter() - started) * 1000,
+            ) from exc
+        except (wire.ConnectionLost, OSError) as exc:
+            raise TransportError(
+                "connect",
+                f"connection lost before an answer: {exc}",
+                duration_ms=(time.perf_counter() - started) * 1000,
+            ) from exc
+        except wire.InvalidAnswer as exc:
+            raise TransportError(
+                "other", str(exc), duration_ms=(time.perf_counter() - started) * 1000
             ) from exc
         finally:
-            if token is not None:
-                _current_trace.reset(token)
             if trace is not None:
                 trace.ended = time.perf_counter()
+        ended = trace.ended if trace is not None else time.perf_counter()
+        if trace is not None:
+            trace.first_byte = answer.first_byte
         return TransportResponse(
-            status=status,
-            headers=answer_headers,
-            body=b"".join(chunks),
-            duration_ms=((trace.ended if trace is not None else time.perf_counter()) - started) * 1000,
-            truncated=truncated,
+            status=answer.status,
+            headers=_header_dict(answer.headers),
+            body=answer.body,
+            duration_ms=(ended - started) * 1000,
+            truncated=answer.truncated,
         )
 
     async def close(self) -> None:
-        """Close pooled connections (the session is recreated on the next send)."""
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-        self._session = None
+        """Close pooled connections (a new pool is made on the next send)."""
+        if self._pool is not None:
+            self._pool.close()
+        self._pool = None
+
+
+def _refused(exc: ssrf.TargetRefused) -> TransportError:
+    error_class = "dns" if exc.reason == "unresolvable" else "refused"
+    return TransportError(error_class, f"target refused ({exc.reason}): {exc.detail}")
+
+
+def _header_dict(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Answer headers by name as received; repeated headers joined with ", "."""
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in raw:
+        name = raw_name.decode("latin-1")
+        value = raw_value.decode("utf-8", "replace")
+        headers[name] = f"{headers[name]}, {value}" if name in headers else value
+    return headers
+
+
+_ssl_context: ssl.SSLContext | None = None
+
+
+def _default_ssl_context() -> ssl.SSLContext:
+    """The system's trust store, certificate and host name checks on (made once, when first needed)."""
+    global _ssl_context
+    if _ssl_context is None:
+        _ssl_context = ssl.create_default_context()
+    return _ssl_context
