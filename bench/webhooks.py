@@ -1,7 +1,7 @@
 """Webhook delivery benchmark (``make bench``); results and method in docs/benchmarks.md.
 
 Delivered webhooks per second through the real engine (``DeliveryWorker`` as ``interlink worker``
-configures it: concurrency 64, claims of 128, the shared aiohttp transport with the SSRF guard),
+configures it: concurrency 64, claims of 128, the shared HTTP transport with the SSRF guard),
 on PostgreSQL (127.0.0.1:5432, a database ``interlink_bench_<random>`` created and dropped by the
 run) and on SQLite, against an aiohttp receiver in a separate process. The events (signed, 1 KB
 bodies) are ingested before the clock starts; the clock stops when the worker has recorded the
