@@ -30,6 +30,7 @@ from interlink.core.db import Base
 from interlink.core.migrate import upgrade
 from interlink.core.settings import Settings
 from interlink.http.app import create_app
+from interlink.http.server import server_options
 from interlink.runtime import Runtime
 from tests.services import POSTGRES_ADMIN_URL, need, postgres_available
 
@@ -224,7 +225,7 @@ def live_server(
     assert created is not None
     port = free_port()
     config = uvicorn.Config(
-        create_app(settings, access_log=False), host="127.0.0.1", port=port, log_config=None, lifespan="on"
+        create_app(settings, access_log=False), host="127.0.0.1", port=port, lifespan="on", **server_options()
     )
     server = _ThreadedServer(config)
     thread = threading.Thread(target=server.run, daemon=True)

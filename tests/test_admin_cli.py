@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import httpx
 
 from interlink.bootstrap import BootstrapResult
 from interlink.core.settings import Settings
+from tests.cli_runner import run_interlink
 from tests.conftest import TEST_MASTER_KEYS, TEST_PEPPER, auth
 
 INTERLINK = str(Path(sys.executable).with_name("interlink"))
@@ -29,12 +31,8 @@ def _env(settings: Settings) -> dict[str, str]:
 async def test_recovery_key_works_and_is_audited(
     client: httpx.AsyncClient, admin: BootstrapResult, settings: Settings
 ) -> None:
-    done = subprocess.run(
-        [INTERLINK, "admin", "create-key", "--name", "break-glass"],
-        env=_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
+    done = await asyncio.to_thread(
+        run_interlink, ["admin", "create-key", "--name", "break-glass"], env=_env(settings)
     )
     assert done.returncode == 0, done.stderr
     line = next(li for li in done.stdout.splitlines() if "shown once" in li)
@@ -62,12 +60,6 @@ def test_unknown_tenant_and_scope_fail_cleanly(settings: Settings) -> None:
     assert "no such tenant" in no_tenant.stderr
     assert "Traceback" not in no_tenant.stderr
 
-    bad_scope = subprocess.run(
-        [INTERLINK, "admin", "create-key", "--scope", "root"],
-        env=_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    bad_scope = run_interlink(["admin", "create-key", "--scope", "root"], env=_env(settings))
     assert bad_scope.returncode == 2
     assert "unknown scope" in bad_scope.stderr

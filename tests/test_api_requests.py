@@ -13,8 +13,6 @@ import ipaddress
 import json
 import os
 import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -32,10 +30,10 @@ from interlink.outbound.metrics import api_metrics
 from interlink.outbound.response import ApiTiming, OutboundError
 from interlink.runtime import Runtime
 from tests.api_helpers import assert_problem, make_key, make_tenant
+from tests.cli_runner import run_interlink
 from tests.conftest import LiveServer, auth
 from tests.receiver import Answer, Receiver, receiver_fixture  # noqa: F401  (fixture)
 
-INTERLINK = str(Path(sys.executable).parent / "interlink")
 LOCAL = [ipaddress.ip_network("127.0.0.1/32")]
 NO_RETRY = RetryPolicy(max_attempts=1)
 
@@ -277,7 +275,7 @@ async def test_sdk_blocking_and_async(live_server: LiveServer, receiver: Receive
         assert figures.count == 1 and figures.errors_by_class == {"connect": 1}
 
 
-def run(server: LiveServer, *args: str) -> subprocess.CompletedProcess[str]:
+def run(server: LiveServer, *args: str, real: bool = False) -> subprocess.CompletedProcess[str]:
     environment = {
         k: v
         for k, v in os.environ.items()
@@ -286,7 +284,7 @@ def run(server: LiveServer, *args: str) -> subprocess.CompletedProcess[str]:
     environment.update(
         {"COLUMNS": "250", "INTERLINK_API_URL": server.url, "INTERLINK_API_KEY": server.admin_key}
     )
-    result = subprocess.run([INTERLINK, *args], env=environment, capture_output=True, text=True, timeout=60)
+    result = run_interlink(args, env=environment, real=real)
     assert "Traceback" not in result.stderr, result.stderr
     return result
 
@@ -298,13 +296,15 @@ async def test_cli(live_server: LiveServer, receiver: Receiver) -> None:
     finally:
         await db.dispose()
 
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return run(live_server, "api-requests", *args)
+    def cli(*args: str, real: bool = False) -> subprocess.CompletedProcess[str]:
+        return run(live_server, "api-requests", *args, real=real)
 
     table = await asyncio.to_thread(cli, "list")
     assert table.returncode == 0, table.stderr
     assert ids["first"] in table.stdout and "T0P-SECRET" not in table.stdout and "[redacted]" in table.stdout
-    listed = await asyncio.to_thread(cli, "list", "--provider", "acme", "--status", "404", "--json")
+    listed = await asyncio.to_thread(
+        cli, "list", "--provider", "acme", "--status", "404", "--json", real=True
+    )
     assert [r["id"] for r in json.loads(listed.stdout)["data"]] == [ids["missing"]]
     every = await asyncio.to_thread(cli, "list", "--all", "--limit", "1", "--error-class", "none", "--json")
     assert [r["id"] for r in json.loads(every.stdout)["data"]] == [ids["last"], ids["first"]]

@@ -1,5 +1,6 @@
-"""The client commands (``interlink tenants|keys|audit``) as a user runs them: a subprocess
-talking to a real server, configured through environment variables."""
+"""The client commands (``interlink tenants|keys|audit``) as a user runs them: the command talking
+to a real server, configured through environment variables (in-process through
+``tests.cli_runner``; ``real=True`` runs the installed executable)."""
 
 from __future__ import annotations
 
@@ -7,15 +8,13 @@ import json
 import os
 import re
 import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.cli_runner import run_interlink
 from tests.conftest import LiveServer, free_port
 
-INTERLINK = str(Path(sys.executable).parent / "interlink")
 KEY_LINE = re.compile(r"^API key \(shown once, store it now\): (il_live_\w+)$", re.MULTILINE)
 
 
@@ -26,6 +25,7 @@ def run(
     tenant: str | None = None,
     stdin: str | None = None,
     env: dict[str, str] | None = None,
+    real: bool = False,
 ) -> subprocess.CompletedProcess[str]:
     environment = {
         k: v
@@ -39,9 +39,7 @@ def run(
     if tenant:
         environment["INTERLINK_TENANT_ID"] = tenant
     environment.update(env or {})
-    result = subprocess.run(
-        [INTERLINK, *args], env=environment, capture_output=True, text=True, input=stdin, timeout=60
-    )
+    result = run_interlink(args, env=environment, input=stdin, real=real)
     assert "Traceback" not in result.stderr, result.stderr
     return result
 
@@ -146,7 +144,7 @@ def test_key_lifecycle_commands(live_server: LiveServer) -> None:
 
 
 def test_create_key_json_keeps_stdout_clean(live_server: LiveServer) -> None:
-    made = run(live_server, "keys", "create", "--name", "ci", "--scope", "keys:verify", "--json")
+    made = run(live_server, "keys", "create", "--name", "ci", "--scope", "keys:verify", "--json", real=True)
     assert made.returncode == 0
     body = json.loads(made.stdout)
     assert body["key"].startswith("il_live_") and body["scopes"] == ["keys:verify"]

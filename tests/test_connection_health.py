@@ -13,7 +13,6 @@ import json
 import os
 import ssl
 import subprocess
-import sys
 import textwrap
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -61,6 +60,7 @@ from interlink.outbound.models import ExternalApiRequest
 from interlink.runtime import Runtime
 from interlink.webhooks.models import WebhookEvent
 from tests.api_helpers import assert_problem, make_tenant
+from tests.cli_runner import run_interlink
 from tests.conftest import LiveServer, auth, free_port, make_settings
 
 H = IntegrationHealthStatus
@@ -646,18 +646,12 @@ def live_server_settings_overrides(tmp_path: Path, api_port: int, tls_port: int)
     }
 
 
-def _cli(server: LiveServer, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(server: LiveServer, *args: str, real: bool = False) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("INTERLINK_")}
     environment.update(
         {"INTERLINK_API_URL": server.url, "INTERLINK_API_KEY": server.admin_key, "COLUMNS": "250"}
     )
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "interlink"), *args],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_interlink(args, env=environment, real=real)
     assert "Traceback" not in result.stderr, result.stderr
     return result
 
@@ -684,7 +678,7 @@ def test_sdk_and_cli(live_server: LiveServer) -> None:
     ran = _cli(live_server, "connections", "health-check", conn.id)
     assert ran.returncode == 0, ran.stderr
     assert "UNHEALTHY (score 15)" in ran.stdout and "tcp" in ran.stdout and "refused" in ran.stdout
-    shown = _cli(live_server, "connections", "health", conn.id, "--json")
+    shown = _cli(live_server, "connections", "health", conn.id, "--json", real=True)
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["availability"]["last24Hours"] == 0.0
     text = _cli(live_server, "connections", "health", conn.id)

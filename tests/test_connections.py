@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -27,9 +25,9 @@ from interlink.core.enums import IntegrationConnectionStatus
 from interlink.core.models import AuditEvent, IntegrationSecret
 from interlink.runtime import Runtime
 from tests.api_helpers import assert_problem, make_key
+from tests.cli_runner import run_interlink
 from tests.conftest import LiveServer
 
-INTERLINK = str(Path(sys.executable).parent / "interlink")
 ZENDESK = {
     "providerKey": "zendesk",
     "name": "support desk",
@@ -330,12 +328,12 @@ async def test_async_sdk_connections(live_server: LiveServer) -> None:
         assert (await sdk.connections.list()).data == []
 
 
-def _cli(server: LiveServer, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def _cli(
+    server: LiveServer, *args: str, stdin: str | None = None, real: bool = False
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("INTERLINK_")}
     env.update({"INTERLINK_API_URL": server.url, "INTERLINK_API_KEY": server.admin_key, "COLUMNS": "250"})
-    result = subprocess.run(
-        [INTERLINK, *args], env=env, capture_output=True, text=True, timeout=60, input=stdin
-    )
+    result = run_interlink(args, env=env, input=stdin, real=real)
     assert "Traceback" not in result.stderr, result.stderr
     return result
 
@@ -352,7 +350,7 @@ def test_cli_connections(live_server: LiveServer) -> None:
         "BASIC",
     ]
     creds = ["--credentials", '{"username": "u", "password": "cli-plaintext"}']
-    checked = _cli(live_server, "connections", "validate", *args, *creds, "--json")
+    checked = _cli(live_server, "connections", "validate", *args, *creds, "--json", real=True)
     assert checked.returncode == 0, checked.stderr
     assert json.loads(checked.stdout)["baseUrl"] == "https://acme.zendesk.com/api/v2"
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -22,12 +21,12 @@ from interlink.core.models import AuditEvent
 from interlink.core.settings import Settings
 from interlink.runtime import Runtime
 from tests.api_helpers import make_key
+from tests.cli_runner import run_interlink
 from tests.conftest import LiveServer, make_settings
 from tests.external import JsonServer, LocalStripe, json_server_fixture, localstripe_fixture
 
 __all__ = ["json_server_fixture", "localstripe_fixture"]
 
-INTERLINK = str(Path(sys.executable).parent / "interlink")
 SPECS = Path(__file__).resolve().parent / "fixtures" / "connectors" / "json_server.yaml"
 
 
@@ -230,13 +229,9 @@ async def test_stripe_records_through_a_connection(
     assert refused.status_code == 502 and refused.json()["upstreamStatus"] == 400
 
 
-def _cli(server: LiveServer, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [INTERLINK, *args, "--url", server.url, "--api-key", server.admin_key],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def _cli(server: LiveServer, *args: str, real: bool = False) -> subprocess.CompletedProcess[str]:
+    options = [*args, "--url", server.url, "--api-key", server.admin_key]
+    return run_interlink(options, real=real)
 
 
 def test_sdk_and_cli_records(live_server: LiveServer) -> None:
@@ -253,7 +248,7 @@ def test_sdk_and_cli_records(live_server: LiveServer) -> None:
         sdk.connectors.delete_record(conn, "customers", created.id)
         with pytest.raises(ValidationError):
             sdk.connectors.list_records(conn, "customers", cursor="tampered")
-    listed = _cli(live_server, "connectors", "records", conn, "customers", "--all", "--json")
+    listed = _cli(live_server, "connectors", "records", conn, "customers", "--all", "--json", real=True)
     assert listed.returncode == 0, listed.stderr
     assert len(json.loads(listed.stdout)["data"]) == 10
     table = _cli(live_server, "connectors", "records", conn, "customers", "--limit", "2")

@@ -8,7 +8,6 @@ import base64
 import ipaddress
 import json
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,12 +31,12 @@ from interlink.connectors.spec import ConnectorSpecError, load_specs
 from interlink.core.errors import ValidationFailed
 from interlink.outbound.client import ApiClient, OutboundService
 from interlink.outbound.config import ApiClientConfig, RetryPolicy
+from tests.cli_runner import run_interlink
 from tests.conftest import LiveServer
 from tests.external import JsonServer, json_server_fixture  # noqa: F401  (the fixture)
 
 SPECS = Path(__file__).resolve().parent / "fixtures" / "connectors" / "json_server.yaml"
 LOCAL = [ipaddress.ip_network("127.0.0.1/32")]
-INTERLINK = str(Path(sys.executable).parent / "interlink")
 
 
 @pytest.fixture
@@ -376,17 +375,13 @@ async def test_async_sdk_connectors(live_server: LiveServer) -> None:
         assert "invoices" in {r.name for r in stripe.resources}
 
 
-def _cli(server: LiveServer, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [INTERLINK, *args, "--url", server.url, "--api-key", server.admin_key],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def _cli(server: LiveServer, *args: str, real: bool = False) -> subprocess.CompletedProcess[str]:
+    options = [*args, "--url", server.url, "--api-key", server.admin_key]
+    return run_interlink(options, real=real)
 
 
 def test_cli_connectors(live_server: LiveServer) -> None:
-    listed = _cli(live_server, "connectors", "list", "--json")
+    listed = _cli(live_server, "connectors", "list", "--json", real=True)
     assert listed.returncode == 0, listed.stderr
     assert {"stripe", "zendesk"} <= {c["key"] for c in json.loads(listed.stdout)}
     table = _cli(live_server, "connectors", "list", "--provider", "zendesk")

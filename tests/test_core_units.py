@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,7 @@ import pytest
 from interlink.core import enums
 from interlink.core.context import accept_correlation_id
 from interlink.core.errors import ValidationFailed
-from interlink.core.ids import is_id, new_id
+from interlink.core.ids import is_id, min_id_at, new_id
 from interlink.core.logging import REDACTED, redact_text, redact_value
 from interlink.core.pagination import PageRequest
 
@@ -36,6 +38,22 @@ def test_ids_are_prefixed_and_strictly_increasing() -> None:
     assert all(is_id(i, "key") for i in ids)
     assert not is_id(ids[0], "ten")
     assert not is_id("key_../../etc/passwd")
+
+
+def test_id_layout_is_milliseconds_then_randomness_in_crockford_base32() -> None:
+    alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+    before = int(time.time() * 1000)
+    made = new_id("req")
+    after = int(time.time() * 1000)
+    body = made.removeprefix("req_")
+    value = 0
+    for char in body:
+        value = value * 32 + alphabet.index(char)
+    assert before <= value >> 80 <= after  # 48 bits of milliseconds on top of 80 random bits
+    assert min_id_at("req", datetime.fromtimestamp(before / 1000, UTC)) <= made
+    assert min_id_at("req", datetime.fromtimestamp(0, UTC)) == "req_" + "0" * 26
+    assert min_id_at("req", datetime.fromtimestamp(0.001, UTC)) == "req_" + "0000000001" + "0" * 16
+    assert min_id_at("req", datetime.fromtimestamp(1.055, UTC)) == "req_" + "000000010Z" + "0" * 16
 
 
 def test_the_eleven_enums_exist_and_are_documented() -> None:

@@ -8,10 +8,8 @@ import hmac
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,9 +17,8 @@ import pytest
 
 from interlink.client import AsyncInterlinkClient, InterlinkClient, NotFoundError, ValidationError
 from interlink.webhooks.inbound.schemas import InboundSourceCreated, InboundSourceInfo
+from tests.cli_runner import run_interlink
 from tests.conftest import LiveServer
-
-INTERLINK = str(Path(sys.executable).parent / "interlink")
 
 
 @pytest.fixture
@@ -96,7 +93,7 @@ async def test_async_sdk(live_server: LiveServer) -> None:
             await client.inbound_sources.get(made.id)
 
 
-def run(server: LiveServer, *args: str) -> subprocess.CompletedProcess[str]:
+def run(server: LiveServer, *args: str, real: bool = False) -> subprocess.CompletedProcess[str]:
     environment = {
         k: v
         for k, v in os.environ.items()
@@ -105,7 +102,7 @@ def run(server: LiveServer, *args: str) -> subprocess.CompletedProcess[str]:
     environment.update(
         {"COLUMNS": "250", "INTERLINK_API_URL": server.url, "INTERLINK_API_KEY": server.admin_key}
     )
-    result = subprocess.run([INTERLINK, *args], env=environment, capture_output=True, text=True, timeout=60)
+    result = run_interlink(args, env=environment, real=real)
     assert "Traceback" not in result.stderr, result.stderr
     return result
 
@@ -120,7 +117,7 @@ def test_cli(live_server: LiveServer) -> None:
     table = run(live_server, "inbound-sources", "create", "shop", "--scheme", "shopify", "--dedupe", "none")
     assert table.returncode == 0 and "shown only now" in table.stdout, table.stderr
 
-    listed = run(live_server, "inbound-sources", "list", "--json")
+    listed = run(live_server, "inbound-sources", "list", "--json", real=True)
     assert len(json.loads(listed.stdout)["data"]) == 2
     shown = run(live_server, "inbound-sources", "show", source["id"])
     assert shown.returncode == 0 and source["id"] in shown.stdout and "gh-s" not in shown.stdout

@@ -28,6 +28,7 @@ from interlink.core.enums import AuthenticationType, IntegrationCategory, Integr
 from interlink.core.migrate import upgrade
 from interlink.runtime import Runtime
 from tests.api_helpers import assert_problem
+from tests.cli_runner import run_interlink
 from tests.conftest import LiveServer, make_settings
 
 INTERLINK = str(Path(sys.executable).parent / "interlink")
@@ -529,7 +530,7 @@ async def test_async_sdk_providers(live_server: LiveServer) -> None:
 def _cli(server: LiveServer, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("INTERLINK_")}
     env.update({"INTERLINK_API_URL": server.url, "INTERLINK_API_KEY": server.admin_key, "COLUMNS": "250"})
-    result = subprocess.run([INTERLINK, *args], env=env, capture_output=True, text=True, timeout=60)
+    result = run_interlink(args, env=env)
     assert "Traceback" not in result.stderr, result.stderr
     return result
 

@@ -1,4 +1,5 @@
-"""What ``make run`` does, as real processes: ``interlink migrate`` then ``interlink serve``.
+"""What ``make run`` does: ``interlink migrate`` (in-process through ``tests.cli_runner``) then
+``interlink serve`` as a real process.
 
 The first start prints the URL and an admin key once; the key works against the API; a second
 start prints no new key. ``serve`` refuses an unmigrated PostgreSQL database with a clear message.
@@ -24,6 +25,7 @@ import httpx
 import psycopg
 
 from interlink.client import InterlinkClient
+from tests.cli_runner import run_interlink
 from tests.conftest import TEST_MASTER_KEYS, TEST_PEPPER, free_port
 from tests.services import POSTGRES_ADMIN_URL, need, postgres_available
 
@@ -40,10 +42,8 @@ def _environment(data_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def migrate(cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [INTERLINK, "migrate"], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
-    )
+def migrate(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return run_interlink(["migrate"], env=env)
 
 
 @dataclass
@@ -124,7 +124,7 @@ def wait_ready(url: str, served: Served, timeout: float = 60) -> None:
 def test_migrate_then_serve_on_the_embedded_database(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     env = _environment(data_dir)
-    migrated = migrate(tmp_path, env)
+    migrated = migrate(env)
     assert migrated.returncode == 0, migrated.stderr
     assert "database migrated to" in migrated.stdout
     assert (data_dir / "interlink.db").is_file()
@@ -150,7 +150,7 @@ def test_migrate_then_serve_on_the_embedded_database(tmp_path: Path) -> None:
         assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
 
     assert first.process.returncode is not None
-    again = migrate(tmp_path, env)  # idempotent
+    again = migrate(env)  # idempotent
     assert again.returncode == 0, again.stderr
 
     port = free_port()
@@ -202,7 +202,7 @@ def test_serve_and_worker_refuse_an_unmigrated_postgres_database(tmp_path: Path)
 
         # Migrated, it still refuses until master keys and pepper are set: they are generated
         # only for the embedded SQLite database.
-        migrated = migrate(tmp_path, env)
+        migrated = migrate(env)
         assert migrated.returncode == 0, migrated.stderr
         no_secrets = subprocess.run(
             [INTERLINK, "serve", "--port", str(free_port())],

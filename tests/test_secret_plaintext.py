@@ -7,6 +7,7 @@ log and the logs are scanned byte for byte.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -23,6 +24,7 @@ from interlink.core.models import IntegrationSecret
 from interlink.core.secrets import SecretStore
 from interlink.core.settings import Settings
 from interlink.runtime import Runtime
+from tests.cli_runner import run_interlink
 from tests.conftest import auth, free_port
 
 INTERLINK = str(Path(sys.executable).with_name("interlink"))
@@ -85,7 +87,7 @@ async def test_no_plaintext_secret_or_api_key_in_database_or_logs(tmp_path: Path
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = _env(data_dir, port)
-    migrated = subprocess.run([INTERLINK, "migrate"], env=env, capture_output=True, text=True, timeout=120)
+    migrated = await asyncio.to_thread(run_interlink, ["migrate"], env=env)
     assert migrated.returncode == 0, migrated.stderr
 
     token = uuid.uuid4().hex

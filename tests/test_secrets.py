@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -37,6 +38,7 @@ from interlink.core.secrets import (
 )
 from interlink.core.tenancy import create_tenant
 from interlink.runtime import Runtime
+from tests.cli_runner import run_interlink
 from tests.conftest import TEST_PEPPER, auth, make_settings
 
 VALUE = "sk_live_Zq81-unique-secret-value-7f3a9c"
@@ -606,8 +608,15 @@ async def test_reencrypt_never_overwrites_a_concurrent_rotation(db_url: str, tmp
 INTERLINK = str(Path(sys.executable).with_name("interlink"))
 
 
-def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _cli(*args: str, env: dict[str, str], real: bool = False) -> subprocess.CompletedProcess[str]:
+    if not real:
+        return run_interlink(args, env=env)
     return subprocess.run([INTERLINK, *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+async def _acli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``_cli`` in a thread: the command runs its own event loop."""
+    return await asyncio.to_thread(_cli, *args, env=env)
 
 
 def _clean_env(**values: str) -> dict[str, str]:
@@ -645,7 +654,7 @@ async def test_cli_rotate_master_key_with_local_file(sqlite_template: Path, tmp_
     env = _clean_env(
         INTERLINK_DATABASE_URL=db_url, INTERLINK_DATA_DIR=str(data_dir), INTERLINK_KEY_PEPPER=TEST_PEPPER
     )
-    done = _cli("secrets", "rotate-master-key", "--batch-size", "2", env=env)
+    done = await _acli("secrets", "rotate-master-key", "--batch-size", "2", env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     stored = json.loads(local_secrets_path(data_dir).read_text())
     kids = [kid for kid, _ in parse_master_keys(stored["master_keys"])]
@@ -657,7 +666,7 @@ async def test_cli_rotate_master_key_with_local_file(sqlite_template: Path, tmp_
     assert VALUE not in done.stdout + done.stderr
     assert stored["master_keys"].split(",")[0].split(":")[1] not in done.stdout + done.stderr
 
-    status = _cli("secrets", "status", env=env)
+    status = await _acli("secrets", "status", env=env)
     assert status.returncode == 0, status.stderr
     assert f"{new_kid}: 3 secret(s) (primary)" in status.stdout
     assert f"{first_kid}: 0 secret(s) (configured, not primary)" in status.stdout
@@ -675,7 +684,7 @@ async def test_cli_rotate_master_key_with_local_file(sqlite_template: Path, tmp_
 
     # Master keys from the environment: re-encrypt to the configured primary, name the unused ones.
     env_keys = f"{K2},{stored['master_keys']}"
-    from_env = _cli("secrets", "rotate-master-key", env={**env, "INTERLINK_MASTER_KEYS": env_keys})
+    from_env = await _acli("secrets", "rotate-master-key", env={**env, "INTERLINK_MASTER_KEYS": env_keys})
     assert from_env.returncode == 0, from_env.stdout + from_env.stderr
     assert "re-encrypted 3 secret(s) under master key k2" in from_env.stdout
     assert "generated master key" not in from_env.stdout
@@ -684,7 +693,7 @@ async def test_cli_rotate_master_key_with_local_file(sqlite_template: Path, tmp_
     assert json.loads(local_secrets_path(data_dir).read_text()) == stored  # file untouched
 
     # Without k2 configured, status reports the secrets as unreadable and fails.
-    missing = _cli("secrets", "status", env=env)
+    missing = await _acli("secrets", "status", env=env)
     assert missing.returncode == 1
     assert "k2: 3 secret(s) (NOT CONFIGURED" in missing.stdout
 
@@ -694,7 +703,7 @@ def test_cli_refuses_an_unmigrated_database(tmp_path: Path) -> None:
         INTERLINK_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}",
         INTERLINK_DATA_DIR=str(tmp_path / "data"),
     )
-    done = _cli("secrets", "status", env=env)
+    done = _cli("secrets", "status", env=env, real=True)
     assert done.returncode == 2
     assert "interlink migrate" in done.stderr
     assert "Traceback" not in done.stderr

@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,10 +27,10 @@ from interlink.client import (
 )
 from interlink.core.enums import DeliveryStatus
 from interlink.webhooks.delivery_schemas import EventCreate, EventInfo, WebhookDeliveryInfo
+from tests.cli_runner import run_interlink
 from tests.conftest import LiveServer
 from tests.receiver import Answer, Receiver, receiver_fixture  # noqa: F401  (fixture)
 
-INTERLINK = str(Path(sys.executable).parent / "interlink")
 T = TypeVar("T")
 
 
@@ -228,7 +227,7 @@ async def test_async_sdk_immediate_send_and_failed_attempts(
             await client.deliveries.get("del_missing")
 
 
-def run(server: LiveServer, *args: str) -> subprocess.CompletedProcess[str]:
+def run(server: LiveServer, *args: str, real: bool = False) -> subprocess.CompletedProcess[str]:
     environment = {
         k: v
         for k, v in os.environ.items()
@@ -237,18 +236,18 @@ def run(server: LiveServer, *args: str) -> subprocess.CompletedProcess[str]:
     environment.update(
         {"COLUMNS": "250", "INTERLINK_API_URL": server.url, "INTERLINK_API_KEY": server.admin_key}
     )
-    result = subprocess.run([INTERLINK, *args], env=environment, capture_output=True, text=True, timeout=60)
+    result = run_interlink(args, env=environment, real=real)
     assert "Traceback" not in result.stderr, result.stderr
     return result
 
 
-async def cli(server: LiveServer, *args: str) -> subprocess.CompletedProcess[str]:
+async def cli(server: LiveServer, *args: str, real: bool = False) -> subprocess.CompletedProcess[str]:
     """The CLI in a thread, so the receiver on this event loop keeps answering."""
-    return await asyncio.to_thread(run, server, *args)
+    return await asyncio.to_thread(run, server, *args, real=real)
 
 
-async def cli_json(server: LiveServer, *args: str) -> Any:
-    result = await cli(server, *args, "--json")
+async def cli_json(server: LiveServer, *args: str, real: bool = False) -> Any:
+    result = await cli(server, *args, "--json", real=real)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -317,7 +316,7 @@ async def test_cli(live_server: LiveServer, receiver: Receiver, tmp_path: Path) 
     assert [d["id"] for d in deliveries["data"]] == [delivery_id] and deliveries["hasMore"] is False
     none = await cli(live_server, "deliveries", "list", "--status", "FAILED")
     assert none.returncode == 0 and "no deliveries" in none.stdout
-    one = await cli_json(live_server, "deliveries", "show", delivery_id)
+    one = await cli_json(live_server, "deliveries", "show", delivery_id, real=True)
     assert one["status"] == "DELIVERED" and one["lastStatusCode"] == 200
     table = await cli(live_server, "deliveries", "attempts", delivery_id)
     assert table.returncode == 0 and "yes" in table.stdout and "200" in table.stdout

@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -38,12 +37,12 @@ from interlink.webhooks.ingest import EventSpec, ingest
 from interlink.webhooks.models import WebhookDelivery, WebhookEndpoint
 from interlink.webhooks.schemas import EndpointTestResult, endpoint_info
 from tests.api_helpers import assert_problem, make_key
+from tests.cli_runner import run_interlink
 from tests.conftest import LiveServer, make_settings
 from tests.receiver import Answer, Receiver, receiver_fixture  # noqa: F401  (fixture)
 
 LOCAL = ["127.0.0.0/8"]
 OPS = ["endpoint.disabled", "endpoint.recovered"]
-INTERLINK = str(Path(sys.executable).parent / "interlink")
 WAITING = {DeliveryStatus.PENDING, DeliveryStatus.RETRYING}
 
 
@@ -513,7 +512,7 @@ async def test_re_enable_over_rest_announces_the_recovery(
 # -- SDK and CLI -----------------------------------------------------------------------------------
 
 
-def run(server: LiveServer, *args: str) -> subprocess.CompletedProcess[str]:
+def run(server: LiveServer, *args: str, real: bool = False) -> subprocess.CompletedProcess[str]:
     environment = {
         k: v
         for k, v in os.environ.items()
@@ -522,14 +521,14 @@ def run(server: LiveServer, *args: str) -> subprocess.CompletedProcess[str]:
     environment.update(
         {"COLUMNS": "250", "INTERLINK_API_URL": server.url, "INTERLINK_API_KEY": server.admin_key}
     )
-    result = subprocess.run([INTERLINK, *args], env=environment, capture_output=True, text=True, timeout=60)
+    result = run_interlink(args, env=environment, real=real)
     assert "Traceback" not in result.stderr, result.stderr
     return result
 
 
-async def cli(server: LiveServer, *args: str) -> subprocess.CompletedProcess[str]:
+async def cli(server: LiveServer, *args: str, real: bool = False) -> subprocess.CompletedProcess[str]:
     """The CLI in a thread, so the receiver on this event loop keeps answering."""
-    return await asyncio.to_thread(run, server, *args)
+    return await asyncio.to_thread(run, server, *args, real=real)
 
 
 async def test_webhook_config_and_ping_through_the_sdk(live_server: LiveServer, receiver: Receiver) -> None:
@@ -594,7 +593,9 @@ async def test_webhook_config_and_ping_through_the_cli(live_server: LiveServer, 
     assert body["retrySchedule"] == [10, 20] and body["disableAfterSeconds"] == 7200
     assert body["circuitBreaker"] == {"failureThreshold": 7, "windowSeconds": 60, "cooldownSeconds": 60}
 
-    off = await cli(live_server, "webhook-config", "set", "--no-circuit-breaker", "--default-retry", "--json")
+    off = await cli(
+        live_server, "webhook-config", "set", "--no-circuit-breaker", "--default-retry", "--json", real=True
+    )
     assert off.returncode == 0 and json.loads(off.stdout)["circuitBreaker"] is None
     half = await cli(live_server, "webhook-config", "set", "--circuit-window", "5")
     assert half.returncode == 2 and "circuit breaker is off" in half.stderr

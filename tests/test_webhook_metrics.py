@@ -11,7 +11,6 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -43,11 +42,11 @@ from interlink.webhooks.ingest import EventSpec, ingest
 from interlink.webhooks.metrics_schemas import DeliveryStats, WebhookDeliveryMetrics
 from interlink.webhooks.models import WebhookAttempt, WebhookDelivery
 from tests.api_helpers import assert_problem, make_key, make_tenant
+from tests.cli_runner import run_interlink
 from tests.conftest import LiveServer, auth, make_settings
 from tests.receiver import Answer, Receiver, receiver_fixture  # noqa: F401  (fixture)
 
 LOCAL = ["127.0.0.0/8"]
-INTERLINK = str(Path(sys.executable).parent / "interlink")
 EVENTS = 4
 
 
@@ -543,7 +542,7 @@ async def test_a_hanging_database_delays_the_scrape_by_at_most_the_wait() -> Non
 # -- SDK and CLI ---------------------------------------------------------------------------------
 
 
-def run_cli(server: LiveServer, *args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(server: LiveServer, *args: str, real: bool = False) -> subprocess.CompletedProcess[str]:
     environment = {
         k: v
         for k, v in os.environ.items()
@@ -552,7 +551,7 @@ def run_cli(server: LiveServer, *args: str) -> subprocess.CompletedProcess[str]:
     environment.update(
         {"COLUMNS": "250", "INTERLINK_API_URL": server.url, "INTERLINK_API_KEY": server.admin_key}
     )
-    result = subprocess.run([INTERLINK, *args], env=environment, capture_output=True, text=True, timeout=60)
+    result = run_interlink(args, env=environment, real=real)
     assert "Traceback" not in result.stderr, result.stderr
     return result
 
@@ -609,7 +608,7 @@ async def test_sdk_and_cli(live_server: LiveServer, receiver: Receiver) -> None:
     assert whole.returncode == 0, whole.stderr
     assert "Busiest endpoints" in whole.stdout and "http_5xx 3" in whole.stdout
     whole_json = json.loads(
-        (await asyncio.to_thread(run_cli, live_server, "webhooks", "metrics", "--json")).stdout
+        (await asyncio.to_thread(run_cli, live_server, "webhooks", "metrics", "--json", real=True)).stdout
     )
     assert whole_json["deliveries"]["total"] == 6 and len(whole_json["endpoints"]) == 2
     refused = await asyncio.to_thread(

@@ -29,6 +29,7 @@ from interlink.webhooks import retention
 from interlink.webhooks.delivery import DeliveryConfig, DeliveryWorker
 from interlink.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEvent
 from tests.api_helpers import assert_problem
+from tests.cli_runner import run_interlink
 from tests.conftest import make_settings
 from tests.receiver import Answer, Receiver, receiver_fixture  # noqa: F401  (fixture)
 
@@ -235,8 +236,11 @@ async def test_retention_run_command(
     await worker.drain()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("INTERLINK_")}
     environment["INTERLINK_DATABASE_URL"] = db_url
+    environment["INTERLINK_DATA_DIR"] = str(tmp_path / ".interlink")
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
+    def run(*args: str, real: bool = False) -> subprocess.CompletedProcess[str]:
+        if not real:
+            return run_interlink(["retention", "run", *args], env=environment)
         return subprocess.run(
             [INTERLINK, "retention", "run", *args],
             env=environment,
@@ -246,7 +250,7 @@ async def test_retention_run_command(
             timeout=60,
         )
 
-    result = await asyncio.to_thread(run, "--json")
+    result = await asyncio.to_thread(run, "--json", real=True)
     assert result.returncode == 0, result.stderr
     counts = json.loads(result.stdout)
     assert counts["webhooks"] == {admin.tenant_id: {"attempts": 1, "payloads": 1}}

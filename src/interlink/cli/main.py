@@ -81,6 +81,7 @@ def serve(
 
     from interlink.bootstrap import bootstrap_if_empty
     from interlink.http.app import create_app
+    from interlink.http.server import server_options
     from interlink.runtime import Runtime
 
     settings = load_settings()
@@ -107,12 +108,10 @@ def serve(
         typer.echo(f"Admin API key (shown once, store it now): {created.key}")  # type: ignore[attr-defined]
     sys.stdout.flush()
     uvicorn.run(
-        create_app(settings, freeze_after_start=True),
+        create_app(settings, tune_gc_after_start=True),
         host=settings.host,
         port=settings.port,
-        log_config=None,
-        access_log=False,
-        proxy_headers=False,
+        **server_options(),
     )
 
 

@@ -29,7 +29,7 @@ def worker(
     With a metrics port, the process serves its own counters (delivery attempts and durations,
     outbound requests) at ``http://<INTERLINK_WORKER_METRICS_HOST>:<port>/metrics``."""
     from interlink.jobs.registry import ensure_builtin_schedules
-    from interlink.runtime import Runtime, freeze_startup_objects
+    from interlink.runtime import Runtime, tune_garbage_collector
 
     settings = load_settings()
     if concurrency is not None:
@@ -63,7 +63,7 @@ def worker(
             typer.echo(
                 f"metrics on http://{settings.worker_metrics_host}:{settings.worker_metrics_port}/metrics"
             )
-        freeze_startup_objects()
+        tune_garbage_collector()
         typer.echo(f"interlink worker {job_worker.worker_id} running; stop with Ctrl+C")
         try:
             await asyncio.gather(job_worker.run(), delivery_worker.run())

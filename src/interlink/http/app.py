@@ -37,7 +37,7 @@ from interlink.http.routers import (
 )
 from interlink.http.routers import connectors as connector_routes
 from interlink.http.verify_path import KeyVerifyFastPath
-from interlink.runtime import Runtime, freeze_startup_objects
+from interlink.runtime import Runtime, tune_garbage_collector
 
 DESCRIPTION = """Interlink: API keys, webhooks, external references and connections for multi-tenant
 SaaS backends. Authenticate with `Authorization: Bearer <key>`. Errors are RFC 9457 problem+json.
@@ -73,13 +73,13 @@ def create_app(
     runtime: Runtime | None = None,
     *,
     access_log: bool = True,
-    freeze_after_start: bool = False,
+    tune_gc_after_start: bool = False,
 ) -> InterlinkApp:
     """Build the app. The runtime's background tasks start and stop with the app's lifespan.
 
     When the app owns its runtime and ``run_worker`` is set (the embedded default), a job worker
-    runs in the same process. ``freeze_after_start`` (the server process: ``interlink serve``)
-    calls :func:`~interlink.runtime.freeze_startup_objects` once the runtime has started.
+    runs in the same process. ``tune_gc_after_start`` (the server process: ``interlink serve``)
+    calls :func:`~interlink.runtime.tune_garbage_collector` once the runtime has started.
     """
     settings = settings or get_settings()
     rt = runtime or Runtime(settings)
@@ -88,8 +88,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await rt.start(with_worker=owns_runtime and settings.run_worker)
-        if freeze_after_start:
-            freeze_startup_objects()
+        if tune_gc_after_start:
+            tune_garbage_collector()
         try:
             yield
         finally:

@@ -1,0 +1,291 @@
+"""The API server's uvicorn protocol (``interlink.http.server``): one socket write per response,
+with order, streaming, flow control and closing unchanged."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import uvicorn
+
+from interlink.http.server import HOLD_LIMIT, CoalescingTransport, server_options
+from tests.conftest import free_port
+
+
+class RecordingTransport:
+    """Stands in for a socket transport: records what reaches it."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+        self.aborted = False
+        self.eof = False
+        self.buffered = 0
+
+    def write(self, data: bytes) -> None:
+        assert not self.closed, "write after close"
+        self.writes.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.aborted = self.closed = True
+
+    def write_eof(self) -> None:
+        self.eof = True
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 5555)}.get(name, default)
+
+
+async def next_step() -> None:
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+
+
+async def test_writes_of_one_step_reach_the_socket_as_one_in_order() -> None:
+    real = RecordingTransport()
+    wrapped = CoalescingTransport(real, asyncio.get_running_loop())  # type: ignore[arg-type]
+    wrapped.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n")
+    wrapped.write(memoryview(b"ok"))
+    wrapped.write(b"")
+    assert real.writes == []
+    assert wrapped.get_write_buffer_size() == len(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+    await next_step()
+    assert real.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"]
+    assert wrapped.get_write_buffer_size() == 0
+
+    wrapped.writelines([b"a", b"b"])
+    await next_step()
+    wrapped.write(b"c")
+    await next_step()
+    assert real.writes[1:] == [b"ab", b"c"]
+
+
+async def test_close_sends_what_is_held_first_and_abort_drops_it() -> None:
+    real = RecordingTransport()
+    wrapped = CoalescingTransport(real, asyncio.get_running_loop())  # type: ignore[arg-type]
+    wrapped.write(b"last words")
+    wrapped.close()
+    assert real.writes == [b"last words"] and real.closed
+    await next_step()  # the scheduled flush finds nothing left and writes nothing after close
+    assert real.writes == [b"last words"]
+
+    real = RecordingTransport()
+    wrapped = CoalescingTransport(real, asyncio.get_running_loop())  # type: ignore[arg-type]
+    wrapped.write(b"half")
+    wrapped.write_eof()
+    assert real.writes == [b"half"] and real.eof
+
+    real = RecordingTransport()
+    wrapped = CoalescingTransport(real, asyncio.get_running_loop())  # type: ignore[arg-type]
+    wrapped.write(b"never sent")
+    wrapped.abort()
+    await next_step()
+    assert real.writes == [] and real.aborted and wrapped.get_write_buffer_size() == 0
+
+
+async def test_nothing_is_written_to_a_transport_that_is_closing() -> None:
+    real = RecordingTransport()
+    wrapped = CoalescingTransport(real, asyncio.get_running_loop())  # type: ignore[arg-type]
+    wrapped.write(b"too late")
+    real.closed = True  # the peer went away within the step
+    await next_step()
+    assert real.writes == []
+
+
+async def test_more_than_the_hold_limit_is_written_at_once() -> None:
+    real = RecordingTransport()
+    real.buffered = 7
+    wrapped = CoalescingTransport(real, asyncio.get_running_loop())  # type: ignore[arg-type]
+    wrapped.write(b"h" * 100)
+    big = b"x" * HOLD_LIMIT
+    wrapped.write(big)
+    # Written within the step, so the real transport's flow control sees it as it is produced.
+    assert real.writes == [b"h" * 100 + big]
+    assert wrapped.get_write_buffer_size() == 7
+    wrapped.write(b"tail")
+    assert wrapped.get_write_buffer_size() == 7 + 4
+    await next_step()
+    assert real.writes[1:] == [b"tail"]
+
+
+def test_other_transport_methods_are_the_real_ones() -> None:
+    real = RecordingTransport()
+    wrapped = CoalescingTransport(real, asyncio.new_event_loop())  # type: ignore[arg-type]
+    assert wrapped.get_extra_info("peername") == ("127.0.0.1", 5555)
+    assert wrapped.is_closing() is False
+    with pytest.raises(AttributeError):
+        wrapped.no_such_method  # noqa: B018
+
+
+# -- a real uvicorn server with the options `interlink serve` uses -------------------------------
+
+release_stream = threading.Event()
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            await send({"type": message["type"] + ".complete"})
+            if message["type"] == "lifespan.shutdown":
+                return
+    body = b""
+    more = True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    path = scope["path"]
+    if path == "/stream":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"first;", "more_body": True})
+        while not release_stream.is_set():
+            await asyncio.sleep(0.01)
+        await send({"type": "http.response.body", "body": b"second", "more_body": False})
+        return
+    payload = b"z" * (3 * HOLD_LIMIT + 5) if path == "/big" else b"echo:" + body
+    headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(payload)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+class _ThreadedServer(uvicorn.Server):
+    def install_signal_handlers(self) -> None:
+        return None
+
+
+@pytest.fixture(scope="module")
+def server_port() -> Iterator[int]:
+    port = free_port()
+    server = _ThreadedServer(
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", **server_options())
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+        time.sleep(0.02)
+    yield port
+    server.should_exit = True
+    thread.join(10)
+
+
+def read_response(sock: socket.socket) -> tuple[bytes, bytes]:
+    """(head, body) of one Content-Length or chunked answer read from ``sock``."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"closed after {data!r}"
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    fields = {
+        line.split(b":", 1)[0].strip().lower(): line.split(b":", 1)[1].strip()
+        for line in head.split(b"\r\n")[1:]
+    }
+    if b"content-length" in fields:
+        size = int(fields[b"content-length"])
+        while len(rest) < size:
+            chunk = sock.recv(65536)
+            assert chunk
+            rest += chunk
+        return head, rest
+    while not rest.endswith(b"0\r\n\r\n"):
+        chunk = sock.recv(65536)
+        assert chunk
+        rest += chunk
+    return head, rest
+
+
+def test_keep_alive_requests_answer_in_order(server_port: int) -> None:
+    with socket.create_connection(("127.0.0.1", server_port), timeout=10) as sock:
+        for n in range(3):
+            payload = f"call {n}".encode()
+            sock.sendall(
+                b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n%s" % (len(payload), payload)
+            )
+            head, body = read_response(sock)
+            assert head.startswith(b"HTTP/1.1 200 OK") and body == b"echo:" + payload
+
+
+def test_expect_100_continue_still_gets_its_interim_answer(server_port: int) -> None:
+    with socket.create_connection(("127.0.0.1", server_port), timeout=10) as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n")
+        interim = b""
+        while b"\r\n\r\n" not in interim:  # the app asked for the body: the client may send it
+            chunk = sock.recv(65536)
+            assert chunk
+            interim += chunk
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        sock.sendall(b"data")
+        answer = interim
+        while b"echo:data" not in answer:
+            chunk = sock.recv(65536)
+            assert chunk
+            answer += chunk
+        assert answer.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK")
+
+
+def test_large_bodies_arrive_whole_and_head_has_no_body(server_port: int) -> None:
+    with socket.create_connection(("127.0.0.1", server_port), timeout=10) as sock:
+        sock.sendall(b"GET /big HTTP/1.1\r\nHost: t\r\n\r\n")
+        _, body = read_response(sock)
+        assert body == b"z" * (3 * HOLD_LIMIT + 5)
+        sock.sendall(b"HEAD /echo HTTP/1.1\r\nHost: t\r\n\r\nGET /echo HTTP/1.1\r\nHost: t\r\n\r\n")
+        head, after = b"", b""
+        while b"echo:" not in after:
+            chunk = sock.recv(65536)
+            assert chunk
+            after += chunk
+        head, _, rest = after.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 OK") and b"content-length: 5" in head.lower()
+        assert rest.startswith(b"HTTP/1.1 200 OK"), "the HEAD answer carried a body"
+
+
+def test_a_streamed_body_is_sent_as_it_is_produced(server_port: int) -> None:
+    release_stream.clear()
+    with socket.create_connection(("127.0.0.1", server_port), timeout=10) as sock:
+        sock.sendall(b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n")
+        seen = b""
+        while b"first;" not in seen:
+            chunk = sock.recv(65536)
+            assert chunk
+            seen += chunk
+        assert b"second" not in seen
+        release_stream.set()
+        while not seen.endswith(b"0\r\n\r\n"):
+            chunk = sock.recv(65536)
+            assert chunk
+            seen += chunk
+        assert b"second" in seen and b"transfer-encoding: chunked" in seen.lower()
+
+
+def test_connection_close_sends_the_answer_before_closing(server_port: int) -> None:
+    with socket.create_connection(("127.0.0.1", server_port), timeout=10) as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 3\r\n\r\nbye")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+        assert data.startswith(b"HTTP/1.1 200 OK") and data.endswith(b"echo:bye")
+
+
+def test_the_options_name_the_coalescing_protocol() -> None:
+    from interlink.http.server import CoalescingHttpToolsProtocol
+
+    options = server_options()
+    assert options["http"] is CoalescingHttpToolsProtocol
+    assert options["access_log"] is False and options["proxy_headers"] is False
