@@ -35,6 +35,7 @@ from interlink.core.settings import Settings
 from interlink.http.app import create_app
 from interlink.http.auth import require
 from interlink.http.routers import keys
+from interlink.http.server import server_options
 from interlink.keys.schemas import VerifyKeyRequest, VerifyKeyResponse
 
 
@@ -102,8 +103,8 @@ def main() -> None:
         signal.signal(signal.SIGTERM, lambda *_: None)
         profiler.enable()
     try:
-        # The same uvicorn options as `interlink serve` (src/interlink/cli/main.py).
-        uvicorn.run(app, host="127.0.0.1", port=port, log_config=None, access_log=False, proxy_headers=False)
+        # The same uvicorn options as `interlink serve` (interlink.http.server.server_options).
+        uvicorn.run(app, host="127.0.0.1", port=port, **server_options())
     finally:
         if profiler is not None and profile_path:
             profiler.disable()

@@ -26,12 +26,6 @@ A second loop makes the same GETs straight through Interlink's own transport (``
 what the library sends with, no features) before and after each library run; the library's
 throughput is also reported as a share of it: what the client's features and the request log cost.
 
-``--isolate-server`` (Linux) runs the Interlink server and the forwarder on a CPU of their own and
-the bench process (its loops and the library) and the API server on the others, as a load test
-keeps the load generator off the server's cores: the bare loop then measures what the client and
-the API server manage on their CPUs, and the proxy ratio how much of that is left when every call
-also goes through the proxy. Without it (the default) the three processes share every CPU.
-
 Databases: SQLite (a fresh file), and PostgreSQL at 127.0.0.1:5432 when it answers (a database
 ``interlink_bench_<random>`` created and dropped by the run). Checks: every answer is 200 with the
 expected JSON (for the proxy: Interlink's 200 carrying the provider's 200 and data), the API
@@ -82,9 +76,6 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 TOKEN = "bench-" + secrets.token_hex(16)
 PHASE_TIME_LIMIT = 300.0
-SERVER_CPUS: set[int] | None = None
-"""With ``--isolate-server``: the CPUs of the Interlink server and the forwarder (the bench
-process and the API server keep the others)."""
 
 
 class BenchError(Exception):
@@ -585,14 +576,12 @@ def interlink_server(
     server_env["INTERLINK_PORT"] = str(port)
     log_path = data_dir / f"interlink-{port}.log"
     with log_path.open("wb") as log_file:
-        cpus = SERVER_CPUS
         proc = subprocess.Popen(
             [sys.executable, __file__, mode],
             env=server_env,
             stdout=log_file,
             stderr=log_file,
             stdin=subprocess.DEVNULL,
-            preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
         )
     server = InterlinkServer(proc, f"http://127.0.0.1:{port}", log_path)
     try:
@@ -950,12 +939,6 @@ def main() -> int:
     parser.add_argument(
         "--proxy-requests", type=int, default=5_000, help="calls per proxy run (default 5,000)"
     )
-    parser.add_argument(
-        "--isolate-server",
-        action="store_true",
-        help="run the Interlink server and the forwarder on a CPU of their own (the last one), the "
-        "bench process and the API server on the others (Linux)",
-    )
     parser.add_argument("--skip-library", action="store_true", help="only the proxy half")
     parser.add_argument("--skip-proxy", action="store_true", help="only the library half")
     parser.add_argument("--skip-postgres", action="store_true")
@@ -985,18 +968,6 @@ def main() -> int:
         f"machine: {_cpu_model()}, {os.cpu_count()} CPUs; Python {platform.python_version()}; "
         f"{platform.system()} {platform.release()}"
     )
-    if args.isolate_server:
-        global SERVER_CPUS
-        cpus = sorted(os.sched_getaffinity(0))
-        if len(cpus) < 2:
-            print("--isolate-server needs at least two CPUs", file=sys.stderr)
-            return 2
-        SERVER_CPUS = {cpus[-1]}
-        os.sched_setaffinity(0, set(cpus[:-1]))  # the API server, started later, inherits it
-        print(
-            f"isolated: bench process and API server on CPU(s) {', '.join(map(str, cpus[:-1]))}; "
-            f"Interlink server and forwarder on CPU {cpus[-1]}"
-        )
     if hasattr(os, "getloadavg"):
         print("load average at start: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     started = time.monotonic()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import stat
 from pathlib import Path
@@ -170,6 +172,15 @@ def test_keyed_hash_depends_on_pepper_and_value() -> None:
     assert a != keyed_hash(b"q" * 32, "il_live_x")
     assert a != keyed_hash(b"p" * 32, "il_live_y")
     assert len(a) == 64
+
+
+def test_keyed_hash_is_hmac_sha256_whatever_was_hashed_before() -> None:
+    peppers = [bytes([n]) * 32 for n in range(6)]  # more peppers than the keyed-MAC cache holds
+    for round_ in range(3):
+        for pepper in peppers:
+            for value in ("il_live_a", "il_test_" + "b" * 40, "ünïcode"):
+                expected = hmac.new(pepper, value.encode(), hashlib.sha256).hexdigest()
+                assert keyed_hash(pepper, value) == expected, (round_, pepper[:1], value)
 
 
 def test_local_secrets_generated_once_with_owner_only_permissions(tmp_path: Path) -> None:

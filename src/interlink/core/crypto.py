@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -126,7 +127,15 @@ class Keyring:
 
 def keyed_hash(pepper: bytes, value: str) -> str:
     """HMAC-SHA256 of ``value`` under ``pepper``, hex encoded."""
-    return hmac.digest(pepper, value.encode(), hashlib.sha256).hex()
+    mac = _keyed_mac(pepper).copy()  # the pepper's key schedule is computed once, not per call
+    mac.update(value.encode())
+    return mac.hexdigest()
+
+
+@functools.lru_cache(maxsize=4)
+def _keyed_mac(pepper: bytes) -> hmac.HMAC:
+    """An HMAC-SHA256 keyed with ``pepper`` and fed nothing: :func:`keyed_hash` copies it."""
+    return hmac.new(pepper, digestmod=hashlib.sha256)
 
 
 def constant_time_equals(a: str, b: str) -> bool:
