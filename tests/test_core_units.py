@@ -15,6 +15,7 @@ from interlink.core.errors import ValidationFailed
 from interlink.core.ids import is_id, min_id_at, new_id
 from interlink.core.logging import REDACTED, redact_text, redact_value
 from interlink.core.pagination import PageRequest
+from interlink.core.text import has_control_characters
 
 ENUM_NAMES = [
     "ApiKeyStatus",
@@ -54,6 +55,18 @@ def test_id_layout_is_milliseconds_then_randomness_in_crockford_base32() -> None
     assert min_id_at("req", datetime.fromtimestamp(0, UTC)) == "req_" + "0" * 26
     assert min_id_at("req", datetime.fromtimestamp(0.001, UTC)) == "req_" + "0000000001" + "0" * 16
     assert min_id_at("req", datetime.fromtimestamp(1.055, UTC)) == "req_" + "000000010Z" + "0" * 16
+
+
+@pytest.mark.parametrize("char", ["\x00", "\r", "\n", "\x1b", "\x1f", "\x7f"])
+def test_control_characters_are_found_with_or_without_tabs_allowed(char: str) -> None:
+    assert has_control_characters(f"name{char}x")
+    assert has_control_characters(f"name{char}x", allow_tab=True)
+
+
+def test_tabs_pass_only_when_allowed_and_plain_text_always() -> None:
+    assert has_control_characters("a\tb") and not has_control_characters("a\tb", allow_tab=True)
+    for text in ("", "Acme Inc. (EU) - ünïcode ✓", "\x80\x9f"):  # C1 code points are not C0 controls
+        assert not has_control_characters(text) and not has_control_characters(text, allow_tab=True)
 
 
 def test_the_eleven_enums_exist_and_are_documented() -> None:

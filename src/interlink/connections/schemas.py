@@ -35,6 +35,7 @@ from interlink.core.enums import (
     IntegrationEnvironment,
     IntegrationProviderStatus,
 )
+from interlink.core.text import has_control_characters
 
 PROVIDER_KEY_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 """Provider keys: lower-case letters, digits, ``-`` and ``_``; at most 63 characters."""
@@ -46,7 +47,6 @@ _SEGMENT = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 """What a placeholder value may hold once filled in: never a '/', '@', ':', '?' or '#'."""
 _HEADER_VALUE = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]{0,998}[\x21-\x7e])?$")
 """What a placeholder value may hold once filled into a header: printable ASCII (no CR, LF or NUL)."""
-_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 REFUSED_REQUEST_HEADERS = frozenset(
     {
         "authorization",
@@ -169,7 +169,7 @@ def _request_header_name(name: str) -> str:
 
 
 def _header_template(value: str, info: ValidationInfo) -> str:
-    if _CONTROL.search(value):
+    if has_control_characters(value, allow_tab=True):
         raise ValueError("header values must not contain CR, LF or other control characters")
     if len(value) > 1000:
         raise ValueError("header values are at most 1000 characters")

@@ -80,6 +80,7 @@ from interlink.core.ids import new_id
 from interlink.core.models import IntegrationSecret
 from interlink.core.pagination import Page, PageRequest, make_page, paginate_query
 from interlink.core.secrets import SecretSpec, SecretStore
+from interlink.core.text import has_control_characters
 
 S = IntegrationConnectionStatus
 A = AuthenticationType
@@ -89,7 +90,6 @@ MAX_CONFIG_BYTES = 16_384
 MAX_METADATA_BYTES = 16_384
 MAX_CREDENTIAL_CHARS = 4096
 MAX_SCOPES = 50
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _SCOPE_RE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]{1,200}$")
 
 TRANSITIONS: dict[IntegrationConnectionStatus, frozenset[IntegrationConnectionStatus]] = {
@@ -174,7 +174,7 @@ class ConnectionFilter:
 def check_name(name: str) -> str:
     if not isinstance(name, str) or not name or len(name) > 200 or name != name.strip():
         raise ValidationFailed("name must be 1–200 characters without surrounding spaces", field="name")
-    if _CONTROL_RE.search(name):
+    if has_control_characters(name):
         raise ValidationFailed("name must not contain control characters", field="name")
     return name
 
@@ -239,7 +239,7 @@ def check_credentials(auth_type: AuthenticationType, credentials: dict[str, Any]
             raise ValidationFailed(
                 f"credentials.{name} must be a non-empty string", field=f"credentials.{name}"
             )
-        if len(value) > MAX_CREDENTIAL_CHARS or _CONTROL_RE.search(value):
+        if len(value) > MAX_CREDENTIAL_CHARS or has_control_characters(value):
             raise ValidationFailed(
                 f"credentials.{name} must be at most {MAX_CREDENTIAL_CHARS} characters without "
                 "control characters",

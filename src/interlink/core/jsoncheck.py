@@ -10,21 +10,19 @@ trail, the logs): non-empty, bounded, no control characters.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from interlink.core.errors import ValidationFailed
+from interlink.core.text import CONTROL_CHARACTERS, has_control_characters
 
 MAX_FIELD_NAME_LENGTH = 200
 """The longest field name :func:`check_field_names` accepts."""
 
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-
 
 def shown(name: str) -> str:
     """``name`` with control characters escaped as ``\\uXXXX`` (printable in a problem or a log)."""
-    return _CONTROL_RE.sub(lambda m: f"\\u{ord(m.group()):04x}", name)
+    return CONTROL_CHARACTERS.sub(lambda m: f"\\u{ord(m.group()):04x}", name)
 
 
 def _join(path: str, part: str) -> str:
@@ -97,7 +95,7 @@ def check_field_names(data: Mapping[str, Any], field: str = "") -> None:
             raise ValidationFailed(
                 f"field names must be at most {MAX_FIELD_NAME_LENGTH} characters", field=where
             )
-        if _CONTROL_RE.search(key):
+        if has_control_characters(key):
             raise ValidationFailed(
                 f"field name {where} must not contain control characters (such as NUL)", field=where
             )

@@ -60,6 +60,7 @@ from interlink.core.ids import new_id
 from interlink.core.models import IntegrationSecret
 from interlink.core.pagination import Page, PageRequest, make_page, paginate_query
 from interlink.core.secret_schemas import MAX_VALUE_BYTES
+from interlink.core.text import has_control_characters
 
 if TYPE_CHECKING:
     from interlink.runtime import Runtime
@@ -70,7 +71,6 @@ MAX_METADATA_BYTES = 16_384
 DEFAULT_OWNER_TYPE = "tenant"
 OWNER_TYPE_RE = re.compile(r"^[a-z][a-z0-9_.-]{0,39}$")
 OWNER_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,80}$")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _AAD_LABEL = "interlink.secret.v1"
 
 RISK_EXPIRED = 40
@@ -233,7 +233,7 @@ def _check_metadata(meta: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _check_name(name: str) -> str:
-    if not name or len(name) > 200 or name != name.strip() or _CONTROL_RE.search(name):
+    if not name or len(name) > 200 or name != name.strip() or has_control_characters(name):
         raise ValidationFailed(
             "name must be 1–200 characters without control characters or surrounding spaces",
             field="name",

@@ -63,6 +63,7 @@ from interlink.core.enums import DeliveryChannel, DeliveryStatus, RetentionPolic
 from interlink.core.errors import Conflict, InterlinkError, NotFound, ValidationFailed
 from interlink.core.ids import is_id, new_id
 from interlink.core.pagination import Page, PageRequest, make_page, paginate_query
+from interlink.core.text import has_control_characters
 from interlink.webhooks import config as webhook_config
 from interlink.webhooks import filters, ssrf, transform
 from interlink.webhooks.channels.email import check_subject_template
@@ -129,7 +130,6 @@ SECRET_PREFIX = "whs"  # noqa: S105 - an id prefix, not a secret
 _NAME_RE = re.compile(EVENT_TYPE_NAME_PATTERN)
 _HEADER_NAME_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$")
 _EMAIL_RE = re.compile(r"^[^@\s<>,;\"]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _REFUSED_HEADERS = frozenset(
     {
         "connection",
@@ -460,7 +460,7 @@ def _check_headers(value: Mapping[str, str] | None) -> dict[str, str]:
         if (
             not isinstance(text, str)
             or len(text) > MAX_HEADER_VALUE
-            or _CONTROL_RE.search(text.replace("\t", ""))
+            or has_control_characters(text, allow_tab=True)
         ):
             raise ValidationFailed(
                 f"header {name!r} must be at most {MAX_HEADER_VALUE} characters without control characters",
@@ -554,7 +554,11 @@ def _check_email_config(config: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"to": clean}
     subject = config.get("subjectTemplate")
     if subject is not None:
-        if not isinstance(subject, str) or len(subject) > MAX_SUBJECT_TEMPLATE or _CONTROL_RE.search(subject):
+        if (
+            not isinstance(subject, str)
+            or len(subject) > MAX_SUBJECT_TEMPLATE
+            or has_control_characters(subject)
+        ):
             raise ValidationFailed(
                 "channelConfig.subjectTemplate must be one line of at most "
                 f"{MAX_SUBJECT_TEMPLATE} characters",
@@ -576,7 +580,7 @@ def _check_slack_config(config: Mapping[str, Any]) -> dict[str, Any]:
             raise ValidationFailed(
                 f"channelConfig has an unknown field {key!r} for SLACK", field="channelConfig"
             )
-        if not isinstance(value, str) or not 1 <= len(value) <= 80 or _CONTROL_RE.search(value):
+        if not isinstance(value, str) or not 1 <= len(value) <= 80 or has_control_characters(value):
             raise ValidationFailed(
                 f"channelConfig.{key} must be 1–80 characters", field=f"channelConfig.{key}"
             )
@@ -1042,7 +1046,7 @@ class Endpoints:
     ) -> WebhookEndpoint:
         """Stop deliveries to the endpoint, recording why."""
         reason = (reason or "").strip() or "disabled manually"
-        if len(reason) > 500 or _CONTROL_RE.search(reason):
+        if len(reason) > 500 or has_control_characters(reason):
             raise ValidationFailed("reason must be one line of at most 500 characters", field="reason")
         if reason == DELETED_REASON:
             raise ValidationFailed(
