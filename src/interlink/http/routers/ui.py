@@ -292,6 +292,11 @@ async def _open(
     return ui
 
 
+def _see_other(url: str) -> Response:
+    """303 See Other to ``url``: where a dashboard form post sends the browser next."""
+    return RedirectResponse(url, status_code=303)
+
+
 def _html(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     context.setdefault("s", getattr(request.state, "ui_session", None))
     context.setdefault("notice", None)

@@ -23,7 +23,7 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
 from interlink.connections.authorize import AuthorizeLink, Authorizer, StateSigner
 from interlink.connections.catalogue import ProviderFilter
@@ -63,6 +63,7 @@ from interlink.http.routers.ui import (
     _page_request,
     _pager,
     _read_form,
+    _see_other,
     _text_param,
     page,
 )
@@ -118,10 +119,6 @@ CREDENTIAL_LABELS = {
 SECRET_FIELDS = frozenset({"apiKey", "password", "token", "secret", "clientSecret"})
 # Where each service field's error is shown on the connection form; others go at the top.
 CONNECTION_FORM_FIELDS = ("providerKey", "name", "environment", "authType", "config", "scopes", "metadata")
-
-
-def _see_other(url: str) -> Response:
-    return RedirectResponse(url, status_code=303)
 
 
 def _notice(request: Request, notices: dict[str, str]) -> str | None:

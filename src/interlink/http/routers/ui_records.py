@@ -38,8 +38,17 @@ from interlink.connectors.base import (
 from interlink.connectors.records import ConnectorRecords
 from interlink.core.enums import ApiKeyScope
 from interlink.core.errors import InterlinkError, NotFound, ValidationFailed
-from interlink.http.routers.ui import UiSession, _html, _int_param, _open, _read_form, _text_param, page
-from interlink.http.routers.ui_integrations import CONNECTIONS, MAX_FORM_TEXT, _connections, _see_other
+from interlink.http.routers.ui import (
+    UiSession,
+    _html,
+    _int_param,
+    _open,
+    _read_form,
+    _see_other,
+    _text_param,
+    page,
+)
+from interlink.http.routers.ui_integrations import CONNECTIONS, MAX_FORM_TEXT, _connections
 from interlink.http.routers.ui_webhooks import _field_of, parse_json, parse_time
 
 router = APIRouter(prefix="/ui", include_in_schema=False)

@@ -23,7 +23,7 @@ from typing import Any
 
 import structlog
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import Response
 
 from interlink.core.clock import utcnow
 from interlink.core.enums import ApiKeyScope, DeliveryChannel, DeliveryStatus, RetentionPolicy
@@ -37,6 +37,7 @@ from interlink.http.routers.ui import (
     _page_request,
     _pager,
     _read_form,
+    _see_other,
     _text_param,
     page,
 )
@@ -131,10 +132,6 @@ class FormInvalid(Exception):
 
 def _service(ui: UiSession) -> Endpoints:
     return Endpoints(ui.runtime.keyring, ui.runtime.allowed_target_networks)
-
-
-def _see_other(url: str) -> Response:
-    return RedirectResponse(url, status_code=303)
 
 
 def _notice(request: Request, notices: dict[str, str]) -> str | None:
