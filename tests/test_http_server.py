@@ -211,6 +211,14 @@ def read_response(sock: socket.socket) -> tuple[bytes, bytes]:
     return head, rest
 
 
+def test_answers_do_not_name_the_server_software(server_port: int) -> None:
+    with socket.create_connection(("127.0.0.1", server_port), timeout=10) as sock:
+        sock.sendall(b"GET /echo HTTP/1.1\r\nHost: t\r\n\r\n")
+        head, _ = read_response(sock)
+    names = [line.split(b":", 1)[0].lower() for line in head.split(b"\r\n")[1:]]
+    assert b"server" not in names and b"date" in names
+
+
 def test_keep_alive_requests_answer_in_order(server_port: int) -> None:
     with socket.create_connection(("127.0.0.1", server_port), timeout=10) as sock:
         for n in range(3):
@@ -289,3 +297,4 @@ def test_the_options_name_the_coalescing_protocol() -> None:
     options = server_options()
     assert options["http"] is CoalescingHttpToolsProtocol
     assert options["access_log"] is False and options["proxy_headers"] is False
+    assert options["server_header"] is False

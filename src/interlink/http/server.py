@@ -88,10 +88,12 @@ def server_options() -> dict[str, Any]:
     """The uvicorn options Interlink's API server runs with (``interlink serve``, and the test and
     benchmark servers): this module's protocol; no access log from uvicorn (the request-context
     middleware logs each request with its correlation id); uvicorn's logging left to Interlink's
-    configuration; forwarded-for headers handled by the app's own trusted-proxy setting."""
+    configuration; forwarded-for headers handled by the app's own trusted-proxy setting; no
+    ``Server: uvicorn`` header (nothing to tell a scanner which server software answers)."""
     return {
         "http": CoalescingHttpToolsProtocol,
         "access_log": False,
         "log_config": None,
         "proxy_headers": False,
+        "server_header": False,
     }
