@@ -11,8 +11,13 @@ stdout and stderr a shell would have seen:
   (exit code 1, ``Traceback`` on stderr), so tests that assert on tracebacks still catch them;
 * logging configured by the command (server-side commands call ``configure_logging``) and
   structlog's configuration are restored afterwards, so nothing points at the captured streams;
+  the cached ``get_settings()`` is cleared before and after, so the command reads its settings
+  from the environment it was given;
 * invocations are serialised by a lock (the environment and the standard streams are
   process-wide), so async tests may call it from worker threads (``asyncio.to_thread``).
+
+Unlike a subprocess, the command shares this process's module state: a clock shift made by a test
+(``interlink.core.clock``) is seen by the command too.
 
 Each test module that uses it keeps at least one test on the real executable (``INTERLINK``) so the
 console-script entry point itself stays covered.
@@ -35,6 +40,8 @@ from typing import Any
 import structlog
 import typer
 from typer.testing import CliRunner
+
+from interlink.core.settings import get_settings
 
 INTERLINK = str(Path(sys.executable).with_name("interlink"))
 
@@ -105,10 +112,12 @@ def run_interlink(
         changes: dict[str, str | None] = {k: None for k in os.environ if k not in wanted}
         changes.update({k: v for k, v in wanted.items() if os.environ.get(k) != v})
         runner = CliRunner()
+        get_settings.cache_clear()  # a fresh process reads its settings from its environment
         with _logging_restored():
             result = runner.invoke(
                 _app(), list(args), input=input, env=changes, prog_name="interlink", catch_exceptions=True
             )
+        get_settings.cache_clear()
         stderr = result.stderr
         code = result.exit_code
         if result.exception is not None and not isinstance(result.exception, SystemExit):
