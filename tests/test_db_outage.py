@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import shutil
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -111,6 +113,7 @@ def assert_unavailable(response: httpx.Response, what: str) -> None:
 
 @contextlib.asynccontextmanager
 async def serving(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, Runtime]]:
+    before = set(_sqlite_threads())
     runtime = Runtime(settings)
     await runtime.start()
     try:
@@ -121,6 +124,21 @@ async def serving(settings: Settings) -> AsyncIterator[tuple[httpx.AsyncClient, 
     finally:
         await runtime.limiter.reset()
         await runtime.stop()
+        await _settle_sqlite_threads(before)
+
+
+def _sqlite_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if "_connection_worker_thread" in t.name and t.is_alive()]
+
+
+async def _settle_sqlite_threads(before: set[threading.Thread], timeout: float = 5.0) -> None:
+    """A connection SQLAlchemy drops after a failed first use (a damaged SQLite file) is closed by
+    its aiosqlite thread in the background, unawaited, and that thread then reports to this event
+    loop: let such threads finish while the loop still runs, so none reports to a closed loop."""
+    gc.collect()
+    deadline = time.monotonic() + timeout
+    while any(t not in before for t in _sqlite_threads()) and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
 
 
 @pytest.fixture
