@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import httpx
 
@@ -14,8 +11,6 @@ from interlink.bootstrap import BootstrapResult
 from interlink.core.settings import Settings
 from tests.cli_runner import run_interlink
 from tests.conftest import TEST_MASTER_KEYS, TEST_PEPPER, auth
-
-INTERLINK = str(Path(sys.executable).with_name("interlink"))
 
 
 def _env(settings: Settings) -> dict[str, str]:
@@ -49,12 +44,8 @@ async def test_recovery_key_works_and_is_audited(
 
 
 def test_unknown_tenant_and_scope_fail_cleanly(settings: Settings) -> None:
-    no_tenant = subprocess.run(
-        [INTERLINK, "admin", "create-key", "--tenant", "ten_01M89XPD3TD96A2CX5AP2F3M6Q"],
-        env=_env(settings),
-        capture_output=True,
-        text=True,
-        timeout=60,
+    no_tenant = run_interlink(
+        ["admin", "create-key", "--tenant", "ten_01M89XPD3TD96A2CX5AP2F3M6Q"], env=_env(settings), real=True
     )
     assert no_tenant.returncode == 1
     assert "no such tenant" in no_tenant.stderr

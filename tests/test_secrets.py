@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from datetime import datetime, timedelta
 from ipaddress import ip_network
 from pathlib import Path
@@ -605,13 +604,9 @@ async def test_reencrypt_never_overwrites_a_concurrent_rotation(db_url: str, tmp
 
 # -- CLI ------------------------------------------------------------------------------------
 
-INTERLINK = str(Path(sys.executable).with_name("interlink"))
-
 
 def _cli(*args: str, env: dict[str, str], real: bool = False) -> subprocess.CompletedProcess[str]:
-    if not real:
-        return run_interlink(args, env=env)
-    return subprocess.run([INTERLINK, *args], env=env, capture_output=True, text=True, timeout=120)
+    return run_interlink(args, env=env, real=real)
 
 
 async def _acli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -7,7 +7,6 @@ import asyncio
 import json
 import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -32,8 +31,6 @@ from tests.api_helpers import assert_problem
 from tests.cli_runner import run_interlink
 from tests.conftest import make_settings
 from tests.receiver import Answer, Receiver, receiver_fixture  # noqa: F401  (fixture)
-
-INTERLINK = str(Path(sys.executable).parent / "interlink")
 
 
 @pytest.fixture
@@ -239,16 +236,7 @@ async def test_retention_run_command(
     environment["INTERLINK_DATA_DIR"] = str(tmp_path / ".interlink")
 
     def run(*args: str, real: bool = False) -> subprocess.CompletedProcess[str]:
-        if not real:
-            return run_interlink(["retention", "run", *args], env=environment)
-        return subprocess.run(
-            [INTERLINK, "retention", "run", *args],
-            env=environment,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        return run_interlink(["retention", "run", *args], env=environment, real=real)
 
     result = await asyncio.to_thread(run, "--json", real=True)
     assert result.returncode == 0, result.stderr
