@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from interlink.connections.connection_schemas import ProxyAnswer
 from interlink.core.models import AuditEvent
 from interlink.core.settings import Settings
-from interlink.http.proxy_path import connection_id_of
+from interlink.http.proxy_path import answer_response, connection_id_of, send_answer
 from interlink.runtime import Runtime
 from tests.api_helpers import assert_problem
 from tests.conftest import make_settings
@@ -45,6 +45,32 @@ def test_only_proxy_paths_are_taken() -> None:
         "/v1/connections/" + "x" * 65 + "/proxy",
     ):
         assert connection_id_of(path) is None, path
+
+
+async def test_the_fast_path_sends_what_the_route_response_sends() -> None:
+    """``send_answer`` (fast path) and ``answer_response`` (FastAPI route) put the same bytes and
+    headers on the wire, rate-limit headers included."""
+    answer = {"status": 200, "ok": True, "data": {"name": "Zoë", "n": [1, 2.5, None]}, "headers": {}}
+    rate = {"RateLimit-Limit": "100", "RateLimit-Remaining": "99", "RateLimit-Reset": "7"}
+    for headers in (rate, {}):
+        sent_fast: list[dict[str, object]] = []
+        sent_route: list[dict[str, object]] = []
+
+        async def fast(message: dict[str, object], into: list[dict[str, object]] = sent_fast) -> None:
+            into.append(message)
+
+        async def route(message: dict[str, object], into: list[dict[str, object]] = sent_route) -> None:
+            into.append(message)
+
+        async def receive() -> dict[str, object]:
+            raise AssertionError("nothing is read")
+
+        await send_answer(fast, answer, headers)
+        await answer_response(answer, headers or None)({"type": "http"}, receive, route)
+        assert sent_fast == sent_route
+        start = sent_fast[0]
+        assert start["status"] == 200
+        assert (b"ratelimit-remaining", b"99") in start["headers"] or not headers  # type: ignore[operator]
 
 
 async def test_status_change_applies_to_the_very_next_call(

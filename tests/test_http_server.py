@@ -1,5 +1,6 @@
 """The API server's uvicorn protocol (``interlink.http.server``): one socket write per response,
-with order, streaming, flow control and closing unchanged."""
+with order, streaming, flow control and closing unchanged; idle keep-alive connections closed by
+one shared sweeper instead of a timer per request."""
 
 from __future__ import annotations
 
@@ -12,8 +13,15 @@ from typing import Any
 
 import pytest
 import uvicorn
+from uvicorn.server import ServerState
 
-from interlink.http.server import HOLD_LIMIT, CoalescingTransport, server_options
+from interlink.http.server import (
+    HOLD_LIMIT,
+    MAX_SWEEP_INTERVAL,
+    CoalescingHttpToolsProtocol,
+    CoalescingTransport,
+    server_options,
+)
 from tests.conftest import free_port
 
 
@@ -26,6 +34,7 @@ class RecordingTransport:
         self.aborted = False
         self.eof = False
         self.buffered = 0
+        self.reading = True
 
     def write(self, data: bytes) -> None:
         assert not self.closed, "write after close"
@@ -45,6 +54,12 @@ class RecordingTransport:
 
     def get_write_buffer_size(self) -> int:
         return self.buffered
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return {"peername": ("127.0.0.1", 5555)}.get(name, default)
@@ -168,11 +183,11 @@ class _ThreadedServer(uvicorn.Server):
         return None
 
 
-@pytest.fixture(scope="module")
-def server_port() -> Iterator[int]:
+def start_server(**config: Any) -> tuple[_ThreadedServer, threading.Thread, int]:
+    """A uvicorn server with the options `interlink serve` uses (and ``config``), started in a thread."""
     port = free_port()
     server = _ThreadedServer(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", **server_options())
+        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", **server_options(), **config)
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -180,6 +195,24 @@ def server_port() -> Iterator[int]:
     while not server.started:
         assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
         time.sleep(0.02)
+    return server, thread, port
+
+
+@pytest.fixture(scope="module")
+def server_port() -> Iterator[int]:
+    server, thread, port = start_server()
+    yield port
+    server.should_exit = True
+    thread.join(10)
+
+
+KEEP_ALIVE = 1.0
+
+
+@pytest.fixture(scope="module")
+def short_keep_alive_port() -> Iterator[int]:
+    """A server closing keep-alive connections idle for :data:`KEEP_ALIVE` seconds."""
+    server, thread, port = start_server(timeout_keep_alive=KEEP_ALIVE)
     yield port
     server.should_exit = True
     thread.join(10)
@@ -298,3 +331,202 @@ def test_the_options_name_the_coalescing_protocol() -> None:
     assert options["http"] is CoalescingHttpToolsProtocol
     assert options["access_log"] is False and options["proxy_headers"] is False
     assert options["server_header"] is False
+
+
+# -- idle keep-alive connections: closed by the shared sweeper, no timer per request -------------
+
+
+def request(sock: socket.socket, path: str = "/echo") -> bytes:
+    sock.sendall(b"GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % path.encode())
+    head, body = read_response(sock)
+    assert head.startswith(b"HTTP/1.1 200 OK")
+    return body
+
+
+def seconds_until_eof(sock: socket.socket, wait: float) -> float:
+    """Seconds until the server closes ``sock`` (fails if it does not within ``wait``)."""
+    start = time.monotonic()
+    sock.settimeout(wait)
+    try:
+        assert sock.recv(65536) == b"", "data on an idle connection"
+    except TimeoutError:
+        pytest.fail(f"the idle connection was still open after {wait} s")
+    return time.monotonic() - start
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_the_timeout(short_keep_alive_port: int) -> None:
+    with socket.create_connection(("127.0.0.1", short_keep_alive_port), timeout=10) as sock:
+        request(sock)
+        idle = seconds_until_eof(sock, KEEP_ALIVE + 2)
+    assert KEEP_ALIVE - 0.2 <= idle <= KEEP_ALIVE + MAX_SWEEP_INTERVAL + 0.5
+
+
+def test_a_connection_used_more_often_than_the_timeout_stays_open(short_keep_alive_port: int) -> None:
+    with socket.create_connection(("127.0.0.1", short_keep_alive_port), timeout=10) as sock:
+        for n in range(4):  # 2.4 timeouts in all, never idle for 1
+            if n:
+                time.sleep(0.6 * KEEP_ALIVE)
+            assert request(sock) == b"echo:"
+        # Still counted from its last answer, not from its first.
+        assert seconds_until_eof(sock, KEEP_ALIVE + 2) >= KEEP_ALIVE - 0.2
+
+
+def test_a_request_in_progress_longer_than_the_timeout_is_not_cut_off(short_keep_alive_port: int) -> None:
+    release_stream.clear()
+    with socket.create_connection(("127.0.0.1", short_keep_alive_port), timeout=10) as sock:
+        request(sock)  # a first answer makes the connection idle, the next request busy again
+        sock.sendall(b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n")
+        time.sleep(1.5 * KEEP_ALIVE)
+        release_stream.set()
+        head, body = read_response(sock)
+        assert head.startswith(b"HTTP/1.1 200 OK") and b"second" in body
+
+
+def test_graceful_shutdown_closes_idle_connections_at_once() -> None:
+    server, thread, port = start_server(timeout_keep_alive=60)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            request(sock)
+            server.should_exit = True
+            assert seconds_until_eof(sock, 5) < 2
+        thread.join(10)
+        assert not thread.is_alive()
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+class CountingLoop:
+    """The running loop, counting the timers armed through it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.timers = 0
+
+    def call_later(self, *args: Any, **kwargs: Any) -> asyncio.TimerHandle:
+        self.timers += 1
+        return self._loop.call_later(*args, **kwargs)
+
+    def call_at(self, *args: Any, **kwargs: Any) -> asyncio.TimerHandle:
+        self.timers += 1
+        return self._loop.call_at(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._loop, name)
+
+
+class Connections:
+    """Protocols of one server state on recording transports, driven by hand."""
+
+    def __init__(self, timeout: float) -> None:
+        self.loop = CountingLoop(asyncio.get_running_loop())
+        self.config = uvicorn.Config(app, timeout_keep_alive=timeout)  # type: ignore[arg-type]
+        self.state = ServerState()
+
+    def open(self) -> tuple[CoalescingHttpToolsProtocol, RecordingTransport]:
+        protocol = CoalescingHttpToolsProtocol(self.config, self.state, {}, _loop=self.loop)  # type: ignore[arg-type]
+        transport = RecordingTransport()
+        protocol.connection_made(transport)  # type: ignore[arg-type]
+        return protocol, transport
+
+    async def answered(self, protocol: CoalescingHttpToolsProtocol) -> None:
+        """Send one request on ``protocol`` and wait until its answer is complete."""
+        before = self.state.total_requests
+        protocol.data_received(b"GET /echo HTTP/1.1\r\nHost: t\r\n\r\n")
+        deadline = time.monotonic() + 5
+        while self.state.total_requests == before:
+            assert time.monotonic() < deadline, "no answer"
+            await asyncio.sleep(0)
+
+
+async def wait_until(condition: Any, within: float) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.01)
+
+
+async def test_the_sweeper_holds_no_lost_connection_and_sleeps_when_nothing_is_idle() -> None:
+    connections = Connections(timeout=0.2)
+    (clean, clean_transport), (reset, reset_transport), (busy, busy_transport) = (
+        connections.open() for _ in range(3)
+    )
+    sweeper = clean.keep_alive_sweeper
+    assert reset.keep_alive_sweeper is sweeper and busy.keep_alive_sweeper is sweeper
+    assert sweeper.idle == {} and not sweeper.armed
+    for protocol in (clean, reset, busy):
+        await connections.answered(protocol)
+    assert set(sweeper.idle) == {clean, reset, busy} and sweeper.armed
+    assert clean.timeout_keep_alive_task is None
+
+    clean.connection_lost(None)
+    reset.connection_lost(ConnectionResetError())  # uvicorn unsets its own timer only on a clean loss
+    busy.data_received(b"GET /echo HTTP/1.1\r\n")  # a request begins: busy, not idle
+    assert set(sweeper.idle) == set()
+    busy.connection_lost(None)
+    assert sweeper.idle == {}
+
+    # The timer armed for the first idle connection fires once, finds nothing and is not re-armed.
+    await wait_until(lambda: not sweeper.armed, within=0.2 + MAX_SWEEP_INTERVAL + 1)
+    await asyncio.sleep(0.5)
+    assert not sweeper.armed and connections.loop.timers == 1
+    # The sweeper never called into a lost connection: uvicorn leaves a reset transport open.
+    assert not reset_transport.closed
+    assert clean_transport.closed and busy_transport.closed  # closed by uvicorn on the clean loss
+
+
+async def test_requests_on_a_busy_connection_arm_no_timer_and_an_idle_one_is_closed() -> None:
+    connections = Connections(timeout=0.3)
+    protocol, transport = connections.open()
+    for _ in range(50):
+        await connections.answered(protocol)
+    assert connections.loop.timers == 1, "a timer per request"
+    assert protocol.timeout_keep_alive_task is None
+    assert set(protocol.keep_alive_sweeper.idle) == {protocol} and not transport.closed
+
+    idle_from = time.monotonic()
+    await wait_until(lambda: transport.closed, within=0.3 + MAX_SWEEP_INTERVAL + 1)
+    assert time.monotonic() - idle_from >= 0.3 - 0.05
+    assert protocol.keep_alive_sweeper.idle == {} and not protocol.keep_alive_sweeper.armed
+    protocol.connection_lost(None)
+
+
+async def test_a_pipelined_request_keeps_the_connection_busy() -> None:
+    connections = Connections(timeout=0.2)
+    protocol, transport = connections.open()
+    release_stream.clear()
+    protocol.data_received(b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\nGET /echo HTTP/1.1\r\nHost: t\r\n\r\n")
+    await asyncio.sleep(0.05)
+    assert protocol.pipeline and protocol.keep_alive_sweeper.idle == {}
+    release_stream.set()
+    # The first answer starts the pipelined request instead of marking the connection idle.
+    await wait_until(lambda: connections.state.total_requests == 2, within=5)
+    assert set(protocol.keep_alive_sweeper.idle) == {protocol}
+    assert b"echo:" in b"".join(transport.writes)
+    protocol.connection_lost(None)
+    assert protocol.keep_alive_sweeper.idle == {}
+
+
+async def test_each_idle_connection_is_closed_within_one_sweep_interval_of_its_timeout() -> None:
+    connections = Connections(timeout=0.5)
+    first, first_transport = connections.open()
+    second, second_transport = connections.open()
+    await connections.answered(first)
+    first_idle = time.monotonic()
+    await asyncio.sleep(0.1)
+    await connections.answered(second)
+    second_idle = time.monotonic()
+    closed_at: dict[str, float] = {}
+    deadline = time.monotonic() + 5
+    while len(closed_at) < 2:
+        assert time.monotonic() < deadline, "an idle connection was not closed"
+        for name, transport in (("first", first_transport), ("second", second_transport)):
+            if transport.closed and name not in closed_at:
+                closed_at[name] = time.monotonic()
+        await asyncio.sleep(0.005)
+    interval = second.keep_alive_sweeper.sweep_interval()
+    assert interval == 0.5
+    for name, idle_from in (("first", first_idle), ("second", second_idle)):
+        assert 0.5 - 0.01 <= closed_at[name] - idle_from <= 0.5 + interval + 0.3, name
+    for protocol in (first, second):
+        protocol.connection_lost(None)

@@ -129,6 +129,16 @@ def test_builder_encodes_path_and_query_and_body() -> None:
     assert built_form.headers["Content-Type"] == "application/x-www-form-urlencoded"
 
 
+def test_endpoint_config_normalises_the_method_and_reads_the_path_template() -> None:
+    lower = ApiEndpointConfig(path="/c", method="post")
+    assert lower.method == "POST" and lower.path_params == ()
+    template = ApiEndpointConfig(path="/c/{id}/lines/{line_id}", query={"limit": 5})
+    assert template.path_params == ("id", "line_id")
+    built = ApiRequestBuilder(template, parameters={"id": "a b", "line_id": 7}).build("http://h/v1")
+    assert built.url == "http://h/v1/c/a%20b/lines/7?limit=5"
+    assert ApiRequestBuilder(ApiEndpointConfig(path="/plain")).build("http://h").url == "http://h/plain"
+
+
 @pytest.mark.parametrize(
     ("make", "field"),
     [
@@ -194,6 +204,13 @@ def test_builder_encodes_path_and_query_and_body() -> None:
         (lambda: ApiEndpointConfig(path="c"), "path"),
         (lambda: ApiEndpointConfig(path="/c?x=1"), "path"),
         (lambda: ApiEndpointConfig(path="/c", method="TRACE"), "method"),
+        (lambda: ApiEndpointConfig(path="/c", method=["GET"]), "method"),  # type: ignore[arg-type]
+        (lambda: ApiEndpointConfig(path="/c/{id}/{id}"), "path"),
+        (lambda: ApiEndpointConfig(path="/c/{bad-name}"), "path"),
+        (lambda: ApiEndpointConfig(path="/c}"), "path"),
+        (lambda: ApiEndpointConfig(path="/c d"), "path"),
+        (lambda: ApiEndpointConfig(path="/c\r\nX: 1"), "path"),
+        (lambda: ApiEndpointConfig(path="/c", headers={"X-A": "v\nInjected: 1"}), "headers.X-A"),
         (lambda: ApiEndpointConfig(path="/c", timeout_seconds=0), "timeout_seconds"),
         (lambda: ApiClientConfig(tenant_id="t", base_url="http://u:p@h"), "base_url"),
         (lambda: RetryPolicy(max_attempts=0), "retry.max_attempts"),

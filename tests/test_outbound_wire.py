@@ -831,3 +831,67 @@ async def test_trace_of_a_new_and_a_reused_connection(
     assert 0 < reused.started < reused.first_byte <= reused.ended
     assert reused.durations()[1] == 0.0
     assert server.connections == 1
+
+
+# -- requests go out at the end of the step that made them -----------------------------------------
+
+
+class RecordingTransport:
+    """What a connection writes, without a socket."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closing = False
+
+    def write(self, data: bytes) -> None:
+        assert not self.closing, "written after close"
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+
+def _recorded_connections(count: int) -> list[tuple[wire.Http1Connection, RecordingTransport]]:
+    pairs = []
+    for _ in range(count):
+        connection, recording = wire.Http1Connection(), RecordingTransport()
+        connection.connection_made(recording)  # type: ignore[arg-type]
+        pairs.append((connection, recording))
+    return pairs
+
+
+async def test_requests_made_in_one_step_are_written_together_after_it() -> None:
+    pairs = _recorded_connections(3)
+    requests = [f"GET /{n} HTTP/1.1\r\nHost: h\r\n\r\n".encode() for n in range(3)]
+    exchanges = [
+        asyncio.ensure_future(connection.exchange(request, max_body=1000))
+        for (connection, _), request in zip(pairs, requests, strict=True)
+    ]
+    await asyncio.sleep(0)  # the three exchanges ran their first step: each made its request
+    assert [recording.writes for _, recording in pairs] == [[], [], []]
+    await asyncio.sleep(0)  # the end-of-step writes ran
+    assert [recording.writes for _, recording in pairs] == [[r] for r in requests]
+    for n, (connection, _) in enumerate(pairs):
+        connection.data_received(f"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n{n}".encode())
+    answers = await asyncio.gather(*exchanges)
+    assert [(a.status, a.body, a.reusable) for a in answers] == [
+        (200, b"0", True),
+        (200, b"1", True),
+        (200, b"2", True),
+    ]
+
+
+async def test_a_request_whose_connection_closed_before_the_write_is_not_written() -> None:
+    [(connection, recording)] = _recorded_connections(1)
+    exchange = asyncio.ensure_future(connection.exchange(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", max_body=10))
+    await asyncio.sleep(0)
+    recording.closing = True  # the server closed the idle connection in the meantime
+    connection.connection_lost(None)
+    with pytest.raises(wire.ConnectionLost) as lost:
+        await exchange
+    assert lost.value.received is False  # so the transport may send it again on a new connection
+    await asyncio.sleep(0)
+    assert recording.writes == []

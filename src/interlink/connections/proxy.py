@@ -64,7 +64,7 @@ _HELD_BACK: Final = frozenset({"rate_limited", "circuit_open", "budget_exhausted
 _POLICIES: dict[int, RetryPolicy] = {n: RetryPolicy(max_attempts=n) for n in range(1, MAX_ATTEMPTS + 1)}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ProxyRequest:
     method: str
     path: str
@@ -78,7 +78,7 @@ class ProxyRequest:
     timeout_seconds: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ProxyResult:
     response: ApiResponse
     headers: dict[str, str]

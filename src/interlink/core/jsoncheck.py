@@ -59,6 +59,23 @@ def _storable(value: Any) -> bool:
     stack = [value]
     while stack:
         item = stack.pop()
+        kind = type(item)
+        # Exact types first: what JSON decoding gives, without the Mapping ABC's instance check.
+        if kind is str:
+            if "\x00" in item:
+                return False
+            continue
+        if kind is int or kind is bool or item is None:
+            continue
+        if kind is dict:
+            for key in item:
+                if isinstance(key, str) and "\x00" in key:
+                    return False
+            stack.extend(item.values())
+            continue
+        if kind is list:
+            stack.extend(item)
+            continue
         if isinstance(item, str):
             if "\x00" in item:
                 return False

@@ -30,6 +30,26 @@ HTTP_LATENCY = Histogram(
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
+# Label children by label values. The values are bounded (methods above, route templates or
+# "unmatched", status codes), so are these dicts; looking a child up in them costs a fraction of
+# ``labels()``, which validates and locks on every call.
+_request_counters: dict[tuple[str, str, int], Any] = {}
+_latency_histograms: dict[tuple[str, str], Any] = {}
+
+
+def _observe_request(method: str, route: str, status: int, seconds: float) -> None:
+    """Count one answered request and its latency."""
+    counter = _request_counters.get((method, route, status))
+    if counter is None:
+        counter = _request_counters[(method, route, status)] = HTTP_REQUESTS.labels(
+            method, route, str(status)
+        )
+    counter.inc()
+    histogram = _latency_histograms.get((method, route))
+    if histogram is None:
+        histogram = _latency_histograms[(method, route)] = HTTP_LATENCY.labels(method, route)
+    histogram.observe(seconds)
+
 
 class BodyTooLarge(HTTPException):
     """Raised while reading a body (with or without Content-Length) that outgrows the limit.
@@ -176,8 +196,7 @@ class RequestContextMiddleware:
             # Clients choose methods freely; the label set stays bounded.
             method_label = method if method in _METHODS else "OTHER"
             status = status_holder[0] or 500
-            HTTP_REQUESTS.labels(method_label, route_path, str(status)).inc()
-            HTTP_LATENCY.labels(method_label, route_path).observe(elapsed)
+            _observe_request(method_label, route_path, status, elapsed)
             if self.access_log:
                 log.info(
                     "http_request",

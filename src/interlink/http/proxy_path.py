@@ -136,7 +136,6 @@ class ConnectionProxyFastPath:
         scope["route"] = _ROUTE
         ip = caller_ip(scope, headers, self.runtime)
         agent = headers.get(b"user-agent")
-        response: Response
         try:
             actor, rate_headers = await authenticate(
                 self.runtime,
@@ -149,10 +148,22 @@ class ConnectionProxyFastPath:
                 path=path,
             )
             answer = await proxy_for(self.runtime, actor, connection_id, call)
-            response = answer_response(answer, rate_headers or None)
         except InterlinkError as exc:
-            response = interlink_problem(exc, path)
-        await response(scope, receive, send)
+            await interlink_problem(exc, path)(scope, receive, send)
+            return
+        await send_answer(send, answer, rate_headers)
+
+
+async def send_answer(send: Send, answer: dict[str, Any], headers: dict[str, str]) -> None:
+    """Send ``answer`` as :func:`answer_response` would, without building a Response object:
+    the same status, headers (``headers``, names lower-cased, then Content-Length and Content-Type)
+    and body. ``headers`` are the rate-limit headers, never the two framing ones."""
+    body = to_json(answer)
+    raw = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+    raw.append((b"content-length", str(len(body)).encode()))
+    raw.append((b"content-type", b"application/json"))
+    await send({"type": "http.response.start", "status": 200, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _parse(headers: dict[bytes, bytes], body: bytes) -> ProxyCall | None:

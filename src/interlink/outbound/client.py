@@ -191,7 +191,7 @@ class OutboundService:
         await self.limiter.close()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Answer:
     body: bytes
     truncated: bool

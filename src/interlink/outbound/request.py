@@ -123,34 +123,44 @@ class ApiEndpointConfig:
     _default_query: str = field(default="", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        method = str(self.method).upper()
-        if method not in METHODS:
-            raise _invalid(f"method must be one of {', '.join(sorted(METHODS))}", "method")
-        object.__setattr__(self, "method", method)
-        if not isinstance(self.path, str) or not self.path:
+        # Built per call by the proxy and ``ApiClient.call``: the common case (an upper-case
+        # method, a path without placeholders, no headers or query) skips the work it does not need.
+        method = self.method
+        if not (isinstance(method, str) and method in METHODS):
+            method = str(method).upper()
+            if method not in METHODS:
+                raise _invalid(f"method must be one of {', '.join(sorted(METHODS))}", "method")
+            object.__setattr__(self, "method", method)
+        path = self.path
+        if not isinstance(path, str) or not path:
             raise _invalid("path is required", "path")
-        lowered = self.path.lower()
-        if not (self.path.startswith("/") or lowered.startswith(("http://", "https://"))):
+        if not (path[0] == "/" or path.lower().startswith(("http://", "https://"))):
             raise _invalid("path must start with / or be an absolute http(s) URL", "path")
-        if "?" in self.path or "#" in self.path:
+        if "?" in path or "#" in path:
             raise _invalid("path must not contain a query or fragment (use query)", "path")
-        if _BAD_HEADER_VALUE.search(self.path) or " " in self.path:
+        if " " in path or _BAD_HEADER_VALUE.search(path):
             raise _invalid("path must not contain whitespace or control characters", "path")
-        parts = _PLACEHOLDER.split(self.path)
-        names = tuple(parts[1::2])
-        if len(set(names)) != len(names):
-            raise _invalid("path names a parameter twice", "path")
-        if any("{" in p or "}" in p for p in parts[0::2]):
-            raise _invalid("path placeholders are {name} (letters, digits, underscores)", "path")
-        object.__setattr__(self, "_segments", tuple(parts))
-        object.__setattr__(self, "_names", names)
-        _check_timeout(self.timeout_seconds, "timeout_seconds")
-        check_headers(self.headers)
+        if "{" in path or "}" in path:
+            parts = _PLACEHOLDER.split(path)
+            names = tuple(parts[1::2])
+            if len(set(names)) != len(names):
+                raise _invalid("path names a parameter twice", "path")
+            if any("{" in p or "}" in p for p in parts[0::2]):
+                raise _invalid("path placeholders are {name} (letters, digits, underscores)", "path")
+            object.__setattr__(self, "_segments", tuple(parts))
+            object.__setattr__(self, "_names", names)
+        else:
+            object.__setattr__(self, "_segments", (path,))
+        if self.timeout_seconds is not None:
+            _check_timeout(self.timeout_seconds, "timeout_seconds")
+        if self.headers:
+            check_headers(self.headers)
         if self.query_params is not None:
             unknown = sorted((set(self.required_query) | set(self.query)) - set(self.query_params))
             if unknown:
                 raise _invalid(f"query parameters not in query_params: {', '.join(unknown)}", "query")
-        object.__setattr__(self, "_default_query", encode_pairs(self.query, "query") if self.query else "")
+        if self.query:
+            object.__setattr__(self, "_default_query", encode_pairs(self.query, "query"))
 
     @property
     def path_params(self) -> tuple[str, ...]:
@@ -162,7 +172,7 @@ class ApiEndpointConfig:
         return self.idempotent if self.idempotent is not None else self.method in IDEMPOTENT_METHODS
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PreparedRequest:
     """A validated request, ready to send."""
 

@@ -45,6 +45,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from interlink import __version__
+from interlink.core.deadlines import deadline_at
 from interlink.outbound import wire
 from interlink.webhooks import ssrf
 
@@ -57,7 +58,7 @@ _ORIGIN_CACHE_SIZE: Final = 4096
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class TransportResponse:
     """An HTTP answer. ``body`` holds at most the transport's cap; ``truncated`` says if more came."""
 
@@ -352,7 +353,7 @@ class HttpTransport:
         guarded = origin if target is None else self._split(target)[0]
         try:
             if not self._approved_now(guarded):
-                async with asyncio.timeout_at(deadline):
+                with deadline_at(deadline):
                     await self._check(guarded)
         except TimeoutError as exc:
             raise TransportError(
@@ -367,7 +368,7 @@ class HttpTransport:
         except ValueError as exc:
             raise TransportError("other", f"invalid request: {exc}") from None
         try:
-            async with asyncio.timeout_at(deadline):
+            with deadline_at(deadline):
                 answer = await self._exchange(method, origin, request, trace)
         except TransportError as exc:
             exc.duration_ms = (time.perf_counter() - started) * 1000

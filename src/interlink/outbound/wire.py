@@ -23,6 +23,11 @@ Contracts:
   and drops idle connections the server closed or that were idle ``keepalive_seconds``.
 * No cookies are kept and nothing is shared between requests but the connection itself: the pool
   serves every tenant, so nothing one answer sets may reach another request.
+* Requests go out at the end of the event-loop step that made them (:class:`_StepWrites`), all
+  together: a write to a nearby server wakes it at once, and on a busy machine the woken server
+  often takes the CPU from this process in the middle of its step; written together, the servers
+  are woken once per step instead of once per request. A request whose connection closed in the
+  meantime is not written (its exchange fails as a lost connection).
 """
 
 from __future__ import annotations
@@ -169,6 +174,47 @@ class _Decoder:
             return b"", False
         out = self._inflate.flush()
         return out[:room], len(out) > room
+
+
+class _StepWrites:
+    """The request writes of one event loop, made together at the end of the current step."""
+
+    __slots__ = ("loop", "pending")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.pending: list[tuple[asyncio.Transport, bytes]] = []
+
+    def write(self, transport: asyncio.Transport, data: bytes) -> None:
+        if not self.pending:
+            self.loop.call_soon(self.flush)
+        self.pending.append((transport, data))
+
+    def flush(self) -> None:
+        pending = self.pending
+        self.pending = []
+        for transport, data in pending:
+            if not transport.is_closing():
+                transport.write(data)
+
+
+_step_writes: dict[asyncio.AbstractEventLoop, _StepWrites] = {}
+_last_step_writes: tuple[asyncio.AbstractEventLoop | None, _StepWrites | None] = (None, None)
+
+
+def _step_writes_of(loop: asyncio.AbstractEventLoop) -> _StepWrites:
+    """The loop's step writes (made on first use; those of closed loops are dropped then)."""
+    global _last_step_writes
+    last_loop, writes = _last_step_writes
+    if last_loop is loop and writes is not None:
+        return writes
+    writes = _step_writes.get(loop)
+    if writes is None:
+        for stale in [other for other in _step_writes if other.is_closed()]:
+            del _step_writes[stale]
+        writes = _step_writes[loop] = _StepWrites(loop)
+    _last_step_writes = (loop, writes)
+    return writes
 
 
 class Http1Connection(asyncio.Protocol):
@@ -336,9 +382,10 @@ class Http1Connection(asyncio.Protocol):
         self._chunks = []
         self._decoder = None
         self._error = None
-        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
         try:
-            self.transport.write(request)
+            _step_writes_of(loop).write(self.transport, request)
             await waiter
         except BaseException:
             self._done = True
