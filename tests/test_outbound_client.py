@@ -9,6 +9,7 @@ SQLite and PostgreSQL.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import ipaddress
 import json
@@ -46,7 +47,7 @@ from interlink.outbound.config import (
 )
 from interlink.outbound.log import LogEntry, RequestLogWriter, redact_body, redact_url
 from interlink.outbound.models import ExternalApiRequest
-from interlink.outbound.request import ApiEndpointConfig, ApiRequestBuilder
+from interlink.outbound.request import NO_BODY, ApiEndpointConfig, ApiRequestBuilder
 from interlink.outbound.resilience import CLOSED, HALF_OPEN, OPEN
 from interlink.outbound.response import (
     ApiResponse,
@@ -127,6 +128,38 @@ def test_builder_encodes_path_and_query_and_body() -> None:
     built_form = form.build("http://h")
     assert built_form.body == b"a=1%202&b=1&b=2"
     assert built_form.headers["Content-Type"] == "application/x-www-form-urlencoded"
+
+
+def test_replaced_keeps_every_other_field_of_the_builder() -> None:
+    """``replaced`` copies the builder field by field: every field not replaced must survive
+    (a field added to the builder and not copied fails here)."""
+    builder = ApiRequestBuilder(
+        ApiEndpointConfig(path="/c/{id}", method="POST"),
+        parameters={"id": "x"},
+        query={"q": 1},
+        headers={"X-A": "1"},
+        body={"b": 2},
+        form=None,
+        idempotency_key="idem-1",
+        timeout_seconds=7.0,
+    )
+    names = {f.name for f in dataclasses.fields(ApiRequestBuilder)}
+    assert names == {
+        "config",
+        "parameters",
+        "query",
+        "headers",
+        "body",
+        "form",
+        "idempotency_key",
+        "timeout_seconds",
+    }, "a new builder field: make replaced() copy it, then list it here"
+    copied = builder.replaced(headers={"Authorization": "Bearer t"})
+    assert copied == dataclasses.replace(builder, headers={"Authorization": "Bearer t"})
+    both = builder.replaced(headers={"H": "v"}, query={"api_key": "k"})
+    assert both == dataclasses.replace(builder, headers={"H": "v"}, query={"api_key": "k"})
+    with_form = dataclasses.replace(builder, form={"f": "1"}, body=NO_BODY).replaced(query={})
+    assert with_form.form == {"f": "1"} and with_form.body is NO_BODY
 
 
 def test_endpoint_config_normalises_the_method_and_reads_the_path_template() -> None:

@@ -553,10 +553,13 @@ class ConnectionClient:
 
     @staticmethod
     def _authorized(builder: ApiRequestBuilder, plan: _Plan) -> ApiRequestBuilder:
+        headers = query = None
         if plan.fixed_headers:
             lowered = plan.fixed_lowered
             kept = {k: v for k, v in builder.headers.items() if k.lower() not in lowered}
-            builder = replace(builder, headers={**kept, **plan.fixed_headers})
+            headers = {**kept, **plan.fixed_headers}
         if plan.auth_query:
-            builder = replace(builder, query={**builder.query, **plan.auth_query})
-        return builder
+            query = {**builder.query, **plan.auth_query}
+        if headers is None and query is None:
+            return builder
+        return builder.replaced(headers=headers, query=query)

@@ -302,6 +302,25 @@ class ApiRequestBuilder:
         """Mark the request safe to retry; without ``key`` a random UUID is used."""
         return replace(self, idempotency_key=key or str(uuid.uuid4()))
 
+    def replaced(
+        self,
+        *,
+        headers: Mapping[str, str] | None = None,
+        query: Mapping[str, QueryValue] | None = None,
+    ) -> ApiRequestBuilder:
+        """A copy with ``headers`` and/or ``query`` replaced (not merged): ``dataclasses.replace``
+        at half the cost, for the per-call credential injection."""
+        return ApiRequestBuilder(
+            self.config,
+            self.parameters,
+            self.query if query is None else query,
+            self.headers if headers is None else headers,
+            self.body,
+            self.form,
+            self.idempotency_key,
+            self.timeout_seconds,
+        )
+
     def with_call(
         self,
         *,

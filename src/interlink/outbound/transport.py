@@ -207,6 +207,13 @@ class HttpTransport:
 
     def _split(self, url: str) -> tuple[_Origin, str]:
         """``url``'s origin (cached) and its request target (path and query, fragment dropped)."""
+        origin, end = self._origin_of(url)
+        rest = url[end:].partition("#")[0]
+        path, _, query = rest.partition("?")
+        return origin, wire.request_target(path, query)
+
+    def _origin_of(self, url: str) -> tuple[_Origin, int]:
+        """``url``'s origin (cached) and where the rest of the URL starts."""
         match = _ORIGIN.match(url)
         if match is None:
             raise TransportError("other", f"invalid URL {url[:200]!r}: an http or https URL is required")
@@ -217,9 +224,7 @@ class HttpTransport:
             if len(self._origins) >= _ORIGIN_CACHE_SIZE:
                 self._origins.clear()
             self._origins[text] = origin
-        rest = url[match.end() :].partition("#")[0]
-        path, _, query = rest.partition("?")
-        return origin, wire.request_target(path, query)
+        return origin, match.end()
 
     def _approved_now(self, origin: _Origin) -> bool:
         """The guard's cached verdict for ``origin`` is still valid (no I/O)."""
@@ -228,7 +233,7 @@ class HttpTransport:
     async def check_target(self, url: str) -> None:
         """Raise :class:`TransportError` (``refused``/``dns``/``other``) unless the SSRF guard allows
         ``url``."""
-        await self._check(self._split(url)[0])
+        await self._check(self._origin_of(url)[0])
 
     async def _check(self, origin: _Origin) -> None:
         now = time.monotonic()
@@ -350,7 +355,7 @@ class HttpTransport:
         # The timeout bounds the whole exchange, name resolution by the SSRF guard included.
         deadline = asyncio.get_running_loop().time() + timeout
         origin, request_target = self._split(url)
-        guarded = origin if target is None else self._split(target)[0]
+        guarded = origin if target is None else self._origin_of(target)[0]
         try:
             if not self._approved_now(guarded):
                 with deadline_at(deadline):
