@@ -809,6 +809,34 @@ async def test_request_log_keeps_nul_answers_and_survives_refused_rows(
     assert ids == {f"{prefix}{n:06d}" for n in (1, 2, 3)}
 
 
+async def test_request_log_headers_survive_the_bulk_write_unchanged(runtime: Runtime) -> None:
+    """Header names and values with quotes, backslashes, tabs, newlines, non-ASCII and JSON-looking
+    text come back from the log exactly (PostgreSQL: JSON text through COPY's text format; SQLite:
+    JSON text in a multi-row INSERT); NUL becomes U+FFFD; credential headers stay redacted."""
+    awkward = {
+        "X-Quote": 'say "hi"',
+        "X-Backslash": "C:\\path\\n\\t",
+        "X-Controls": "a\tb\nc\rd",
+        "X-Unicode": "Zoë ✓ 日本 \U0001f600",
+        "X-Json": '{"a": [1, "\\u0000"]}',
+        "X-Nul": "x\x00y",
+        "Authorization": "Bearer secret-token",
+    }
+    entry = _entry(min_id_at("apr", clock.utcnow()), tenant_id="ten_awkward")
+    entry.request_headers = awkward
+    entry.response_headers = {"Content-Type": 'text/plain; charset="utf-8"', "X-Back": "\\"}
+    writer = runtime.outbound.log
+    assert writer is not None
+    writer.record(entry)
+    assert await writer.flush() >= 1
+    [row] = [r for r in await _rows(runtime) if r.tenant_id == "ten_awkward"]
+    expected = {k: v for k, v in awkward.items() if k not in ("Authorization", "X-Nul")}
+    assert {k: v for k, v in row.request_headers.items() if k in expected} == expected
+    assert row.request_headers["X-Nul"] == "x\ufffdy"
+    assert row.request_headers["Authorization"] != "Bearer secret-token"
+    assert row.response_headers == {"Content-Type": 'text/plain; charset="utf-8"', "X-Back": "\\"}
+
+
 def _entry(request_id: str, tenant_id: str = "ten_bulk", when: dt.datetime | None = None) -> LogEntry:
     return LogEntry(
         id=request_id,

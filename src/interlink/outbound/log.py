@@ -365,15 +365,16 @@ def _sqlite_values(values: tuple[Any, ...]) -> tuple[Any, ...]:
 
 
 async def _copy_rows(conn: Any, rows: list[tuple[Any, ...]]) -> None:
-    from psycopg.types.json import Jsonb
-
+    # The JSON columns go as JSON text: COPY's text format hands every field to the column type's
+    # input function, so jsonb parses it server-side, without psycopg's per-value JSON dumper.
     raw = await conn.get_raw_connection()
+    dumps = json.dumps
     async with raw.driver_connection.cursor() as cursor, cursor.copy(_COPY) as copy:
         for values in rows:
             row = list(values)
-            row[_REQUEST_HEADERS] = Jsonb(row[_REQUEST_HEADERS])
+            row[_REQUEST_HEADERS] = dumps(row[_REQUEST_HEADERS])
             if row[_RESPONSE_HEADERS] is not None:
-                row[_RESPONSE_HEADERS] = Jsonb(row[_RESPONSE_HEADERS])
+                row[_RESPONSE_HEADERS] = dumps(row[_RESPONSE_HEADERS])
             await copy.write_row(row)
 
 
