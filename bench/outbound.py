@@ -20,8 +20,11 @@ Two halves, each against a plain aiohttp API server in its own process answering
 
 Baseline, measured in the same run and the same event loop: a bare aiohttp loop making the same
 GETs (same URL, headers, JSON decoding) with one session at concurrency 64. Bare runs are made
-before and after each library or proxy run; the ratio divides by their mean. CPU per request is
-reported for the bench process, the API server and (proxy) the Interlink server, from ``/proc``.
+before and after each library or proxy run; the ratio divides by their mean. Library runs are
+made ``--rounds`` times per database (default 2), proxy and forwarder runs ``--proxy-rounds``
+times (default 4); a target is judged on the median of a half's runs, every run's ratio printed.
+CPU per request is reported for the bench process, the API server and (proxy) the Interlink
+server, from ``/proc``.
 A second loop makes the same GETs straight through Interlink's own transport (``HttpTransport``,
 what the library sends with, no features) before and after each library run; the library's
 throughput is also reported as a share of it: what the client's features and the request log cost.
@@ -34,7 +37,7 @@ per call with no token in it (library: the final flush is inside the timed regio
 after the Interlink server stopped and flushed). The exit status is non-zero only when something
 fails; a missed target prints ``MISS``. ``--profile`` prints cProfile's top entries of each library
 run and of the Interlink server (whose stats are also left in ``$TMPDIR/outbound-server-<db>.prof``).
-Defaults take about three minutes.
+Defaults take about four minutes.
 """
 
 from __future__ import annotations
@@ -668,7 +671,7 @@ async def proxy(
     bare: list[Run],
 ) -> list[tuple[Run, float]]:
     """Bootstrap ``database_url``, start an Interlink server on it, create a BEARER connection to the
-    API server through the REST API, then time ``args.rounds`` proxy runs, each followed by a bare
+    API server through the REST API, then time ``args.proxy_rounds`` proxy runs, each followed by a bare
     run. After the server stopped (and flushed its request log): one log row per call, no token."""
     from interlink.core.settings import Settings
     from interlink.outbound.models import ExternalApiRequest
@@ -721,7 +724,7 @@ async def proxy(
         await proxy_run("proxy warm-up", server, api, key, connection_id, warm, args.concurrency)
         calls += warm
         bare.append(await bare_loop(server=api, total=args.requests, concurrency=args.concurrency))
-        for _ in range(args.rounds):
+        for _ in range(args.proxy_rounds):
             run = await proxy_run(
                 f"proxy, log on {target}",
                 server,
@@ -787,7 +790,7 @@ async def forwarder(
             await _wait_until_up(server, control)
         warm = min(2000, args.proxy_requests)
         await proxy_run("forwarder warm-up", server, api, "-", "bench", warm, args.concurrency)
-        for _ in range(args.rounds):
+        for _ in range(args.proxy_rounds):
             run = await proxy_run(
                 "bare Python forwarder", server, api, "-", "bench", args.proxy_requests, args.concurrency
             )
@@ -902,7 +905,10 @@ async def bench(args: argparse.Namespace, targets: list[tuple[str, str]], tmp_di
             ratios = ", ".join(f"{run.rate / around:.2f}" for run, around in mine)
             cpu = ", ".join(f"{bare_cpu / (run.bench_cpu / run.count):.2f}" for run, _ in mine)
             target = 0.6 if half == "library" else 0.4
-            verdict = "PASS" if all(run.rate / around >= target for run, around in mine) else "MISS"
+            # The median of the runs: each run's ratio is against the bare runs around it, but the
+            # VM's speed still moves by tens of percent within seconds, so single runs scatter.
+            median = statistics.median(run.rate / around for run, around in mine)
+            verdict = "PASS" if median >= target else "MISS"
             extra = ""
             if half == "proxy":
                 server_cpu = ", ".join(
@@ -913,8 +919,8 @@ async def bench(args: argparse.Namespace, targets: list[tuple[str, str]], tmp_di
                     of_floor = ", ".join(f"{run.rate / around / floor:.2f}" for run, around in mine)
                     extra += f"; of the bare forwarder's throughput {of_floor}"
             print(
-                f"   {half} (log {name}) / bare loop: throughput {ratios} (target ≥ {target}x: "
-                f"{verdict}); bench CPU per request {cpu}{extra}"
+                f"   {half} (log {name}) / bare loop: throughput {ratios}, median {median:.2f} "
+                f"(target ≥ {target}x: {verdict}); bench CPU per request {cpu}{extra}"
             )
             if half == "library":
                 of_own = ", ".join(
@@ -933,6 +939,9 @@ def main() -> int:
     )
     parser.add_argument("--concurrency", type=int, default=64, help="requests in flight (default 64)")
     parser.add_argument("--rounds", type=int, default=2, help="library runs per database (default 2)")
+    parser.add_argument(
+        "--proxy-rounds", type=int, default=4, help="proxy and forwarder runs per database (default 4)"
+    )
     parser.add_argument(
         "--without-log", action="store_true", help="add a library run with the request log off"
     )
