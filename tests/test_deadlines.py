@@ -12,7 +12,7 @@ from interlink.core.deadlines import deadline_at
 
 
 def _watch() -> deadlines._Watch:
-    return deadlines._watch_of(asyncio.get_running_loop())
+    return deadlines._watches.get(asyncio.get_running_loop())
 
 
 async def test_a_block_past_its_deadline_raises_timeout_error_at_the_deadline() -> None:

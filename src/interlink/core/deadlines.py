@@ -23,6 +23,8 @@ import math
 from types import TracebackType
 from typing import Final
 
+from interlink.core.loops import PerLoop
+
 CLOCK_SLACK: Final = 0.001
 """A deadline this close to the loop's clock when the timer fires counts as passed."""
 
@@ -67,23 +69,7 @@ class _Watch:
             self.handle = self.loop.call_at(earliest, self.fire)
 
 
-_watches: dict[asyncio.AbstractEventLoop, _Watch] = {}
-_last: tuple[asyncio.AbstractEventLoop | None, _Watch | None] = (None, None)
-
-
-def _watch_of(loop: asyncio.AbstractEventLoop) -> _Watch:
-    """The loop's watch (made on first use; watches of closed loops are dropped then)."""
-    global _last
-    last_loop, watch = _last
-    if last_loop is loop and watch is not None:
-        return watch
-    watch = _watches.get(loop)
-    if watch is None:
-        for closed in [other for other in _watches if other.is_closed()]:
-            del _watches[closed]
-        watch = _watches[loop] = _Watch(loop)
-    _last = (loop, watch)
-    return watch
+_watches: PerLoop[_Watch] = PerLoop(_Watch)
 
 
 class deadline_at:
@@ -102,7 +88,7 @@ class deadline_at:
         self._task = task
         self._cancelling = task.cancelling()
         self._expired = False
-        self._watch = _watch_of(loop)
+        self._watch = _watches.get(loop)
         if self.when <= loop.time():
             self.expire()
         else:

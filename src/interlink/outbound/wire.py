@@ -44,6 +44,8 @@ from urllib.parse import quote
 
 import httptools
 
+from interlink.core.loops import PerLoop
+
 KEEPALIVE_SECONDS: Final = 15.0
 ACCEPT_ENCODING: Final = "gzip, deflate"
 
@@ -198,23 +200,7 @@ class _StepWrites:
                 transport.write(data)
 
 
-_step_writes: dict[asyncio.AbstractEventLoop, _StepWrites] = {}
-_last_step_writes: tuple[asyncio.AbstractEventLoop | None, _StepWrites | None] = (None, None)
-
-
-def _step_writes_of(loop: asyncio.AbstractEventLoop) -> _StepWrites:
-    """The loop's step writes (made on first use; those of closed loops are dropped then)."""
-    global _last_step_writes
-    last_loop, writes = _last_step_writes
-    if last_loop is loop and writes is not None:
-        return writes
-    writes = _step_writes.get(loop)
-    if writes is None:
-        for stale in [other for other in _step_writes if other.is_closed()]:
-            del _step_writes[stale]
-        writes = _step_writes[loop] = _StepWrites(loop)
-    _last_step_writes = (loop, writes)
-    return writes
+_step_writes: PerLoop[_StepWrites] = PerLoop(_StepWrites)
 
 
 class Http1Connection(asyncio.Protocol):
@@ -385,7 +371,7 @@ class Http1Connection(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         waiter = self._waiter = loop.create_future()
         try:
-            _step_writes_of(loop).write(self.transport, request)
+            _step_writes.get(loop).write(self.transport, request)
             await waiter
         except BaseException:
             self._done = True
