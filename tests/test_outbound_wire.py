@@ -895,3 +895,30 @@ async def test_a_request_whose_connection_closed_before_the_write_is_not_written
     assert lost.value.received is False  # so the transport may send it again on a new connection
     await asyncio.sleep(0)
     assert recording.writes == []
+
+
+async def test_a_write_the_transport_refuses_fails_only_its_own_exchange() -> None:
+    [(refusing, refusing_transport), (fine, fine_transport)] = _recorded_connections(2)
+
+    def refuse(data: bytes) -> None:
+        raise RuntimeError("the transport refuses")
+
+    aborted: list[bool] = []
+
+    def abort() -> None:
+        aborted.append(True)
+        refusing_transport.closing = True
+        refusing.connection_lost(None)
+
+    refusing_transport.write = refuse  # type: ignore[method-assign]
+    refusing_transport.abort = abort  # type: ignore[attr-defined]
+    failing = asyncio.ensure_future(refusing.exchange(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n", max_body=10))
+    working = asyncio.ensure_future(fine.exchange(b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n", max_body=10))
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert aborted == [True]
+    assert fine_transport.writes == [b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n"]
+    with pytest.raises(wire.ConnectionLost):
+        await failing
+    fine.data_received(b"HTTP/1.1 204 No Content\r\n\r\n")
+    assert (await working).status == 204

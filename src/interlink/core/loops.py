@@ -30,7 +30,7 @@ class PerLoop(Generic[T]):
         item = self._items.get(loop)
         if item is None:
             for closed in [other for other in self._items if other.is_closed()]:
-                del self._items[closed]
+                self._items.pop(closed, None)  # another thread may have dropped it already
             item = self._items[loop] = self._factory(loop)
         self._last = (loop, item)
         return item

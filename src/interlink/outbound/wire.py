@@ -196,8 +196,12 @@ class _StepWrites:
         pending = self.pending
         self.pending = []
         for transport, data in pending:
-            if not transport.is_closing():
+            if transport.is_closing():
+                continue
+            try:
                 transport.write(data)
+            except Exception:  # one refused write must not hold back the others
+                transport.abort()  # its exchange then fails as a lost connection
 
 
 _step_writes: PerLoop[_StepWrites] = PerLoop(_StepWrites)
