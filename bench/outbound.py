@@ -799,6 +799,151 @@ async def forwarder(
     return runs
 
 
+# -- comparing two revisions ---------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _worktree(rev: str, directory: Path) -> Iterator[Path]:
+    """``rev`` checked out (detached) in ``directory``; its ``src`` is what the other server runs."""
+    root = Path(__file__).resolve().parent.parent
+    added = subprocess.run(
+        ["git", "-C", str(root), "worktree", "add", "--detach", str(directory), rev],
+        capture_output=True,
+        text=True,
+    )
+    if added.returncode != 0:
+        raise BenchError(f"cannot check out {rev!r}: {added.stderr.strip()[:300]}")
+    try:
+        yield directory / "src"
+    finally:
+        subprocess.run(
+            ["git", "-C", str(root), "worktree", "remove", "--force", str(directory)], capture_output=True
+        )
+
+
+async def _compared_server(
+    label: str,
+    database_url: str,
+    api: ApiServer,
+    tmp_dir: Path,
+    stack: contextlib.ExitStack,
+    src: Path | None,
+) -> tuple[InterlinkServer, str, str]:
+    """An Interlink server on ``database_url`` (this tree's code, or ``src``'s) with a BEARER
+    connection to the API server and a warm-up behind it: (server, key, connection id)."""
+    from interlink.core.settings import Settings
+
+    data_dir = tmp_dir / f"compare-{label}"
+    data_dir.mkdir()
+    env = {
+        **_secrets_env(),
+        "INTERLINK_DATABASE_URL": database_url,
+        "INTERLINK_DATA_DIR": str(data_dir),
+        "INTERLINK_REDIS_URL": "",
+        "INTERLINK_LOG_LEVEL": "WARNING",
+        "INTERLINK_ALLOWED_TARGET_NETWORKS": '["127.0.0.1/32"]',
+        "INTERLINK_PROVIDERS_FILE": str(_providers_file(data_dir, api)),
+        "INTERLINK_BOOTSTRAP": "false",
+        "INTERLINK_RUN_WORKER": "false",
+    }
+    if src is not None:
+        env["PYTHONPATH"] = str(src)
+    settings = Settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        master_keys=env["INTERLINK_MASTER_KEYS"],
+        key_pepper=env["INTERLINK_KEY_PEPPER"],
+        redis_url="",
+        log_level="WARNING",
+    )
+    _tenant, key = await _prepare_proxy(settings)
+    server = stack.enter_context(interlink_server(env, data_dir))
+    async with aiohttp.ClientSession() as control:
+        await _wait_until_up(server, control)
+        async with control.post(
+            f"{server.url}/v1/connections",
+            headers={"Authorization": f"Bearer {key}"},
+            json={
+                "providerKey": "bench",
+                "name": "bench",
+                "environment": "PRODUCTION",
+                "authType": "BEARER",
+                "credentials": {"token": TOKEN},
+            },
+        ) as resp:
+            if resp.status != 201:
+                raise BenchError(
+                    f"{label}: creating the connection answered {resp.status}: {await resp.text()}"
+                )
+            connection_id = str((await resp.json())["id"])
+    await proxy_run(f"{label} warm-up", server, api, key, connection_id, 2000, 64)
+    return server, key, connection_id
+
+
+async def compare(
+    args: argparse.Namespace, pairs: list[tuple[str, str, str]], src: Path, tmp_dir: Path
+) -> None:
+    """Proxy runs through two servers on the same API server, this tree's and ``--compare``'s,
+    alternating (which goes first alternates too), ``--proxy-rounds`` pairs per database. The
+    VM's speed moves the absolute figures between runs; the ratios of the pairs cancel it."""
+    with api_server() as api:
+        for name, this_url, other_url in pairs:
+            with contextlib.ExitStack() as stack:
+                this = await _compared_server(f"this-{name}", this_url, api, tmp_dir, stack, None)
+                other = await _compared_server(f"other-{name}", other_url, api, tmp_dir, stack, src)
+                first = 10_000
+                cpu_ratios: list[float] = []
+                rate_ratios: list[float] = []
+                for n in range(args.proxy_rounds):
+                    runs: dict[str, Run] = {}
+                    order = [("this", this), ("other", other)]
+                    for label, (server, key, connection_id) in order if n % 2 == 0 else order[::-1]:
+                        runs[label] = await proxy_run(
+                            label,
+                            server,
+                            api,
+                            key,
+                            connection_id,
+                            args.proxy_requests,
+                            args.concurrency,
+                            first,
+                        )
+                        first += args.proxy_requests
+                    per_call = {k: (r.interlink_cpu or 0.0) / r.count * 1e6 for k, r in runs.items()}
+                    cpu_ratios.append(per_call["this"] / per_call["other"])
+                    rate_ratios.append(runs["this"].rate / runs["other"].rate)
+                    print(
+                        f"   {name} pair {n + 1}: this tree {runs['this'].rate:,.0f} req/s, "
+                        f"{per_call['this']:.0f} µs server CPU/call; {args.compare} "
+                        f"{runs['other'].rate:,.0f} req/s, {per_call['other']:.0f} µs"
+                    )
+                print(
+                    f"   {name}: this tree / {args.compare}: server CPU per call, median of the pairs "
+                    f"{statistics.median(cpu_ratios):.3f} ({', '.join(f'{x:.2f}' for x in cpu_ratios)}); "
+                    f"throughput {statistics.median(rate_ratios):.3f}"
+                )
+
+
+def _compare_main(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="interlink-bench-") as tmp:
+        tmp_dir = Path(tmp)
+        with _worktree(args.compare, tmp_dir / "rev") as src, contextlib.ExitStack() as databases:
+            pairs: list[tuple[str, str, str]] = []
+            if not args.skip_sqlite:
+                urls = [
+                    f"sqlite+aiosqlite:///{(tmp_dir / f'{who}.db').as_posix()}" for who in ("this", "other")
+                ]
+                for url in urls:
+                    upgrade(url)
+                pairs.append(("SQLite", urls[0], urls[1]))
+            if not args.skip_postgres:
+                this_pg = databases.enter_context(postgres_database())
+                other_pg = databases.enter_context(postgres_database())
+                if this_pg and other_pg:
+                    pairs.append(("PostgreSQL", this_pg, other_pg))
+            asyncio.run(compare(args, pairs, src, tmp_dir))
+
+
 # -- main ----------------------------------------------------------------------------------------
 
 
@@ -958,6 +1103,12 @@ def main() -> int:
         const="tottime",
         help="print cProfile's top entries of each library run and of the Interlink server",
     )
+    parser.add_argument(
+        "--compare",
+        metavar="REV",
+        help="instead of the halves: proxy runs through this tree's server and REV's (a git revision "
+        "sharing this tree's schema), alternating, --proxy-rounds pairs per database",
+    )
     parser.add_argument("--serve-api", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-interlink", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve-forwarder", action="store_true", help=argparse.SUPPRESS)
@@ -981,6 +1132,10 @@ def main() -> int:
         print("load average at start: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     started = time.monotonic()
     try:
+        if args.compare:
+            _compare_main(args)
+            print(f"\ntotal time {time.monotonic() - started:.0f} s")
+            return 0
         with tempfile.TemporaryDirectory(prefix="interlink-bench-") as tmp_dir:
             pg = contextlib.nullcontext(None) if args.skip_postgres else postgres_database()
             with pg as postgres_url:
