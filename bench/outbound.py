@@ -37,7 +37,10 @@ per call with no token in it (library: the final flush is inside the timed regio
 after the Interlink server stopped and flushed). The exit status is non-zero only when something
 fails; a missed target prints ``MISS``. ``--profile`` prints cProfile's top entries of each library
 run and of the Interlink server (whose stats are also left in ``$TMPDIR/outbound-server-<db>.prof``).
-Defaults take about four minutes.
+Defaults take about four minutes. ``--compare REV`` measures a change instead: proxy runs through
+this tree's server and the server of git revision ``REV`` (checked out in a temporary worktree; it
+must share this tree's schema) on the same API server, alternating, ``--proxy-rounds`` pairs per
+database, and the median of the paired ratios of server CPU per call and of throughput.
 """
 
 from __future__ import annotations
