@@ -665,22 +665,12 @@ def _secrets_env() -> dict[str, str]:
     return {"INTERLINK_MASTER_KEYS": generate_master_key("bench"), "INTERLINK_KEY_PEPPER": pepper}
 
 
-async def proxy(
-    target: str,
-    database_url: str,
-    api: ApiServer,
-    args: argparse.Namespace,
-    tmp_dir: Path,
-    bare: list[Run],
-) -> list[tuple[Run, float]]:
-    """Bootstrap ``database_url``, start an Interlink server on it, create a BEARER connection to the
-    API server through the REST API, then time ``args.proxy_rounds`` proxy runs, each followed by a bare
-    run. After the server stopped (and flushed its request log): one log row per call, no token."""
+async def _proxy_server_env(database_url: str, data_dir: Path, api: ApiServer) -> tuple[dict[str, str], str]:
+    """The environment of an Interlink server on ``database_url`` (fresh master key and pepper, a
+    provider ``bench`` whose base URL is the API server) and a ``connections:write`` key made in
+    that database: (environment, key)."""
     from interlink.core.settings import Settings
-    from interlink.outbound.models import ExternalApiRequest
 
-    data_dir = tmp_dir / f"proxy-{target.lower()}"
-    data_dir.mkdir()
     env = {
         **_secrets_env(),
         "INTERLINK_DATABASE_URL": database_url,
@@ -701,28 +691,53 @@ async def proxy(
         log_level="WARNING",
     )
     _tenant, key = await _prepare_proxy(settings)
+    return env, key
+
+
+async def _bench_connection(server: InterlinkServer, key: str) -> str:
+    """Wait for ``server``, then create the BEARER connection to the API server through its REST
+    API: the connection's id."""
+    async with aiohttp.ClientSession() as control:
+        await _wait_until_up(server, control)
+        async with control.post(
+            f"{server.url}/v1/connections",
+            headers={"Authorization": f"Bearer {key}"},
+            json={
+                "providerKey": "bench",
+                "name": "bench",
+                "environment": "PRODUCTION",
+                "authType": "BEARER",
+                "credentials": {"token": TOKEN},
+            },
+        ) as resp:
+            if resp.status != 201:
+                raise BenchError(f"creating the connection answered {resp.status}: {await resp.text()}")
+            return str((await resp.json())["id"])
+
+
+async def proxy(
+    target: str,
+    database_url: str,
+    api: ApiServer,
+    args: argparse.Namespace,
+    tmp_dir: Path,
+    bare: list[Run],
+) -> list[tuple[Run, float]]:
+    """Bootstrap ``database_url``, start an Interlink server on it, create a BEARER connection to the
+    API server through the REST API, then time ``args.proxy_rounds`` proxy runs, each followed by a bare
+    run. After the server stopped (and flushed its request log): one log row per call, no token."""
+    from interlink.outbound.models import ExternalApiRequest
+
+    data_dir = tmp_dir / f"proxy-{target.lower()}"
+    data_dir.mkdir()
+    env, key = await _proxy_server_env(database_url, data_dir, api)
     profile_file = data_dir / "server.prof"
     if args.profile:
         env["BENCH_OUTBOUND_PROFILE"] = str(profile_file)
     runs: list[tuple[Run, float]] = []
     calls = 0
     with interlink_server(env, data_dir) as server:
-        async with aiohttp.ClientSession() as control:
-            await _wait_until_up(server, control)
-            async with control.post(
-                f"{server.url}/v1/connections",
-                headers={"Authorization": f"Bearer {key}"},
-                json={
-                    "providerKey": "bench",
-                    "name": "bench",
-                    "environment": "PRODUCTION",
-                    "authType": "BEARER",
-                    "credentials": {"token": TOKEN},
-                },
-            ) as resp:
-                if resp.status != 201:
-                    raise BenchError(f"creating the connection answered {resp.status}: {await resp.text()}")
-                connection_id = str((await resp.json())["id"])
+        connection_id = await _bench_connection(server, key)
         warm = min(2000, args.proxy_requests)
         await proxy_run("proxy warm-up", server, api, key, connection_id, warm, args.concurrency)
         calls += warm
@@ -834,51 +849,13 @@ async def _compared_server(
 ) -> tuple[InterlinkServer, str, str]:
     """An Interlink server on ``database_url`` (this tree's code, or ``src``'s) with a BEARER
     connection to the API server and a warm-up behind it: (server, key, connection id)."""
-    from interlink.core.settings import Settings
-
     data_dir = tmp_dir / f"compare-{label}"
     data_dir.mkdir()
-    env = {
-        **_secrets_env(),
-        "INTERLINK_DATABASE_URL": database_url,
-        "INTERLINK_DATA_DIR": str(data_dir),
-        "INTERLINK_REDIS_URL": "",
-        "INTERLINK_LOG_LEVEL": "WARNING",
-        "INTERLINK_ALLOWED_TARGET_NETWORKS": '["127.0.0.1/32"]',
-        "INTERLINK_PROVIDERS_FILE": str(_providers_file(data_dir, api)),
-        "INTERLINK_BOOTSTRAP": "false",
-        "INTERLINK_RUN_WORKER": "false",
-    }
+    env, key = await _proxy_server_env(database_url, data_dir, api)
     if src is not None:
         env["PYTHONPATH"] = str(src)
-    settings = Settings(
-        data_dir=data_dir,
-        database_url=database_url,
-        master_keys=env["INTERLINK_MASTER_KEYS"],
-        key_pepper=env["INTERLINK_KEY_PEPPER"],
-        redis_url="",
-        log_level="WARNING",
-    )
-    _tenant, key = await _prepare_proxy(settings)
     server = stack.enter_context(interlink_server(env, data_dir))
-    async with aiohttp.ClientSession() as control:
-        await _wait_until_up(server, control)
-        async with control.post(
-            f"{server.url}/v1/connections",
-            headers={"Authorization": f"Bearer {key}"},
-            json={
-                "providerKey": "bench",
-                "name": "bench",
-                "environment": "PRODUCTION",
-                "authType": "BEARER",
-                "credentials": {"token": TOKEN},
-            },
-        ) as resp:
-            if resp.status != 201:
-                raise BenchError(
-                    f"{label}: creating the connection answered {resp.status}: {await resp.text()}"
-                )
-            connection_id = str((await resp.json())["id"])
+    connection_id = await _bench_connection(server, key)
     await proxy_run(f"{label} warm-up", server, api, key, connection_id, 2000, 64)
     return server, key, connection_id
 
