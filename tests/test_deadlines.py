@@ -11,8 +11,8 @@ from interlink.core import deadlines
 from interlink.core.deadlines import deadline_at
 
 
-def _watch() -> deadlines._Watch:
-    return deadlines._watches.get(asyncio.get_running_loop())
+def _timer() -> deadlines.DeadlineTimer[deadline_at]:
+    return deadlines._timers.get(asyncio.get_running_loop())
 
 
 async def test_a_block_past_its_deadline_raises_timeout_error_at_the_deadline() -> None:
@@ -25,7 +25,7 @@ async def test_a_block_past_its_deadline_raises_timeout_error_at_the_deadline() 
     assert deadline.expired
     assert isinstance(caught.value.__cause__, asyncio.CancelledError)
     assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
-    assert not _watch().pending
+    assert not _timer().pending
 
 
 async def test_a_block_that_ends_in_time_is_left_alone_and_forgotten() -> None:
@@ -33,7 +33,7 @@ async def test_a_block_that_ends_in_time_is_left_alone_and_forgotten() -> None:
     with deadline_at(loop.time() + 0.2) as deadline:
         await asyncio.sleep(0.01)
     assert not deadline.expired
-    assert deadline not in _watch().pending
+    assert deadline not in _timer().pending
     await asyncio.sleep(0.3)  # the timer firing later finds nothing to cancel
     assert not deadline.expired
 
@@ -50,7 +50,7 @@ async def test_a_cancellation_from_elsewhere_stays_a_cancellation() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert not _watch().pending
+    assert not _timer().pending
 
 
 async def test_a_deadline_already_past_cancels_at_the_first_await() -> None:
@@ -84,12 +84,12 @@ async def test_many_deadlines_share_one_timer_and_each_expires_on_its_own() -> N
     )
     assert outcomes == {"short": "timeout", "middle": "timeout", "long": "done", "quick": "done"}
     assert time.monotonic() - started < 1.0
-    assert not _watch().pending
+    assert not _timer().pending
 
 
 async def test_later_deadlines_do_not_rearm_the_timer(monkeypatch: pytest.MonkeyPatch) -> None:
     loop = asyncio.get_running_loop()
-    watch = _watch()
+    timer = _timer()
     armed: list[float] = []
     real_call_at = loop.call_at
 
@@ -108,7 +108,7 @@ async def test_later_deadlines_do_not_rearm_the_timer(monkeypatch: pytest.Monkey
     assert armed[-1] == earlier.when  # an earlier deadline re-arms
     for block in [*blocks, earlier]:
         block.__exit__(None, None, None)
-    assert not watch.pending
+    assert not timer.pending
 
 
 async def test_an_outer_asyncio_timeout_still_works_around_a_deadline() -> None:
@@ -118,7 +118,7 @@ async def test_an_outer_asyncio_timeout_still_works_around_a_deadline() -> None:
             with deadline_at(loop.time() + 5) as inner:
                 await asyncio.sleep(5)
     assert not inner.expired
-    assert not _watch().pending
+    assert not _timer().pending
 
 
 def test_outside_a_task_it_refuses() -> None:

@@ -1,6 +1,6 @@
 """The API server's uvicorn protocol (``interlink.http.server``): one socket write per response,
 with order, streaming, flow control and closing unchanged; idle keep-alive connections closed by
-one shared sweeper instead of a timer per request."""
+one shared deadline timer instead of a timer per request."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ from uvicorn.server import ServerState
 
 from interlink.http.server import (
     HOLD_LIMIT,
-    MAX_SWEEP_INTERVAL,
     CoalescingHttpToolsProtocol,
     CoalescingTransport,
     server_options,
@@ -333,7 +332,7 @@ def test_the_options_name_the_coalescing_protocol() -> None:
     assert options["server_header"] is False
 
 
-# -- idle keep-alive connections: closed by the shared sweeper, no timer per request -------------
+# -- idle keep-alive connections: closed through one shared timer, none per request -------------
 
 
 def request(sock: socket.socket, path: str = "/echo") -> bytes:
@@ -358,7 +357,7 @@ def test_an_idle_keep_alive_connection_is_closed_after_the_timeout(short_keep_al
     with socket.create_connection(("127.0.0.1", short_keep_alive_port), timeout=10) as sock:
         request(sock)
         idle = seconds_until_eof(sock, KEEP_ALIVE + 2)
-    assert KEEP_ALIVE - 0.2 <= idle <= KEEP_ALIVE + MAX_SWEEP_INTERVAL + 0.5
+    assert KEEP_ALIVE - 0.2 <= idle <= KEEP_ALIVE + 0.5
 
 
 def test_a_connection_used_more_often_than_the_timeout_stays_open(short_keep_alive_port: int) -> None:
@@ -446,31 +445,31 @@ async def wait_until(condition: Any, within: float) -> None:
         await asyncio.sleep(0.01)
 
 
-async def test_the_sweeper_holds_no_lost_connection_and_sleeps_when_nothing_is_idle() -> None:
+async def test_no_lost_connection_keeps_a_deadline_and_the_timer_sleeps_when_nothing_is_idle() -> None:
     connections = Connections(timeout=0.2)
     (clean, clean_transport), (reset, reset_transport), (busy, busy_transport) = (
         connections.open() for _ in range(3)
     )
-    sweeper = clean.keep_alive_sweeper
-    assert reset.keep_alive_sweeper is sweeper and busy.keep_alive_sweeper is sweeper
-    assert sweeper.idle == {} and not sweeper.armed
+    deadlines = clean.idle_deadlines
+    assert reset.idle_deadlines is deadlines and busy.idle_deadlines is deadlines
+    assert deadlines.pending == {} and not deadlines.armed
     for protocol in (clean, reset, busy):
         await connections.answered(protocol)
-    assert set(sweeper.idle) == {clean, reset, busy} and sweeper.armed
+    assert set(deadlines.pending) == {clean, reset, busy} and deadlines.armed
     assert clean.timeout_keep_alive_task is None
 
     clean.connection_lost(None)
     reset.connection_lost(ConnectionResetError())  # uvicorn unsets its own timer only on a clean loss
     busy.data_received(b"GET /echo HTTP/1.1\r\n")  # a request begins: busy, not idle
-    assert set(sweeper.idle) == set()
+    assert set(deadlines.pending) == set()
     busy.connection_lost(None)
-    assert sweeper.idle == {}
+    assert deadlines.pending == {}
 
     # The timer armed for the first idle connection fires once, finds nothing and is not re-armed.
-    await wait_until(lambda: not sweeper.armed, within=0.2 + MAX_SWEEP_INTERVAL + 1)
+    await wait_until(lambda: not deadlines.armed, within=0.2 + 1)
     await asyncio.sleep(0.5)
-    assert not sweeper.armed and connections.loop.timers == 1
-    # The sweeper never called into a lost connection: uvicorn leaves a reset transport open.
+    assert not deadlines.armed and connections.loop.timers == 1
+    # The timer never called into a lost connection: uvicorn leaves a reset transport open.
     assert not reset_transport.closed
     assert clean_transport.closed and busy_transport.closed  # closed by uvicorn on the clean loss
 
@@ -482,12 +481,12 @@ async def test_requests_on_a_busy_connection_arm_no_timer_and_an_idle_one_is_clo
         await connections.answered(protocol)
     assert connections.loop.timers == 1, "a timer per request"
     assert protocol.timeout_keep_alive_task is None
-    assert set(protocol.keep_alive_sweeper.idle) == {protocol} and not transport.closed
+    assert set(protocol.idle_deadlines.pending) == {protocol} and not transport.closed
 
     idle_from = time.monotonic()
-    await wait_until(lambda: transport.closed, within=0.3 + MAX_SWEEP_INTERVAL + 1)
+    await wait_until(lambda: transport.closed, within=0.3 + 1)
     assert time.monotonic() - idle_from >= 0.3 - 0.05
-    assert protocol.keep_alive_sweeper.idle == {} and not protocol.keep_alive_sweeper.armed
+    assert protocol.idle_deadlines.pending == {} and not protocol.idle_deadlines.armed
     protocol.connection_lost(None)
 
 
@@ -497,17 +496,17 @@ async def test_a_pipelined_request_keeps_the_connection_busy() -> None:
     release_stream.clear()
     protocol.data_received(b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\nGET /echo HTTP/1.1\r\nHost: t\r\n\r\n")
     await asyncio.sleep(0.05)
-    assert protocol.pipeline and protocol.keep_alive_sweeper.idle == {}
+    assert protocol.pipeline and protocol.idle_deadlines.pending == {}
     release_stream.set()
     # The first answer starts the pipelined request instead of marking the connection idle.
     await wait_until(lambda: connections.state.total_requests == 2, within=5)
-    assert set(protocol.keep_alive_sweeper.idle) == {protocol}
+    assert set(protocol.idle_deadlines.pending) == {protocol}
     assert b"echo:" in b"".join(transport.writes)
     protocol.connection_lost(None)
-    assert protocol.keep_alive_sweeper.idle == {}
+    assert protocol.idle_deadlines.pending == {}
 
 
-async def test_each_idle_connection_is_closed_within_one_sweep_interval_of_its_timeout() -> None:
+async def test_each_idle_connection_is_closed_when_its_own_timeout_has_passed() -> None:
     connections = Connections(timeout=0.5)
     first, first_transport = connections.open()
     second, second_transport = connections.open()
@@ -524,9 +523,8 @@ async def test_each_idle_connection_is_closed_within_one_sweep_interval_of_its_t
             if transport.closed and name not in closed_at:
                 closed_at[name] = time.monotonic()
         await asyncio.sleep(0.005)
-    interval = second.keep_alive_sweeper.sweep_interval()
-    assert interval == 0.5
     for name, idle_from in (("first", first_idle), ("second", second_idle)):
-        assert 0.5 - 0.01 <= closed_at[name] - idle_from <= 0.5 + interval + 0.3, name
+        assert 0.5 - 0.01 <= closed_at[name] - idle_from <= 0.5 + 0.3, name
+    assert closed_at["second"] - closed_at["first"] >= 0.05  # each at its own time, not swept together
     for protocol in (first, second):
         protocol.connection_lost(None)

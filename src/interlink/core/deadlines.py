@@ -2,80 +2,101 @@
 
 ``asyncio.timeout_at`` arms an event-loop timer each time it is entered and cancels it on the way
 out; under uvloop that is a timer handle allocated, started and stopped, about 6 µs per use, which
-an outbound call pays on every attempt. Here all deadlines of an event loop share one timer, armed
-for the earliest of them: entering and leaving a deadline is a dict insert and delete, and the
-timer is re-armed only when a deadline earlier than the armed one arrives or when it fires (then
-for the earliest still pending). Calls with the same timeout enter deadlines in increasing order,
-so a busy loop re-arms about once per timeout period.
+an outbound call pays on every attempt. Here all deadlines of an event loop share one
+:class:`DeadlineTimer`, armed for the earliest of them: entering and leaving a deadline is a dict
+insert and delete, and the timer is re-armed only when a deadline earlier than the armed one
+arrives or when it fires (then for the earliest still pending). Calls with the same timeout enter
+deadlines in increasing order, so a busy loop re-arms about once per timeout period. The API
+server's idle keep-alive connections use a :class:`DeadlineTimer` of their own
+(:mod:`interlink.http.server`).
 
 Contract (as ``asyncio.timeout_at``): when the loop's clock passes ``when`` before the block ends,
 the task is cancelled and the block raises :class:`TimeoutError` (chained to the cancellation); a
 cancellation from elsewhere stays :class:`asyncio.CancelledError`; a deadline already past cancels
-at the block's first ``await``. The timer may fire up to a millisecond early (the loop's clock
-resolution), as asyncio's own timers do. A plain (synchronous) context manager: use it inside a
-task, around the ``await`` it bounds.
+at the block's first ``await``. The timer may fire up to :data:`CLOCK_SLACK` early, as asyncio's
+own timers do. A plain (synchronous) context manager: use it inside a task, around the ``await``
+it bounds.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Callable
 from types import TracebackType
-from typing import Final
+from typing import Final, Generic, TypeVar
 
 from interlink.core.loops import PerLoop
 
-CLOCK_SLACK: Final = 0.001
-"""A deadline this close to the loop's clock when the timer fires counts as passed."""
+CLOCK_SLACK: Final = 0.002
+"""A deadline this close ahead when the timer fires counts as passed: event-loop timers may fire
+slightly early (uvloop rounds delays to whole milliseconds)."""
+
+K = TypeVar("K")
 
 
-class _Watch:
-    """The pending deadlines of one event loop and the one timer they share."""
+class DeadlineTimer(Generic[K]):
+    """Keys with deadlines (loop times) on one event loop, and one timer for all of them.
 
-    __slots__ = ("armed_at", "handle", "loop", "pending")
+    :meth:`set` and :meth:`discard` are dict operations; the timer is armed for the earliest
+    deadline, re-armed only when an earlier one is set or when it fires (then for the earliest
+    still pending). When a key's deadline passes it is removed and ``expired(key)`` is called. A
+    timer armed for a key since discarded fires once, finds nothing due, and re-arms only for what
+    is still pending: keys that come and go (a deadline per call, an idle connection between
+    requests) cost no timer each.
+    """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.pending: dict[deadline_at, None] = {}
-        self.armed_at = math.inf
-        self.handle: asyncio.TimerHandle | None = None
+    __slots__ = ("_armed_at", "_expired", "_handle", "_loop", "pending")
 
-    def add(self, deadline: deadline_at) -> None:
-        self.pending[deadline] = None
-        when = deadline.when
-        if when < self.armed_at:
-            if self.handle is not None:
-                self.handle.cancel()
-            self.armed_at = when
-            self.handle = self.loop.call_at(when, self.fire)
+    def __init__(self, loop: asyncio.AbstractEventLoop, expired: Callable[[K], object]) -> None:
+        self._loop = loop
+        self._expired = expired
+        self.pending: dict[K, float] = {}
+        self._armed_at = math.inf
+        self._handle: asyncio.TimerHandle | None = None
 
-    def fire(self) -> None:
-        """Expire what has passed; arm the timer for the earliest deadline still pending."""
-        self.handle = None
-        self.armed_at = math.inf
-        now = self.loop.time() + CLOCK_SLACK
+    @property
+    def armed(self) -> bool:
+        """Whether the timer is scheduled."""
+        return self._handle is not None
+
+    def set(self, key: K, when: float) -> None:
+        """``key`` expires at loop time ``when`` (replacing any deadline it had)."""
+        self.pending[key] = when
+        if when < self._armed_at:
+            if self._handle is not None:
+                self._handle.cancel()
+            self._armed_at = when
+            self._handle = self._loop.call_at(when, self._fire)
+
+    def discard(self, key: K) -> None:
+        """``key`` has no deadline any more (nothing if it had none)."""
+        self.pending.pop(key, None)
+
+    def _fire(self) -> None:
+        self._handle = None
+        self._armed_at = math.inf
+        now = self._loop.time() + CLOCK_SLACK
         earliest = math.inf
-        passed: list[deadline_at] = []
-        for deadline in self.pending:
-            if deadline.when <= now:
-                passed.append(deadline)
-            elif deadline.when < earliest:
-                earliest = deadline.when
-        for deadline in passed:
-            del self.pending[deadline]
-            deadline.expire()
+        passed: list[K] = []
+        for key, when in self.pending.items():
+            if when <= now:
+                passed.append(key)
+            elif when < earliest:
+                earliest = when
+        for key in passed:
+            del self.pending[key]
         if earliest < math.inf:
-            self.armed_at = earliest
-            self.handle = self.loop.call_at(earliest, self.fire)
-
-
-_watches: PerLoop[_Watch] = PerLoop(_Watch)
+            self._armed_at = earliest
+            self._handle = self._loop.call_at(earliest, self._fire)
+        for key in passed:
+            self._expired(key)
 
 
 class deadline_at:
     """Cancel the current task when the loop's clock passes ``when`` (see the module doc)."""
 
-    __slots__ = ("_cancelling", "_expired", "_task", "_watch", "when")
+    __slots__ = ("_cancelling", "_expired", "_task", "_timer", "when")
 
     def __init__(self, when: float) -> None:
         self.when = when
@@ -88,11 +109,11 @@ class deadline_at:
         self._task = task
         self._cancelling = task.cancelling()
         self._expired = False
-        self._watch = _watches.get(loop)
+        self._timer = _timers.get(loop)
         if self.when <= loop.time():
             self.expire()
         else:
-            self._watch.add(self)
+            self._timer.set(self, self.when)
         return self
 
     def expire(self) -> None:
@@ -112,7 +133,10 @@ class deadline_at:
         traceback: TracebackType | None,
     ) -> None:
         if not self._expired:
-            self._watch.pending.pop(self, None)
+            self._timer.discard(self)
             return
         if self._task.uncancel() <= self._cancelling and exc_type is asyncio.CancelledError:
             raise TimeoutError from exc
+
+
+_timers: PerLoop[DeadlineTimer[deadline_at]] = PerLoop(lambda loop: DeadlineTimer(loop, deadline_at.expire))

@@ -59,30 +59,15 @@ def _storable(value: Any) -> bool:
     stack = [value]
     while stack:
         item = stack.pop()
-        kind = type(item)
-        # Exact types first: what JSON decoding gives, without the Mapping ABC's instance check.
-        if kind is str:
-            if "\x00" in item:
-                return False
-            continue
-        if kind is int or kind is bool or item is None:
-            continue
-        if kind is dict:
-            for key in item:
-                if isinstance(key, str) and "\x00" in key:
-                    return False
-            stack.extend(item.values())
-            continue
-        if kind is list:
-            stack.extend(item)
-            continue
+        if item is None or type(item) is int or type(item) is bool:
+            continue  # the common scalars, before the chain below (and its Mapping ABC check)
         if isinstance(item, str):
             if "\x00" in item:
                 return False
         elif isinstance(item, float):
             if not math.isfinite(item):
                 return False
-        elif isinstance(item, Mapping):
+        elif isinstance(item, (dict, Mapping)):  # dict first: a C check, before the ABC's
             for key in item:
                 if isinstance(key, str) and "\x00" in key:
                     return False

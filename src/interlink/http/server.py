@@ -12,10 +12,9 @@ control still sees a large body as it is produced).
 
 uvicorn also arms a keep-alive timer (``call_later``) after every response and cancels it when the
 next request's bytes arrive: a timer per request on a busy keep-alive connection. This protocol
-instead marks the connection idle in its server's :class:`KeepAliveSweeper` (a dict insert, and a
-dict pop when bytes arrive or the connection is lost), and the sweeper's one coarse timer closes
-the connections idle for ``timeout_keep_alive`` seconds, no later than
-:meth:`KeepAliveSweeper.sweep_interval` (at most :data:`MAX_SWEEP_INTERVAL`) after that.
+instead gives the connection a deadline in its server's :class:`~interlink.core.deadlines.DeadlineTimer`
+(a dict insert, and a dict pop when bytes arrive or the connection is lost); the one timer they
+share closes each connection once it has been idle for ``timeout_keep_alive`` seconds.
 """
 
 from __future__ import annotations
@@ -27,15 +26,9 @@ from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from interlink.core.deadlines import DeadlineTimer
+
 HOLD_LIMIT = 64 * 1024
-
-MAX_SWEEP_INTERVAL = 1.0
-"""The longest gap between two sweeps while connections are idle: how late, at most, an idle
-keep-alive connection is closed after its ``timeout_keep_alive`` (plus event-loop latency)."""
-
-TIMER_SLACK = 0.002
-"""A sweep treats deadlines this close ahead as reached: event-loop timers may fire slightly early
-(uvloop rounds delays to whole milliseconds), as uvicorn's own per-request timer would."""
 
 
 class CoalescingTransport:
@@ -94,94 +87,26 @@ class CoalescingTransport:
         return getattr(self._transport, name)
 
 
-class KeepAliveSweeper:
-    """Closes the idle keep-alive connections of one server (one event loop) with one coarse timer.
-
-    ``idle`` maps each idle connection (its last response complete, no byte received since, no
-    request in progress) to the loop time at which it has been idle for ``timeout`` seconds.
-    Marking a connection idle is a dict insert, unmarking a dict pop; the timer is armed when a
-    connection is marked idle and none is armed, and re-armed after a sweep only while connections
-    remain idle, for the earliest deadline but at least :meth:`sweep_interval` after this sweep. A
-    connection is closed (``timeout_keep_alive_handler``: ``close()`` unless already closing) once
-    idle for at least ``timeout`` seconds and at most ``sweep_interval()`` later than that (plus
-    event-loop latency). A timer armed when the last idle connection was unmarked fires once more,
-    finds nothing, and is not re-armed.
-    """
-
-    __slots__ = ("_due", "_loop", "_timer", "idle", "timeout")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
-        self._loop = loop
-        self.timeout = timeout
-        self.idle: dict[HttpToolsProtocol, float] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._due = 0.0
-
-    def sweep_interval(self) -> float:
-        """The least time between two sweeps: at most :data:`MAX_SWEEP_INTERVAL`, and never more
-        than the timeout (so a connection marked idle after a sweep is never due before the next)."""
-        return max(0.0, min(MAX_SWEEP_INTERVAL, self.timeout))
-
-    @property
-    def armed(self) -> bool:
-        """Whether a sweep is scheduled."""
-        return self._timer is not None
-
-    def mark_idle(self, protocol: HttpToolsProtocol) -> None:
-        """``protocol``'s connection is idle from now on (until :meth:`unmark`)."""
-        deadline = self._loop.time() + self.timeout
-        self.idle[protocol] = deadline
-        if self._timer is None or deadline < self._due:
-            self._arm(deadline)
-
-    def unmark(self, protocol: HttpToolsProtocol) -> None:
-        """``protocol``'s connection is busy or gone: the sweeper holds it no more."""
-        self.idle.pop(protocol, None)
-
-    def _arm(self, when: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        self._due = when
-        self._timer = self._loop.call_at(when, self._sweep)
-
-    def _sweep(self) -> None:
-        self._timer = None
-        now = self._loop.time()
-        reached = now + TIMER_SLACK
-        expired: list[HttpToolsProtocol] = []
-        earliest: float | None = None
-        for protocol, deadline in self.idle.items():
-            if deadline <= reached:
-                expired.append(protocol)
-            elif earliest is None or deadline < earliest:
-                earliest = deadline
-        for protocol in expired:
-            del self.idle[protocol]
-        if earliest is not None:
-            self._arm(max(earliest, now + self.sweep_interval()))
-        for protocol in expired:
-            protocol.timeout_keep_alive_handler()
+IDLE_DEADLINES_ATTRIBUTE = "interlink_idle_deadlines"
 
 
-SWEEPER_ATTRIBUTE = "interlink_keep_alive_sweeper"
-
-
-def keep_alive_sweeper(
-    server_state: ServerState, loop: asyncio.AbstractEventLoop, timeout: float
-) -> KeepAliveSweeper:
-    """The sweeper of the server whose shared state is ``server_state``, kept on that state (made
-    on first use, so it lives and is collected with the server's state)."""
-    sweeper: KeepAliveSweeper | None = getattr(server_state, SWEEPER_ATTRIBUTE, None)
-    if sweeper is None:
-        sweeper = KeepAliveSweeper(loop, timeout)
-        setattr(server_state, SWEEPER_ATTRIBUTE, sweeper)
-    return sweeper
+def idle_deadlines(
+    server_state: ServerState, loop: asyncio.AbstractEventLoop
+) -> DeadlineTimer[HttpToolsProtocol]:
+    """The idle keep-alive connections of the server whose shared state is ``server_state`` and
+    their closing times, kept on that state (made on first use, collected with it). A connection
+    whose time comes is closed by uvicorn's ``timeout_keep_alive_handler`` (unless already closing)."""
+    timer: DeadlineTimer[HttpToolsProtocol] | None = getattr(server_state, IDLE_DEADLINES_ATTRIBUTE, None)
+    if timer is None:
+        timer = DeadlineTimer(loop, HttpToolsProtocol.timeout_keep_alive_handler)
+        setattr(server_state, IDLE_DEADLINES_ATTRIBUTE, timer)
+    return timer
 
 
 class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol writing each response with one system call, its idle
-    keep-alive connections closed by the server's :class:`KeepAliveSweeper` (see the module doc).
-    ``timeout_keep_alive_task`` stays None."""
+    keep-alive connections closed through the server's :func:`idle_deadlines` (see the module
+    doc). ``timeout_keep_alive_task`` stays None."""
 
     def __init__(
         self,
@@ -191,23 +116,23 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
         _loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
-        self.keep_alive_sweeper = keep_alive_sweeper(server_state, self.loop, self.timeout_keep_alive)
+        self.idle_deadlines = idle_deadlines(server_state, self.loop)
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
 
     def connection_lost(self, exc: Exception | None) -> None:
         # uvicorn unsets the keep-alive timer only on a clean loss; a lost connection must never
-        # stay in the sweeper, whatever the reason.
-        self.keep_alive_sweeper.unmark(self)
+        # keep a deadline, whatever the reason.
+        self.idle_deadlines.discard(self)
         super().connection_lost(exc)
 
     def _unset_keepalive_if_required(self) -> None:
         # Per request (uvicorn calls it on every data_received): a dict pop, no timer to cancel.
-        self.keep_alive_sweeper.idle.pop(self, None)
+        self.idle_deadlines.discard(self)
 
     def on_response_complete(self) -> None:
-        # uvicorn 0.54's on_response_complete, marking the connection idle in the sweeper instead of
+        # uvicorn 0.54's on_response_complete, giving the connection an idle deadline instead of
         # arming a timer of its own.
         self.server_state.total_requests += 1
 
@@ -224,7 +149,7 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
             cycle, app = self.pipeline.pop()
             self._start_asgi_task(cycle, app)
         else:
-            self.keep_alive_sweeper.mark_idle(self)
+            self.idle_deadlines.set(self, self.loop.time() + self.timeout_keep_alive)
 
 
 def server_options() -> dict[str, Any]:

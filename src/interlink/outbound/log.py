@@ -302,14 +302,7 @@ _sensitive_header = functools.lru_cache(maxsize=2048)(is_sensitive_header)
 def redacted_headers(headers: dict[str, str]) -> dict[str, str]:
     """:func:`interlink.webhooks.schemas.redacted_headers`, with the verdict per name cached (and
     NUL characters, which PostgreSQL JSON cannot hold, as U+FFFD)."""
-    redacted: dict[str, str] = {}
-    for name, value in headers.items():  # the NUL checks inline: two calls fewer per header
-        key = name if "\x00" not in name else name.replace("\x00", "\ufffd")
-        if _sensitive_header(name):
-            redacted[key] = HEADER_REDACTED
-        else:
-            redacted[key] = value if "\x00" not in value else value.replace("\x00", "\ufffd")
-    return redacted
+    return {_no_nul(k): HEADER_REDACTED if _sensitive_header(k) else _no_nul(v) for k, v in headers.items()}
 
 
 def _no_nul(text: str) -> str:
