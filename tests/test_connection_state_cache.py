@@ -20,6 +20,7 @@ from interlink.connections.models import IntegrationConnection
 from interlink.core.db import Database
 from interlink.core.enums import IntegrationConnectionStatus
 from interlink.core.settings import Settings
+from interlink.runtime import Runtime
 from tests.api_helpers import serve
 from tests.conftest import auth, make_settings
 from tests.echo_api import EchoApi, echo_api_fixture  # noqa: F401  (fixture)
@@ -88,6 +89,21 @@ async def proxy(client: httpx.AsyncClient, key: str, connection_id: str) -> http
     )
 
 
+async def proxy_until_cached(
+    runtime: Runtime, client: httpx.AsyncClient, key: str, connection_id: str
+) -> None:
+    """Call through ``connection_id`` until this process holds its state. The announcement of the
+    connection's own creation may reach the process while the first call reads the state; that read
+    is then rightly not kept, and a later call caches it."""
+
+    async def cached() -> bool:
+        called = await proxy(client, key, connection_id)
+        assert called.status_code == 200, called.text
+        return connection_id in runtime.connection_clients._states
+
+    await poll(cached, "the process caches the connection's state")
+
+
 async def two_processes_follow_changes(settings_a: Settings, settings_b: Settings, api: EchoApi) -> None:
     async with AsyncExitStack() as stack:
         runtime_a, client_a = await stack.enter_async_context(serve(settings_a))
@@ -98,7 +114,7 @@ async def two_processes_follow_changes(settings_a: Settings, settings_b: Setting
         first = await proxy(client_b, admin.key, connection_id)
         assert first.status_code == 200, first.text
         assert first.json()["data"]["headers"]["authorization"] == "Bearer first-token"
-        assert connection_id in runtime_b.connection_clients._states  # B now calls from memory
+        await proxy_until_cached(runtime_b, client_b, admin.key, connection_id)  # B calls from memory
 
         disabled = await client_a.patch(
             f"/v1/connections/{connection_id}", json={"status": "DISABLED"}, headers=auth(admin.key)
@@ -188,8 +204,7 @@ async def test_a_change_during_a_read_is_not_cached(db_url: str, tmp_path: Path,
         finally:
             reader.read = real_read  # type: ignore[method-assign]
         assert connection_id not in clients._states
-        assert (await proxy(client, admin.key, connection_id)).status_code == 200
-        assert connection_id in clients._states
+        await proxy_until_cached(runtime, client, admin.key, connection_id)
 
 
 async def test_a_change_made_without_a_runtime_still_reaches_the_processes(
@@ -201,8 +216,7 @@ async def test_a_change_made_without_a_runtime_still_reaches_the_processes(
         admin = await bootstrap_if_empty(runtime)
         assert admin is not None
         connection_id = await create_connection(client, admin.key, "scripted", "t")
-        assert (await proxy(client, admin.key, connection_id)).status_code == 200
-        assert connection_id in runtime.connection_clients._states
+        await proxy_until_cached(runtime, client, admin.key, connection_id)
         tool = Database(pg_url)
         try:
             async with tool.unit_of_work() as session:
