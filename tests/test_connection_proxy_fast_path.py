@@ -1,6 +1,6 @@
-"""The proxy's direct ASGI path (``interlink.http.proxy_path``) and the per-call connection read.
+"""The proxy's direct route (``interlink.http.proxy_path``) and the per-call connection read.
 
-Calls go through the whole app (``create_app``: the fast path answers valid JSON bodies) to a real
+Calls go through the whole app (``create_app``: the direct route answers valid JSON bodies) to a real
 provider stand-in on 127.0.0.1. A change of the connection (status, credentials) applies to the
 very next call even though the process caches its credential plan.
 """
@@ -13,11 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
+from pydantic_core import to_json
 
 from interlink.connections.connection_schemas import ProxyAnswer
 from interlink.core.models import AuditEvent
 from interlink.core.settings import Settings
-from interlink.http.proxy_path import answer_response, connection_id_of, send_answer
+from interlink.http.direct import DirectResponse
+from interlink.http.proxy_path import answer_response, connection_id_of
 from interlink.runtime import Runtime
 from tests.api_helpers import assert_problem
 from tests.conftest import make_settings
@@ -47,30 +49,19 @@ def test_only_proxy_paths_are_taken() -> None:
         assert connection_id_of(path) is None, path
 
 
-async def test_the_fast_path_sends_what_the_route_response_sends() -> None:
-    """``send_answer`` (fast path) and ``answer_response`` (FastAPI route) put the same bytes and
-    headers on the wire, rate-limit headers included."""
+async def test_the_direct_route_answers_what_the_route_response_sends() -> None:
+    """The direct route's answer (``DirectResponse.json``) and ``answer_response`` (FastAPI route)
+    carry the same status, headers and bytes, rate-limit headers included."""
     answer = {"status": 200, "ok": True, "data": {"name": "Zoë", "n": [1, 2.5, None]}, "headers": {}}
     rate = {"RateLimit-Limit": "100", "RateLimit-Remaining": "99", "RateLimit-Reset": "7"}
     for headers in (rate, {}):
-        sent_fast: list[dict[str, object]] = []
-        sent_route: list[dict[str, object]] = []
-
-        async def fast(message: dict[str, object], into: list[dict[str, object]] = sent_fast) -> None:
-            into.append(message)
-
-        async def route(message: dict[str, object], into: list[dict[str, object]] = sent_route) -> None:
-            into.append(message)
-
-        async def receive() -> dict[str, object]:
-            raise AssertionError("nothing is read")
-
-        await send_answer(fast, answer, headers)
-        await answer_response(answer, headers or None)({"type": "http"}, receive, route)
-        assert sent_fast == sent_route
-        start = sent_fast[0]
-        assert start["status"] == 200
-        assert (b"ratelimit-remaining", b"99") in start["headers"] or not headers  # type: ignore[operator]
+        direct = DirectResponse.json(to_json(answer), headers)
+        routed = answer_response(answer, headers or None)
+        assert direct.status == routed.status_code == 200
+        assert direct.body == routed.body
+        sent = [*direct.headers, (b"content-length", str(len(direct.body)).encode())]
+        assert sorted(sent) == sorted(routed.raw_headers)
+        assert (b"ratelimit-remaining", b"99") in direct.headers or not headers
 
 
 async def test_status_change_applies_to_the_very_next_call(

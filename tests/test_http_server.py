@@ -17,8 +17,8 @@ from uvicorn.server import ServerState
 
 from interlink.http.server import (
     HOLD_LIMIT,
-    CoalescingHttpToolsProtocol,
     CoalescingTransport,
+    InterlinkHttpProtocol,
     server_options,
 )
 from tests.conftest import free_port
@@ -323,11 +323,11 @@ def test_connection_close_sends_the_answer_before_closing(server_port: int) -> N
         assert data.startswith(b"HTTP/1.1 200 OK") and data.endswith(b"echo:bye")
 
 
-def test_the_options_name_the_coalescing_protocol() -> None:
-    from interlink.http.server import CoalescingHttpToolsProtocol
+def test_the_options_name_the_interlink_protocol() -> None:
+    from interlink.http.server import InterlinkHttpProtocol
 
     options = server_options()
-    assert options["http"] is CoalescingHttpToolsProtocol
+    assert options["http"] is InterlinkHttpProtocol
     assert options["access_log"] is False and options["proxy_headers"] is False
     assert options["server_header"] is False
 
@@ -422,13 +422,13 @@ class Connections:
         self.config = uvicorn.Config(app, timeout_keep_alive=timeout)  # type: ignore[arg-type]
         self.state = ServerState()
 
-    def open(self) -> tuple[CoalescingHttpToolsProtocol, RecordingTransport]:
-        protocol = CoalescingHttpToolsProtocol(self.config, self.state, {}, _loop=self.loop)  # type: ignore[arg-type]
+    def open(self) -> tuple[InterlinkHttpProtocol, RecordingTransport]:
+        protocol = InterlinkHttpProtocol(self.config, self.state, {}, _loop=self.loop)  # type: ignore[arg-type]
         transport = RecordingTransport()
         protocol.connection_made(transport)  # type: ignore[arg-type]
         return protocol, transport
 
-    async def answered(self, protocol: CoalescingHttpToolsProtocol) -> None:
+    async def answered(self, protocol: InterlinkHttpProtocol) -> None:
         """Send one request on ``protocol`` and wait until its answer is complete."""
         before = self.state.total_requests
         protocol.data_received(b"GET /echo HTTP/1.1\r\nHost: t\r\n\r\n")

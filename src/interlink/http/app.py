@@ -11,9 +11,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from interlink import __version__
 from interlink.core.schemas import Problem
 from interlink.core.settings import Settings, get_settings
+from interlink.http.direct import DirectRoutes, DirectRoutesMiddleware
 from interlink.http.errors import finish_openapi, install_error_handlers
 from interlink.http.middleware import RequestContextMiddleware, server_error_handler
-from interlink.http.proxy_path import ConnectionProxyFastPath
+from interlink.http.proxy_path import ConnectionProxyRoute
 from interlink.http.routers import (
     api_requests,
     audit,
@@ -36,7 +37,7 @@ from interlink.http.routers import (
     webhooks_replays,
 )
 from interlink.http.routers import connectors as connector_routes
-from interlink.http.verify_path import KeyVerifyFastPath
+from interlink.http.verify_path import KeyVerifyRoute
 from interlink.runtime import Runtime, tune_garbage_collector
 
 DESCRIPTION = """Interlink: API keys, webhooks, external references and connections for multi-tenant
@@ -48,14 +49,16 @@ class InterlinkApp(FastAPI):
     """The FastAPI app behind an edge of plain ASGI layers.
 
     Every HTTP request enters :attr:`edge` first: the request context (correlation id, body limit,
-    metrics, access log, the problem answer to an escaped exception), then the direct paths of the
-    hot routes (key verification, the connection proxy), which hand everything else, unread, to
-    :meth:`framework`: FastAPI's own stack (its server-error layer, which answers through
-    :func:`~interlink.http.middleware.server_error_handler`, native telemetry, routing). The hot
-    routes so skip a framework layer per call that they have no use for.
+    metrics, access log, the problem answer to an escaped exception), then the hot routes
+    (:attr:`direct_routes`: key verification, the connection proxy), which hand everything else,
+    unread, to :meth:`framework`: FastAPI's own stack (its server-error layer, which answers
+    through :func:`~interlink.http.middleware.server_error_handler`, native telemetry, routing).
+    The hot routes so skip a framework layer per call that they have no use for. Interlink's own
+    server protocol (:mod:`interlink.http.server`) serves :attr:`direct_routes` without ASGI at all.
     """
 
     edge: ASGIApp | None = None
+    direct_routes: DirectRoutes | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.edge is not None and scope["type"] == "http":
@@ -107,8 +110,16 @@ def create_app(
     app.state.runtime = rt
     install_error_handlers(app)
     app.add_exception_handler(Exception, server_error_handler)
+    app.direct_routes = DirectRoutes(
+        [ConnectionProxyRoute(rt), KeyVerifyRoute(rt)],
+        max_body_bytes=settings.max_body_bytes,
+        access_log=access_log,
+        declined=RequestContextMiddleware(
+            app.framework, max_body_bytes=settings.max_body_bytes, access_log=access_log
+        ),
+    )
     app.edge = RequestContextMiddleware(
-        ConnectionProxyFastPath(KeyVerifyFastPath(app.framework, runtime=rt), runtime=rt),
+        DirectRoutesMiddleware(app.framework, app.direct_routes),
         max_body_bytes=settings.max_body_bytes,
         access_log=access_log,
     )

@@ -108,7 +108,7 @@ cannot replace them."""
 
 
 def interlink_problem(exc: InterlinkError, path: str) -> JSONResponse:
-    """The problem response for a domain error (used by the handlers and the verify fast path)."""
+    """The problem response for a domain error (used by the handlers and the direct routes)."""
     headers: dict[str, str] | None = None
     if isinstance(exc, RateLimited):
         headers = exc.headers

@@ -37,7 +37,7 @@ _request_counters: dict[tuple[str, str, int], Any] = {}
 _latency_histograms: dict[tuple[str, str], Any] = {}
 
 
-def _observe_request(method: str, route: str, status: int, seconds: float) -> None:
+def observe_request(method: str, route: str, status: int, seconds: float) -> None:
     """Count one answered request and its latency."""
     counter = _request_counters.get((method, route, status))
     if counter is None:
@@ -97,6 +97,25 @@ def unhandled_problem(exc: BaseException) -> tuple[int, str, str, str, list[tupl
     )
 
 
+def log_unhandled(exc: BaseException, path: str | None) -> None:
+    """Log an exception nothing handled (the trace goes to the log only, never to the client)."""
+    if is_database_unavailable(exc):
+        log.warning("database_unavailable", error=type(exc).__name__, path=path)
+    else:
+        log.error("unhandled_error", error=type(exc).__name__, path=path, exc_info=exc)
+
+
+def unhandled_problem_body(
+    exc: BaseException, path: str, correlation_id: str
+) -> tuple[int, bytes, list[tuple[bytes, bytes]]]:
+    """Log ``exc`` and make the problem answer to it: status, body and headers (content type
+    first), as :class:`RequestContextMiddleware` sends it."""
+    log_unhandled(exc, path)
+    status, code, title, detail, headers = unhandled_problem(exc)
+    body = _problem_bytes(status, code, title, detail, correlation_id, path)
+    return status, body, [(b"content-type", PROBLEM_MEDIA_TYPE.encode()), *headers]
+
+
 async def server_error_handler(request: Request, exc: Exception) -> Response:
     """The framework's answer to an exception no route handled (its ``ServerErrorMiddleware``
     calls it, then re-raises to :class:`RequestContextMiddleware`, which logs it): the same
@@ -125,7 +144,8 @@ class RequestContextMiddleware:
         declared_length = None
         for name, value in scope["headers"]:
             if name == b"x-correlation-id":
-                incoming = value.decode("latin-1")
+                if incoming is None:  # the first, as for every header a route reads
+                    incoming = value.decode("latin-1")
             elif name == b"content-length":
                 declared_length = value
         correlation_id = accept_correlation_id(incoming)
@@ -196,7 +216,7 @@ class RequestContextMiddleware:
             # Clients choose methods freely; the label set stays bounded.
             method_label = method if method in _METHODS else "OTHER"
             status = status_holder[0] or 500
-            _observe_request(method_label, route_path, status, elapsed)
+            observe_request(method_label, route_path, status, elapsed)
             if self.access_log:
                 log.info(
                     "http_request",
@@ -212,11 +232,7 @@ class RequestContextMiddleware:
         self, exc: Exception, send: Send, correlation_id: str, scope: Scope, *, started: bool
     ) -> None:
         """Log ``exc`` (the trace goes to the log only) and answer its problem if nothing was sent."""
-        path = scope.get("path")
-        if is_database_unavailable(exc):
-            log.warning("database_unavailable", error=type(exc).__name__, path=path)
-        else:
-            log.error("unhandled_error", error=type(exc).__name__, path=path, exc_info=exc)
+        log_unhandled(exc, scope.get("path"))
         if not started:
             status, code, title, detail, headers = unhandled_problem(exc)
             await self._send_problem(

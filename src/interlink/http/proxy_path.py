@@ -1,14 +1,13 @@
-"""``POST /v1/connections/{id}/proxy``: the shared implementation and its direct ASGI path.
+"""``POST /v1/connections/{id}/proxy``: the shared implementation and its direct route.
 
 The proxy is on the request path of the host application's own calls to providers, so it is a hot
-route. :class:`ConnectionProxyFastPath` answers it without FastAPI's routing (which walks every
-router of the app), dependency injection and response-model validation, calling exactly the same
-:func:`~interlink.http.auth.authenticate` (scope ``connections:write``) and :func:`proxy_for` as
-the documented FastAPI route. As for the verify fast path (:mod:`interlink.http.verify_path`),
-only requests whose body parses and validates as :class:`ProxyCall` and whose connection id and
-``X-Tenant-Id`` are within bounds are answered here; anything else is handed, unread by anything
-else, to the FastAPI route, which answers with its usual 400/422 problems. Nothing with a side
-effect happens before that decision.
+route. :class:`ConnectionProxyRoute` answers it as a direct route (:mod:`interlink.http.direct`):
+without FastAPI's routing (which walks every router of the app), dependency injection and
+response-model validation, calling exactly the same :func:`~interlink.http.auth.authenticate`
+(scope ``connections:write``) and :func:`proxy_for` as the documented FastAPI route. Only requests
+whose body parses and validates as :class:`ProxyCall` and whose connection id and ``X-Tenant-Id``
+are within bounds are answered here; anything else goes to the FastAPI route, which answers with
+its usual 400/422 problems. Nothing with a side effect happens before that decision.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ from typing import Any, Final
 from pydantic import ValidationError
 from pydantic_core import to_json
 from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from interlink.connections import proxy
 from interlink.connections.connection_schemas import ProxyCall
@@ -26,16 +24,18 @@ from interlink.core.actor import Actor
 from interlink.core.enums import ApiKeyScope
 from interlink.core.errors import InterlinkError
 from interlink.http.auth import authenticate
-from interlink.http.errors import interlink_problem
-from interlink.http.fast_path import (
-    MAX_TENANT_HEADER,
+from interlink.http.direct import (
+    DirectRequest,
+    DirectResponse,
+    DirectRoute,
     RouteLabel,
     bearer,
     caller_ip,
     is_json,
-    read_request,
-    replay,
+    tenant_header_fits,
+    text_header,
 )
+from interlink.http.errors import interlink_problem
 from interlink.runtime import Runtime
 
 PREFIX: Final = "/v1/connections/"
@@ -95,9 +95,6 @@ def answer_response(answer: dict[str, Any], headers: dict[str, str] | None = Non
     return Response(to_json(answer), media_type="application/json", headers=headers)
 
 
-_ROUTE = RouteLabel(PREFIX + "{connection_id}" + SUFFIX)
-
-
 def connection_id_of(path: str) -> str | None:
     """The ``{id}`` of ``/v1/connections/{id}/proxy`` (None for any other path)."""
     if not (path.startswith(PREFIX) and path.endswith(SUFFIX)):
@@ -108,69 +105,44 @@ def connection_id_of(path: str) -> str | None:
     return connection_id
 
 
-class ConnectionProxyFastPath:
-    """ASGI middleware serving ``POST /v1/connections/{id}/proxy`` directly (see the module doc)."""
+class ConnectionProxyRoute(DirectRoute):
+    """``POST /v1/connections/{id}/proxy`` as a direct route (see the module doc)."""
 
-    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
-        self.app = app
+    label = RouteLabel(PREFIX + "{connection_id}" + SUFFIX)
+
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        path: str = scope["path"]
-        connection_id = connection_id_of(path)
-        if connection_id is None:
-            await self.app(scope, receive, send)
-            return
-        read = await read_request(scope, receive)
-        if read is None:
-            return  # the client went away
-        body, headers = read
-        call = _parse(headers, body)
-        tenant = headers.get(b"x-tenant-id")
-        if call is None or (tenant is not None and len(tenant) > MAX_TENANT_HEADER):
-            await self.app(scope, replay(body, receive), send)
-            return
-        scope["route"] = _ROUTE
-        ip = caller_ip(scope, headers, self.runtime)
-        agent = headers.get(b"user-agent")
+    def matches(self, path: str) -> bool:
+        return connection_id_of(path) is not None
+
+    async def __call__(self, request: DirectRequest) -> DirectResponse | None:
+        connection_id = connection_id_of(request.path)
+        call = _parse(request)
+        if connection_id is None or call is None or not tenant_header_fits(request):
+            return None
         try:
             actor, rate_headers = await authenticate(
                 self.runtime,
-                key=bearer(headers.get(b"authorization")),
-                tenant_header=tenant.decode("latin-1") if tenant is not None else None,
+                key=bearer(request.headers.get(b"authorization")),
+                tenant_header=text_header(request, b"x-tenant-id"),
                 scope=ApiKeyScope.CONNECTIONS_WRITE,
-                ip=ip,
-                user_agent=agent.decode("latin-1") if agent is not None else None,
+                ip=caller_ip(request, self.runtime),
+                user_agent=text_header(request, b"user-agent"),
                 method="POST",
-                path=path,
+                path=request.path,
             )
             answer = await proxy_for(self.runtime, actor, connection_id, call)
         except InterlinkError as exc:
-            await interlink_problem(exc, path)(scope, receive, send)
-            return
-        await send_answer(send, answer, rate_headers)
+            return DirectResponse.of(interlink_problem(exc, request.path))
+        return DirectResponse.json(to_json(answer), rate_headers)
 
 
-async def send_answer(send: Send, answer: dict[str, Any], headers: dict[str, str]) -> None:
-    """Send ``answer`` as :func:`answer_response` would, without building a Response object:
-    the same status, headers (``headers``, names lower-cased, then Content-Length and Content-Type)
-    and body. ``headers`` are the rate-limit headers, never the two framing ones."""
-    body = to_json(answer)
-    raw = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
-    raw.append((b"content-length", str(len(body)).encode()))
-    raw.append((b"content-type", b"application/json"))
-    await send({"type": "http.response.start", "status": 200, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
-
-
-def _parse(headers: dict[bytes, bytes], body: bytes) -> ProxyCall | None:
+def _parse(request: DirectRequest) -> ProxyCall | None:
     """The validated body, or None when the FastAPI route should answer."""
-    if not is_json(headers.get(b"content-type", b"")):
+    if not is_json(request.headers.get(b"content-type", b"")):
         return None
     try:
-        return ProxyCall.model_validate_json(body)
+        return ProxyCall.model_validate_json(request.body)
     except ValidationError:
         return None

@@ -1,9 +1,20 @@
-"""The HTTP server protocol Interlink runs under uvicorn: one socket write per response.
+"""The HTTP server protocol Interlink runs under uvicorn: direct routes without ASGI, one socket
+write per response, one timer for idle connections.
+
+A request to one of the app's direct routes (:mod:`interlink.http.direct`: ``POST`` to key
+verification or the connection proxy, with a Content-Length within the body limit, no
+``Expect: 100-continue``, not queued behind another request of the same connection) is read whole
+and answered by :meth:`~interlink.http.direct.DirectRoutes.answer` from the parsed request: no
+ASGI scope, cycle, messages or middleware per call, the answer written as one buffer. While it is
+in flight a :class:`_DirectExchange` stands in as the connection's current request, so pipelined
+requests queue behind it, a lost connection marks it, and a graceful shutdown waits for it and
+then closes the connection. A request the route leaves to the framework runs through uvicorn's
+own request cycle, its body replayed. Every other request is uvicorn's, unchanged.
 
 uvicorn's httptools protocol writes a response's status line and headers as soon as the app sends
 ``http.response.start`` and the body on ``http.response.body``: two ``send`` system calls, and on
 loopback or a fast network two segments, for every small answer, with the client woken for each.
-:class:`CoalescingHttpToolsProtocol` gives uvicorn a transport that holds the writes made during
+:class:`InterlinkHttpProtocol` gives uvicorn a transport that holds the writes made during
 one event-loop step and hands them to the socket as one at the end of the step. Order, flow
 control, ``close`` (which sends what is held first) and every other transport method are the real
 transport's; a response whose body is streamed over several steps is still written step by step,
@@ -20,13 +31,16 @@ share closes each connection once it has been idle for ``timeout_keep_alive`` se
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from typing import Any
 
+import httptools
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
 from interlink.core.deadlines import DeadlineTimer
+from interlink.http.direct import DirectRequest, DirectResponse, DirectRoute, DirectRoutes
 
 HOLD_LIMIT = 64 * 1024
 
@@ -103,10 +117,43 @@ def idle_deadlines(
     return timer
 
 
-class CoalescingHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol writing each response with one system call, its idle
-    keep-alive connections closed through the server's :func:`idle_deadlines` (see the module
-    doc). ``timeout_keep_alive_task`` stays None."""
+class _NoEvent:
+    """What uvicorn sets on a lost connection's current request; a direct exchange waits on nothing."""
+
+    __slots__ = ()
+
+    def set(self) -> None:
+        return None
+
+
+_NO_EVENT = _NoEvent()
+
+
+class _DirectExchange:
+    """A request served by a direct route, standing in as the protocol's ``cycle`` while in flight
+    (uvicorn reads ``response_complete``, sets ``disconnected`` and ``keep_alive``, and sets
+    ``message_event``)."""
+
+    __slots__ = ("body", "disconnected", "headers", "keep_alive", "response_complete", "route", "scope")
+
+    message_event = _NO_EVENT
+
+    def __init__(
+        self, route: DirectRoute, scope: dict[str, Any], headers: dict[bytes, bytes], keep_alive: bool
+    ) -> None:
+        self.route = route
+        self.scope = scope
+        self.headers = headers
+        self.keep_alive = keep_alive
+        self.body: list[bytes] = []
+        self.response_complete = False
+        self.disconnected = False
+
+
+class InterlinkHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol serving the app's direct routes itself, writing each response
+    with one system call, its idle keep-alive connections closed through the server's
+    :func:`idle_deadlines` (see the module doc). ``timeout_keep_alive_task`` stays None."""
 
     def __init__(
         self,
@@ -117,6 +164,9 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     ) -> None:
         super().__init__(config, server_state, app_state, _loop)
         self.idle_deadlines = idle_deadlines(server_state, self.loop)
+        routes = getattr(self.app, "direct_routes", None)
+        self.direct_routes: DirectRoutes | None = routes if isinstance(routes, DirectRoutes) else None
+        self._reading: _DirectExchange | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
@@ -130,6 +180,139 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     def _unset_keepalive_if_required(self) -> None:
         # Per request (uvicorn calls it on every data_received): a dict pop, no timer to cancel.
         self.idle_deadlines.discard(self)
+
+    # -- direct routes --------------------------------------------------------------------------
+
+    def on_headers_complete(self) -> None:
+        exchange = self._direct_exchange()
+        if exchange is None:
+            super().on_headers_complete()
+            return
+        self._reading = exchange
+        self.cycle = exchange  # type: ignore[assignment]
+
+    def _direct_exchange(self) -> _DirectExchange | None:
+        """The request as a direct exchange when a direct route takes it (see the module doc)."""
+        routes = self.direct_routes
+        if (
+            routes is None
+            or self.expect_100_continue
+            or self.limit_concurrency is not None
+            or not (self.cycle is None or self.cycle.response_complete)
+            or self.parser.get_method() != b"POST"
+            or self.parser.should_upgrade()
+        ):
+            return None
+        parsed = httptools.parse_url(self.url)
+        raw_path: bytes = parsed.path
+        if b"%" in raw_path:
+            return None  # uvicorn unquotes it
+        path = self.root_path + raw_path.decode("ascii")
+        route = routes.route_for("POST", path)
+        if route is None:
+            return None
+        headers: dict[bytes, bytes] = {}
+        for name, value in self.headers:
+            headers.setdefault(name, value)
+        length = headers.get(b"content-length")
+        if (
+            length is None
+            or b"transfer-encoding" in headers
+            or not length.isdigit()
+            or int(length) > routes.max_body_bytes
+        ):
+            return None
+        http_version = self.parser.get_http_version()
+        scope = self.scope
+        scope["method"] = "POST"
+        if http_version != "1.1":
+            scope["http_version"] = http_version
+        scope["path"] = path
+        scope["raw_path"] = self.root_path.encode("ascii") + raw_path
+        scope["query_string"] = parsed.query or b""
+        keep_alive = http_version != "1.0" and self.parser.should_keep_alive()
+        return _DirectExchange(route, scope, headers, keep_alive)  # type: ignore[arg-type]
+
+    def on_body(self, body: bytes) -> None:
+        exchange = self._reading
+        if exchange is None:
+            super().on_body(body)
+        else:
+            exchange.body.append(body)  # within the body limit (checked against Content-Length)
+
+    def on_message_complete(self) -> None:
+        exchange = self._reading
+        if exchange is None:
+            super().on_message_complete()
+            return
+        self._reading = None
+        answer = self._answer_direct(exchange)
+        if self.config.reset_contextvars:
+            task = self.loop.create_task(answer, context=contextvars.Context())
+        else:
+            task = self.loop.create_task(answer)
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
+
+    async def _answer_direct(self, exchange: _DirectExchange) -> None:
+        assert self.direct_routes is not None
+        body = b"".join(exchange.body)
+        request = DirectRequest(exchange.scope["path"], exchange.headers, body, self.client)
+        try:
+            response = await self.direct_routes.answer(exchange.route, request)
+            if response is None:
+                await self._hand_to_framework(exchange, body)
+            else:
+                self._write_direct(exchange, response)
+        except Exception as exc:
+            # answer() turns a route's failure into a problem; this is a failure of the serving
+            # itself. As uvicorn does then: log it and close the connection, never leave it hanging.
+            self.logger.error("Exception serving a direct route", exc_info=exc)
+            self.transport.close()
+
+    def _write_direct(self, exchange: _DirectExchange, response: DirectResponse) -> None:
+        exchange.response_complete = True
+        if exchange.disconnected:
+            return
+        keep_alive = exchange.keep_alive
+        content = [STATUS_LINE[response.status]]
+        for name, value in (*self.server_state.default_headers, *response.headers):
+            content.extend((name, b": ", value, b"\r\n"))
+        content.append(b"content-length: %d\r\n" % len(response.body))
+        if not keep_alive:
+            content.append(b"connection: close\r\n")
+        content.append(b"\r\n")
+        content.append(response.body)
+        self.transport.write(b"".join(content))
+        if not keep_alive:
+            self.transport.close()
+        self.on_response_complete()
+
+    async def _hand_to_framework(self, exchange: _DirectExchange, body: bytes) -> None:
+        """Run the request the route declined through uvicorn's request cycle, body replayed."""
+        assert self.direct_routes is not None
+        cycle = RequestResponseCycle(
+            scope=exchange.scope,  # type: ignore[arg-type]
+            transport=self.transport,
+            flow=self.flow,
+            logger=self.logger,
+            access_logger=self.access_logger,
+            access_log=self.access_log,
+            default_headers=self.server_state.default_headers,
+            message_event=asyncio.Event(),
+            expect_100_continue=False,
+            keep_alive=exchange.keep_alive,
+            on_response=self.on_response_complete,
+        )
+        cycle.body = bytearray(body)
+        cycle.more_body = False
+        cycle.disconnected = exchange.disconnected
+        cycle.message_event.set()
+        if self.cycle is exchange:  # type: ignore[comparison-overlap]  # see on_headers_complete
+            self.cycle = cycle
+        await cycle.run_asgi(self.direct_routes.declined)  # type: ignore[arg-type]
+
+    # -- idle connections -----------------------------------------------------------------------
 
     def on_response_complete(self) -> None:
         # uvicorn 0.54's on_response_complete, giving the connection an idle deadline instead of
@@ -159,7 +342,7 @@ def server_options() -> dict[str, Any]:
     configuration; forwarded-for headers handled by the app's own trusted-proxy setting; no
     ``Server: uvicorn`` header (nothing to tell a scanner which server software answers)."""
     return {
-        "http": CoalescingHttpToolsProtocol,
+        "http": InterlinkHttpProtocol,
         "access_log": False,
         "log_config": None,
         "proxy_headers": False,

@@ -1,36 +1,37 @@
-"""``POST /v1/keys/verify``: the shared implementation and its direct ASGI path.
+"""``POST /v1/keys/verify``: the shared implementation and its direct route.
 
 Host applications call verify on every request they serve, so it is the hottest route of the
-service. :class:`KeyVerifyFastPath` answers it without FastAPI's routing, dependency injection and
-response validation (which cost about five times the verification itself), calling exactly the
-same :func:`authenticate` and :func:`verify_for` as the documented FastAPI route. Only requests
-whose body parses and validates are answered here; anything else (malformed JSON, invalid fields,
-another content type, an over-long ``X-Tenant-Id``) is passed on, untouched, to the FastAPI route,
-which answers with its usual 400/422 problems. Nothing with a side effect happens before that
-decision, so no request is authenticated twice.
+service. :class:`KeyVerifyRoute` answers it as a direct route (:mod:`interlink.http.direct`):
+without FastAPI's routing, dependency injection and response validation (which cost about five
+times the verification itself), calling exactly the same :func:`authenticate` and
+:func:`verify_for` as the documented FastAPI route. Only requests whose body parses and validates
+are answered here; anything else (malformed JSON, invalid fields, another content type, an
+over-long ``X-Tenant-Id``) goes to the FastAPI route, which answers with its usual 400/422
+problems. Nothing with a side effect happens before that decision, so no request is
+authenticated twice.
 """
 
 from __future__ import annotations
 
 from pydantic import ValidationError
-from starlette.responses import Response
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from interlink.core.actor import Actor
 from interlink.core.context import current_correlation_id
 from interlink.core.enums import ApiKeyScope
 from interlink.core.errors import InterlinkError
 from interlink.http.auth import authenticate
-from interlink.http.errors import interlink_problem
-from interlink.http.fast_path import (
-    MAX_TENANT_HEADER,
+from interlink.http.direct import (
+    DirectRequest,
+    DirectResponse,
+    DirectRoute,
     RouteLabel,
     bearer,
     caller_ip,
     is_json,
-    read_request,
-    replay,
+    tenant_header_fits,
+    text_header,
 )
+from interlink.http.errors import interlink_problem
 from interlink.keys.schemas import VerifyKeyRequest, VerifyKeyResponse, VerifyRateLimit
 from interlink.keys.security import SecurityContext
 from interlink.keys.service import VerifyCode
@@ -78,70 +79,45 @@ async def verify_for(
     )
 
 
-_ROUTE = RouteLabel(VERIFY_PATH)
+class KeyVerifyRoute(DirectRoute):
+    """``POST /v1/keys/verify`` as a direct route (see the module doc)."""
 
+    label = RouteLabel(VERIFY_PATH)
 
-class KeyVerifyFastPath:
-    """ASGI middleware serving ``POST /v1/keys/verify`` directly (see the module docstring)."""
-
-    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
-        self.app = app
+    def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != VERIFY_PATH or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
-        read = await read_request(scope, receive)
-        if read is None:
-            return  # the client went away
-        body, headers = read
-        parsed = self._parse(headers, body)
-        if parsed is None:
-            await self.app(scope, replay(body, receive), send)
-            return
-        request_body, key, tenant_header, user_agent = parsed
-        scope["route"] = _ROUTE
-        ip = caller_ip(scope, headers, self.runtime)
-        response: Response
+    def matches(self, path: str) -> bool:
+        return path == VERIFY_PATH
+
+    async def __call__(self, request: DirectRequest) -> DirectResponse | None:
+        body = _parse(request)
+        if body is None or not tenant_header_fits(request):
+            return None
+        ip = caller_ip(request, self.runtime)
+        user_agent = text_header(request, b"user-agent")
         try:
             actor, rate_headers = await authenticate(
                 self.runtime,
-                key=key,
-                tenant_header=tenant_header,
+                key=bearer(request.headers.get(b"authorization")),
+                tenant_header=text_header(request, b"x-tenant-id"),
                 scope=ApiKeyScope.KEYS_VERIFY,
                 ip=ip,
                 user_agent=user_agent,
                 method="POST",
                 path=VERIFY_PATH,
             )
-            answer = await verify_for(self.runtime, actor, request_body, caller_ip=ip, user_agent=user_agent)
-            response = Response(
-                answer.model_dump_json(by_alias=True), media_type="application/json", headers=rate_headers
-            )
+            answer = await verify_for(self.runtime, actor, body, caller_ip=ip, user_agent=user_agent)
         except InterlinkError as exc:
-            response = interlink_problem(exc, VERIFY_PATH)
-        await response(scope, receive, send)
+            return DirectResponse.of(interlink_problem(exc, VERIFY_PATH))
+        return DirectResponse.json(answer.model_dump_json(by_alias=True).encode(), rate_headers)
 
-    @staticmethod
-    def _parse(
-        headers: dict[bytes, bytes], body: bytes
-    ) -> tuple[VerifyKeyRequest, str | None, str | None, str | None] | None:
-        """The validated body and auth inputs, or None when the FastAPI route should answer."""
-        if not is_json(headers.get(b"content-type", b"")):
-            return None
-        try:
-            request_body = VerifyKeyRequest.model_validate_json(body)
-        except ValidationError:
-            return None
-        tenant = headers.get(b"x-tenant-id")
-        if tenant is not None and len(tenant) > MAX_TENANT_HEADER:
-            return None
-        key = bearer(headers.get(b"authorization"))
-        agent = headers.get(b"user-agent")
-        return (
-            request_body,
-            key,
-            tenant.decode("latin-1") if tenant is not None else None,
-            agent.decode("latin-1") if agent is not None else None,
-        )
+
+def _parse(request: DirectRequest) -> VerifyKeyRequest | None:
+    """The validated body, or None when the FastAPI route should answer."""
+    if not is_json(request.headers.get(b"content-type", b"")):
+        return None
+    try:
+        return VerifyKeyRequest.model_validate_json(request.body)
+    except ValidationError:
+        return None
