@@ -171,6 +171,8 @@ async def test_api_key_header_is_injected_and_the_answer_is_an_envelope(
     assert answer["headers"]["content-type"].startswith("application/json")
     assert answer["rateLimit"] == {"limit": 100, "remaining": 99, "resetSeconds": None}
     assert answer["timing"]["totalMs"] > 0
+    milliseconds = [v for k, v in answer["timing"].items() if k != "reused"] + [answer["durationMs"]]
+    assert all(round(v, 3) == v for v in milliseconds), milliseconds  # to the microsecond
 
     # The call is in the request log (written in batches: flushed here), without the key.
     assert runtime.outbound.log is not None

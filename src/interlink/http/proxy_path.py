@@ -76,12 +76,12 @@ async def proxy_for(runtime: Runtime, actor: Actor, connection_id: str, body: Pr
         "attempts": response.attempts,
         "durationMs": round(response.duration_ms, 3),
         "retryAfterSeconds": response.retry_after_seconds,
-        "timing": {
-            "dnsMs": timing.dns_ms,
-            "connectMs": timing.connect_ms,
-            "tlsMs": timing.tls_ms,
-            "firstByteMs": timing.first_byte_ms,
-            "totalMs": timing.total_ms,
+        "timing": {  # to the microsecond, as durationMs
+            "dnsMs": round(timing.dns_ms, 3),
+            "connectMs": round(timing.connect_ms, 3),
+            "tlsMs": round(timing.tls_ms, 3),
+            "firstByteMs": round(timing.first_byte_ms, 3),
+            "totalMs": round(timing.total_ms, 3),
             "reused": timing.reused,
         },
         "rateLimit": None
