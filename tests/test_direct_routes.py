@@ -32,12 +32,15 @@ from interlink.http.direct import (
     DirectRoutes,
     DirectRoutesMiddleware,
     RouteLabel,
+    read_request,
 )
 from interlink.http.middleware import RequestContextMiddleware
-from interlink.http.server import InterlinkHttpProtocol, server_options
-from tests.conftest import LiveServer, auth, free_port
+from interlink.http.server import InterlinkHttpProtocol
+from tests.conftest import LiveServer, auth
 from tests.echo_api import EchoApi, echo_api_fixture  # noqa: F401  (fixture)
 from tests.test_connection_proxy import _providers
+from tests.test_http_server import app as plain_app
+from tests.test_http_server import start_server
 
 MAX_BODY = 1024
 release_slow = threading.Event()
@@ -98,21 +101,15 @@ class ProbeApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                await send({"type": message["type"] + ".complete"})
-                if message["type"] == "lifespan.shutdown":
-                    return
+            await plain_app(scope, receive, send)  # the test server's lifespan handling
+            return
         self.asgi_requests.append(scope["path"])
         await self.edge(scope, receive, send)
 
     async def framework(self, scope: Scope, receive: Receive, send: Send) -> None:
-        body = b""
-        more = True
-        while more:
-            message = await receive()
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
+        read = await read_request(scope, receive)
+        assert read is not None
+        body = read[0]
         self.framework_calls.append(scope["path"])
         payload = b"framework:" + body
         headers = [(b"content-type", b"text/plain"), (b"content-length", str(len(payload)).encode())]
@@ -120,23 +117,8 @@ class ProbeApp:
         await send({"type": "http.response.body", "body": payload})
 
 
-class _ThreadedServer(uvicorn.Server):
-    def install_signal_handlers(self) -> None:
-        return None
-
-
-def start(app: ProbeApp) -> tuple[_ThreadedServer, threading.Thread, int]:
-    port = free_port()
-    server = _ThreadedServer(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", **server_options())
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.02)
-    return server, thread, port
+def start(app: ProbeApp) -> tuple[uvicorn.Server, threading.Thread, int]:
+    return start_server(app)
 
 
 @pytest.fixture

@@ -182,11 +182,14 @@ class _ThreadedServer(uvicorn.Server):
         return None
 
 
-def start_server(**config: Any) -> tuple[_ThreadedServer, threading.Thread, int]:
-    """A uvicorn server with the options `interlink serve` uses (and ``config``), started in a thread."""
+def start_server(asgi_app: Any = None, **config: Any) -> tuple[_ThreadedServer, threading.Thread, int]:
+    """A uvicorn server with the options `interlink serve` uses (and ``config``), started in a
+    thread, serving ``asgi_app`` (this module's ``app`` by default)."""
     port = free_port()
     server = _ThreadedServer(
-        uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="on", **server_options(), **config)
+        uvicorn.Config(
+            asgi_app or app, host="127.0.0.1", port=port, lifespan="on", **server_options(), **config
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -27,9 +27,10 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeVar
 
 import structlog
+from pydantic import BaseModel, ValidationError
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -44,6 +45,8 @@ MAX_TENANT_HEADER: Final = 64
 """Longest ``X-Tenant-Id`` a direct route accepts; longer ones go to the route for its 422."""
 
 _JSON: Final = (b"content-type", b"application/json")
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -240,6 +243,17 @@ def caller_ip(request: DirectRequest, runtime: Runtime) -> str | None:
         forwarded.decode("latin-1") if forwarded else None,
         runtime,
     )
+
+
+def validated_body(request: DirectRequest, model: type[ModelT]) -> ModelT | None:
+    """The JSON body validated as ``model``, or None (another content type, or a body that does not
+    parse or validate: the framework's route answers it with its problem)."""
+    if not is_json(request.headers.get(b"content-type", b"")):
+        return None
+    try:
+        return model.model_validate_json(request.body)
+    except ValidationError:
+        return None
 
 
 def is_json(content_type: bytes) -> bool:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from pydantic import ValidationError
 from pydantic_core import to_json
 from starlette.responses import Response
 
@@ -31,9 +30,9 @@ from interlink.http.direct import (
     RouteLabel,
     bearer,
     caller_ip,
-    is_json,
     tenant_header_fits,
     text_header,
+    validated_body,
 )
 from interlink.http.errors import interlink_problem
 from interlink.runtime import Runtime
@@ -118,7 +117,7 @@ class ConnectionProxyRoute(DirectRoute):
 
     async def __call__(self, request: DirectRequest) -> DirectResponse | None:
         connection_id = connection_id_of(request.path)
-        call = _parse(request)
+        call = validated_body(request, ProxyCall)
         if connection_id is None or call is None or not tenant_header_fits(request):
             return None
         try:
@@ -136,13 +135,3 @@ class ConnectionProxyRoute(DirectRoute):
         except InterlinkError as exc:
             return DirectResponse.of(interlink_problem(exc, request.path))
         return DirectResponse.json(to_json(answer), rate_headers)
-
-
-def _parse(request: DirectRequest) -> ProxyCall | None:
-    """The validated body, or None when the FastAPI route should answer."""
-    if not is_json(request.headers.get(b"content-type", b"")):
-        return None
-    try:
-        return ProxyCall.model_validate_json(request.body)
-    except ValidationError:
-        return None

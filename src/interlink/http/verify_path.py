@@ -13,8 +13,6 @@ authenticated twice.
 
 from __future__ import annotations
 
-from pydantic import ValidationError
-
 from interlink.core.actor import Actor
 from interlink.core.context import current_correlation_id
 from interlink.core.enums import ApiKeyScope
@@ -27,9 +25,9 @@ from interlink.http.direct import (
     RouteLabel,
     bearer,
     caller_ip,
-    is_json,
     tenant_header_fits,
     text_header,
+    validated_body,
 )
 from interlink.http.errors import interlink_problem
 from interlink.keys.schemas import VerifyKeyRequest, VerifyKeyResponse, VerifyRateLimit
@@ -91,7 +89,7 @@ class KeyVerifyRoute(DirectRoute):
         return path == VERIFY_PATH
 
     async def __call__(self, request: DirectRequest) -> DirectResponse | None:
-        body = _parse(request)
+        body = validated_body(request, VerifyKeyRequest)
         if body is None or not tenant_header_fits(request):
             return None
         ip = caller_ip(request, self.runtime)
@@ -111,13 +109,3 @@ class KeyVerifyRoute(DirectRoute):
         except InterlinkError as exc:
             return DirectResponse.of(interlink_problem(exc, VERIFY_PATH))
         return DirectResponse.json(answer.model_dump_json(by_alias=True).encode(), rate_headers)
-
-
-def _parse(request: DirectRequest) -> VerifyKeyRequest | None:
-    """The validated body, or None when the FastAPI route should answer."""
-    if not is_json(request.headers.get(b"content-type", b"")):
-        return None
-    try:
-        return VerifyKeyRequest.model_validate_json(request.body)
-    except ValidationError:
-        return None
