@@ -40,7 +40,13 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.server import ServerState
 
 from interlink.core.deadlines import DeadlineTimer
-from interlink.http.direct import DirectRequest, DirectResponse, DirectRoute, DirectRoutes
+from interlink.http.direct import (
+    DirectRequest,
+    DirectResponse,
+    DirectRoute,
+    DirectRoutes,
+    first_values,
+)
 
 HOLD_LIMIT = 64 * 1024
 
@@ -211,9 +217,7 @@ class InterlinkHttpProtocol(HttpToolsProtocol):
         route = routes.route_for("POST", path)
         if route is None:
             return None
-        headers: dict[bytes, bytes] = {}
-        for name, value in self.headers:
-            headers.setdefault(name, value)
+        headers = first_values(self.headers)
         length = headers.get(b"content-length")
         if (
             length is None
