@@ -148,6 +148,57 @@ def assert_verified(requests: list[Received]) -> None:
     assert not bad, bad
 
 
+# -- planner statistics after a burst ------------------------------------------------------------
+
+
+async def _planner_rows(runtime: Runtime) -> float:
+    async with runtime.db.unit_of_work(write=False) as session:
+        query = "SELECT reltuples FROM pg_class WHERE oid = 'webhook_deliveries'::regclass"
+        return float((await session.execute(sa.text(query))).scalar_one())
+
+
+async def _changed_since_analyze(runtime: Runtime) -> int:
+    async with runtime.db.unit_of_work(write=False) as session:
+        query = "SELECT n_mod_since_analyze FROM pg_stat_user_tables WHERE relname = 'webhook_deliveries'"
+        return int((await session.execute(sa.text(query))).scalar_one() or 0)
+
+
+async def test_a_burst_of_deliveries_gets_fresh_planner_statistics(
+    runtime: Runtime,
+    actor: Actor,
+    receiver: Receiver,
+    worker: DeliveryWorker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PostgreSQL plans the claim from ``webhook_deliveries``' statistics. After a burst of ingest
+    into a small queue the worker's housekeeping ANALYZEs the table (autovacuum would take about a
+    minute), once; SQLite has nothing to refresh."""
+    monkeypatch.setattr(engine, "STATISTICS_MIN_CHANGES", 100)
+    url = receiver.script("/burst", Answer(200))
+    await add_endpoint(runtime, actor, url)
+    if runtime.db.is_sqlite:
+        await send_events(runtime, actor, 100)
+        await send_events(runtime, actor, 50)
+        assert await engine.refresh_queue_statistics(runtime.db) is False
+        return
+    assert await engine.refresh_queue_statistics(runtime.db) is False  # nothing changed yet
+    async with runtime.db.unit_of_work() as session:
+        for start in (0, 75):
+            specs = [EventSpec(type="order.created", payload={"n": n}) for n in range(start, start + 75)]
+            await ingest_batch(session, actor, specs)
+        # This backend reports its row counts when it is next idle, not after up to 10 s.
+        await session.execute(sa.text("SELECT pg_stat_force_next_flush()"))
+    await eventually(lambda: _changed_since_analyze(runtime))
+    assert await _changed_since_analyze(runtime) >= 150
+    assert await _planner_rows(runtime) < 150  # the planner still sees the empty table
+
+    await worker.claim_once()  # housekeeping first, then the claim
+    assert await _planner_rows(runtime) >= 150
+    assert await _changed_since_analyze(runtime) < 100
+    assert await engine.refresh_queue_statistics(runtime.db) is False  # fresh: not again
+    await worker.drain()  # what the claim took is sent and recorded
+
+
 # -- max_in_flight across workers ----------------------------------------------------------------
 
 

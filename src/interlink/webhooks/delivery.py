@@ -272,6 +272,11 @@ LEASE_MARGIN_SECONDS: Final = 15.0
 recording)."""
 PICK_WINDOW_MIN: Final = 64
 """The claim ranks at least this many due rows more than it asks for (see :func:`claim`)."""
+STATISTICS_MIN_CHANGES: Final = 5_000
+"""PostgreSQL: rows of ``webhook_deliveries`` changed since its last ANALYZE before a worker
+refreshes its statistics itself (see :func:`refresh_queue_statistics`)."""
+STATISTICS_INTERVAL_SECONDS: Final = 10.0
+"""A worker runs that ANALYZE at most this often."""
 
 _T_ENDPOINT = cast(sa.Table, WebhookEndpoint.__table__)
 _T_EVENT = cast(sa.Table, WebhookEvent.__table__)
@@ -645,6 +650,36 @@ async def take_over_expired(db: Database) -> int:
     if count:
         log.info("delivery_leases_taken_over", count=count)
     return count
+
+
+_QUEUE_CHANGES = sa.text(
+    "SELECT n_mod_since_analyze, n_live_tup FROM pg_stat_user_tables "
+    "WHERE relid = to_regclass('webhook_deliveries')"
+)
+
+
+async def refresh_queue_statistics(db: Database) -> bool:
+    """PostgreSQL: ANALYZE ``webhook_deliveries`` when at least :data:`STATISTICS_MIN_CHANGES` of
+    its rows changed since its statistics were taken and those are at least half of it (a burst of
+    ingest into a queue that was small). Returns whether it ran. Nothing on SQLite.
+
+    The claim and record statements are planned from these statistics. Autovacuum takes them about
+    a minute after such a burst; until then PostgreSQL plans for the small table it last saw (the
+    claim read every due row of each endpoint and sorted them, about 10 ms a claim with 20,000
+    waiting, against under 2 ms with fresh statistics). ``SKIP_LOCKED``: a worker never waits
+    for another's ANALYZE (or autovacuum's) of the table."""
+    if db.is_sqlite:
+        return False
+    async with db.unit_of_work() as session:
+        row = (await session.execute(_QUEUE_CHANGES)).first()
+        if row is None:
+            return False
+        changed, live = int(row.n_mod_since_analyze or 0), int(row.n_live_tup or 0)
+        if changed < STATISTICS_MIN_CHANGES or 2 * changed < live:
+            return False
+        await session.execute(sa.text("ANALYZE (SKIP_LOCKED) webhook_deliveries"))
+    log.info("delivery_queue_statistics_refreshed", changed_rows=changed, live_rows=live)
+    return True
 
 
 async def claim(
@@ -1288,6 +1323,7 @@ class DeliveryWorker:
         self._claimed: dict[str, Work] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._next_takeover = datetime.min.replace(tzinfo=UTC)
+        self._next_statistics = datetime.min.replace(tzinfo=UTC)
         self._results: list[Outcome] = []
         self._releases: list[Work] = []
         self._flush_lock = asyncio.Lock()
@@ -1353,6 +1389,13 @@ class DeliveryWorker:
                 await take_over_expired(self.db)
             except Exception as exc:
                 log.warning("delivery_takeover_failed", error=str(exc), error_type=type(exc).__name__)
+            if now >= self._next_statistics:
+                try:
+                    if await refresh_queue_statistics(self.db):
+                        self._next_statistics = now + timedelta(seconds=STATISTICS_INTERVAL_SECONDS)
+                except Exception as exc:
+                    log.warning("delivery_statistics_failed", error=str(exc), error_type=type(exc).__name__)
+                    self._next_statistics = now + timedelta(seconds=STATISTICS_INTERVAL_SECONDS)
         wanted = min(free, self.config.batch_size)
         works = await claim(
             self.db,
