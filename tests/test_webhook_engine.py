@@ -199,6 +199,56 @@ async def test_a_burst_of_deliveries_gets_fresh_planner_statistics(
     await worker.drain()  # what the claim took is sent and recorded
 
 
+# -- endpoint views kept between claims ----------------------------------------------------------
+
+
+async def test_a_worker_reads_an_endpoint_again_only_when_it_changed(
+    runtime: Runtime,
+    actor: Actor,
+    receiver: Receiver,
+    worker: DeliveryWorker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker keeps endpoint views between claims: the next claim reads neither the endpoint nor
+    its secrets again, but an update or a secret rotation is used by the very next delivery."""
+    worker.views.ttl = 3600  # only a change may make the worker read the endpoint again
+    loads: list[list[str]] = []
+    original = engine._load_secrets
+
+    async def counted(session: Any, keyring: Any, endpoint_ids: Any) -> dict[str, list[str]]:
+        wanted = sorted(endpoint_ids)
+        loads.append(wanted)
+        return await original(session, keyring, wanted)
+
+    monkeypatch.setattr(engine, "_load_secrets", counted)
+    url = receiver.script("/cached", Answer(200))
+    endpoint_id, secrets = await add_endpoint(runtime, actor, url)
+    receiver.secrets["/cached"] = secrets
+    for _ in range(2):
+        await send_events(runtime, actor, 1)
+        await worker.drain()
+    assert len(receiver.received("/cached")) == 2
+    assert loads == [[endpoint_id]]  # read by the first claim, then served from the worker's views
+
+    service = Endpoints(runtime.keyring, runtime.allowed_target_networks)
+    async with runtime.db.unit_of_work() as session:
+        await service.update(session, actor, endpoint_id, {"headers": {"X-Changed": "yes"}})
+    await send_events(runtime, actor, 1)
+    await worker.drain()
+    assert receiver.received("/cached")[-1].headers.get("x-changed") == "yes"
+    assert len(loads) == 2
+
+    async with runtime.db.unit_of_work() as session:
+        rotated = await service.rotate_secret(session, actor, endpoint_id)
+    receiver.secrets["/cached"] = [rotated.value]  # only the new secret verifies
+    await send_events(runtime, actor, 1)
+    await worker.drain()
+    last = receiver.received("/cached")[-1]
+    assert last.verified is True, last.verify_error
+    assert len(loads) == 3
+    assert len(receiver.received("/cached")) == 4
+
+
 # -- max_in_flight across workers ----------------------------------------------------------------
 
 

@@ -95,6 +95,7 @@ import functools
 import json
 import math
 import random
+import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -272,6 +273,9 @@ LEASE_MARGIN_SECONDS: Final = 15.0
 recording)."""
 PICK_WINDOW_MIN: Final = 64
 """The claim ranks at least this many due rows more than it asks for (see :func:`claim`)."""
+VIEW_TTL_SECONDS: Final = 1.0
+"""How long a worker signs and sends with an endpoint's view, unchanged, before reading the
+endpoint and its secrets again (see :class:`EndpointViews`)."""
 STATISTICS_MIN_CHANGES: Final = 5_000
 """PostgreSQL: rows of ``webhook_deliveries`` changed since its last ANALYZE before a worker
 refreshes its statistics itself (see :func:`refresh_queue_statistics`)."""
@@ -420,6 +424,7 @@ def _candidates(*, immediate: bool, postgres: bool) -> sa.Select[Any]:
             e.c.channel,
             e.c.timeout_seconds,
             e.c.circuit_open_until,
+            e.c.updated_at.label("endpoint_updated_at"),
         )
         .select_from(
             ranked.join(e, e.c.id == ranked.c.endpoint_id).outerjoin(
@@ -652,6 +657,34 @@ async def take_over_expired(db: Database) -> int:
     return count
 
 
+class EndpointViews:
+    """A worker's endpoint views, kept between claims so a claim reads only the endpoints it has
+    not seen (the endpoint and secret queries and the target's decryption, saved on most claims).
+
+    A view (its own ``retry_schedule`` only; the tenant's is read on every claim) is used again
+    while the endpoint's ``updated_at`` (which the claim query reads with every due row, and which
+    a secret rotation moves) is unchanged, for at most ``ttl`` seconds: a change to the endpoint or
+    its secrets is seen by the next claim; a secret passing its expiry within ``ttl`` (it only
+    adds a signature that no longer verifies). Whether an endpoint may be sent to at all (enabled,
+    not deleted, circuit, slots, rate) is decided by the claim query every time, never here."""
+
+    def __init__(self, ttl: float = VIEW_TTL_SECONDS, size: int = 4096) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._views: dict[str, tuple[datetime, float, EndpointView]] = {}
+
+    def get(self, endpoint_id: str, updated_at: datetime) -> EndpointView | None:
+        entry = self._views.get(endpoint_id)
+        if entry is None or entry[0] != updated_at or entry[1] <= time.monotonic():
+            return None
+        return entry[2]
+
+    def put(self, endpoint_id: str, updated_at: datetime, view: EndpointView) -> None:
+        if len(self._views) >= self.size and endpoint_id not in self._views:
+            self._views.pop(next(iter(self._views)))
+        self._views[endpoint_id] = (updated_at, time.monotonic() + self.ttl, view)
+
+
 _QUEUE_CHANGES = sa.text(
     "SELECT n_mod_since_analyze, n_live_tup FROM pg_stat_user_tables "
     "WHERE relid = to_regclass('webhook_deliveries')"
@@ -692,6 +725,7 @@ async def claim(
     exclude_endpoints: Iterable[str] = (),
     exclude_ids: Iterable[str] = (),
     only_ids: Iterable[str] | None = None,
+    views: EndpointViews | None = None,
 ) -> list[Work]:
     """Claim up to ``limit`` sends of due deliveries for ``worker_id`` and read what they need.
 
@@ -707,7 +741,9 @@ async def claim(
     go now are handed to the queue at once, except on batch endpoints, where they wait for their
     batch. ``exclude_ids`` are deliveries the caller still holds (never claimed twice by one worker,
     even after its lease expired). ``lease_seconds`` None sizes the lease from the endpoints'
-    timeouts (plus :data:`LEASE_MARGIN_SECONDS`), for callers without a heartbeat."""
+    timeouts (plus :data:`LEASE_MARGIN_SECONDS`), for callers without a heartbeat. ``views`` (a
+    worker's) serves endpoints read by an earlier claim (see :class:`EndpointViews`); without it
+    every claimed endpoint, its secrets and its tenant's retry schedule are read."""
     now = utcnow()
     wanted = sorted(set(only_ids)) if only_ids is not None else None
     postgres = not db.is_sqlite
@@ -744,36 +780,57 @@ async def claim(
                 )
             ).all()
         }
-        endpoint_rows = {
-            e.id: e
-            for e in (
-                await session.scalars(
-                    sa.select(WebhookEndpoint).where(WebhookEndpoint.id.in_({r.endpoint_id for r in rows}))
-                )
-            ).all()
-        }
-        secrets = await _load_secrets(session, keyring, endpoint_rows)
+        seen = {c.endpoint_id: c for c in found}
+        views_of: dict[str, EndpointView] = {}
+        for endpoint_id in {r.endpoint_id for r in rows}:
+            cached = views.get(endpoint_id, seen[endpoint_id].endpoint_updated_at) if views else None
+            if cached is not None:
+                views_of[endpoint_id] = cached
+        missing = sorted({r.endpoint_id for r in rows} - views_of.keys())
+        endpoint_rows: dict[str, WebhookEndpoint] = {}
+        secrets: dict[str, list[str]] = {}
+        if missing:
+            endpoint_rows = {
+                e.id: e
+                for e in (
+                    await session.scalars(sa.select(WebhookEndpoint).where(WebhookEndpoint.id.in_(missing)))
+                ).all()
+            }
+            secrets = await _load_secrets(session, keyring, endpoint_rows)
+        # The tenants' retry schedules are read on every claim (never cached): a change applies to
+        # the next delivery.
         schedules = await webhook_config.retry_schedules(
-            session, {e.tenant_id for e in endpoint_rows.values() if not e.retry_schedule}
+            session,
+            {v.tenant_id for v in views_of.values() if v.retry_schedule is None}
+            | {e.tenant_id for e in endpoint_rows.values() if not e.retry_schedule},
         )
-        rows = await _admit_probes(session, worker_id, rows, endpoint_rows, now, lease)
-    views = {
-        e.id: EndpointView(
+        cooled = {
+            endpoint_id
+            for endpoint_id, c in seen.items()
+            if c.circuit_open_until is not None and c.circuit_open_until <= now
+        }
+        rows = await _admit_probes(session, worker_id, rows, cooled, now, lease)
+    for e in endpoint_rows.values():
+        view = EndpointView(
             id=e.id,
             tenant_id=e.tenant_id,
             url=endpoints.delivery_target(keyring, e),
             channel=e.channel,
             headers=dict(e.headers or {}),
             timeout_seconds=float(e.timeout_seconds),
-            retry_schedule=list(e.retry_schedule) if e.retry_schedule else schedules.get(e.tenant_id),
+            retry_schedule=list(e.retry_schedule) if e.retry_schedule else None,
             max_in_flight=max(1, int(e.max_in_flight)),
             transformation=e.transformation,
             secrets=secrets.get(e.id, []),
             channel_config=dict(e.channel_config or {}),
             batch_config=dict(e.batch_config) if e.batch_config else None,
         )
-        for e in endpoint_rows.values()
-    }
+        views_of[e.id] = view
+        if views is not None:
+            views.put(e.id, e.updated_at, view)
+    for endpoint_id, view in views_of.items():
+        if view.retry_schedule is None and view.tenant_id in schedules:
+            views_of[endpoint_id] = dataclasses.replace(view, retry_schedule=schedules[view.tenant_id])
     work = [
         Work(
             delivery_id=r.id,
@@ -788,7 +845,7 @@ async def claim(
                 metadata=dict(events[r.event_id].meta or {}),
                 created_at=events[r.event_id].created_at,
             ),
-            endpoint=views[r.endpoint_id],
+            endpoint=views_of[r.endpoint_id],
             batch_id=pick.batch_of.get(r.id),
         )
         for r in rows
@@ -1252,20 +1309,12 @@ async def _endpoint_health(session: Any, outcomes: Sequence[Outcome], now: datet
 
 
 async def _admit_probes(
-    session: Any,
-    worker_id: str,
-    rows: Sequence[Any],
-    endpoint_rows: dict[str, WebhookEndpoint],
-    now: datetime,
-    lease_seconds: float,
+    session: Any, worker_id: str, rows: Sequence[Any], cooled: set[str], now: datetime, lease_seconds: float
 ) -> list[Any]:
-    """Claimed rows minus those a circuit holds back: an endpoint whose cooldown is over gets one
-    delivery (the probe, if this claim wins it); the others claimed for it are handed back unsent."""
-    cooled = {
-        e.id
-        for e in endpoint_rows.values()
-        if e.circuit_open_until is not None and e.circuit_open_until <= now
-    }
+    """Claimed rows minus those a circuit holds back: an endpoint of ``cooled`` (its cooldown is
+    over) gets one delivery (the probe, if this claim wins it); the others claimed for it are
+    handed back unsent."""
+    cooled = cooled & {r.endpoint_id for r in rows}
     if not cooled:
         return list(rows)
     admitted = await health.admit_probes(session, sorted(cooled), now, lease_seconds)
@@ -1317,6 +1366,7 @@ class DeliveryWorker:
 
     def __post_init__(self) -> None:
         self.sender = Sender(self.transport, self.smtp)
+        self.views = EndpointViews()
         self._stopping = asyncio.Event()
         self._wake = asyncio.Event()
         self._results_ready = asyncio.Event()
@@ -1404,6 +1454,7 @@ class DeliveryWorker:
             wanted,
             self.config.lease_seconds,
             exclude_ids=list(self._claimed),
+            views=self.views,
         )
         sends: dict[str, list[Work]] = {}
         for work in works:

@@ -1203,6 +1203,7 @@ class Endpoints:
                 old.expires_at = overlap_end
         secret = self._new_secret(endpoint, now)
         session.add(secret)
+        endpoint.updated_at = now  # what signs changed: workers read the endpoint's secrets again
         await session.flush()
         value = _decrypt(self.keyring, secret)
         audit.record(
