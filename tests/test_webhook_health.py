@@ -30,6 +30,7 @@ from interlink.core.settings import Settings
 from interlink.runtime import Runtime
 from interlink.webhooks import config as webhook_config
 from interlink.webhooks import delivery as engine
+from interlink.webhooks import health
 from interlink.webhooks.config_schemas import CircuitBreakerConfig, WebhookConfig
 from interlink.webhooks.delivery import DeliveryConfig, DeliveryWorker
 from interlink.webhooks.endpoints import Endpoints, EndpointSpec, active_secrets
@@ -127,6 +128,41 @@ def types_at(receiver: Receiver, path: str) -> list[str]:
 
 
 # -- auto-disable, operational events, re-enable ---------------------------------------------------
+
+
+async def test_a_success_of_a_healthy_endpoint_only_stamps_it_and_a_failing_one_recovers(
+    runtime: Runtime, actor: Actor, receiver: Receiver
+) -> None:
+    """Recording successes: a healthy endpoint only gets ``last_success_at`` (one UPDATE, nothing
+    else changes, not even ``updated_at``, which workers key their endpoint views on); an endpoint
+    with failures counted goes the full way (counters reset, recovery announced)."""
+    healthy = await add_endpoint(runtime, actor, receiver, "/healthy", Answer(200))
+    failing = await add_endpoint(runtime, actor, receiver, "/failing", Answer(200))
+    since = clock.utcnow() - timedelta(minutes=30)
+    async with runtime.db.unit_of_work() as session:
+        await session.execute(
+            sa.update(WebhookEndpoint)
+            .where(WebhookEndpoint.id == failing)
+            .values(consecutive_failures=7, failing_since=since)
+        )
+    before = await endpoint(runtime, healthy)
+    now = clock.utcnow()
+    async with runtime.db.unit_of_work() as session:
+        await health.record(
+            session,
+            [
+                health.EndpointResults(endpoint_id=healthy, tenant_id=actor.tenant_id, succeeded=3, failed=0),
+                health.EndpointResults(endpoint_id=failing, tenant_id=actor.tenant_id, succeeded=1, failed=1),
+            ],
+            now,
+        )
+    after = await endpoint(runtime, healthy)
+    assert after.last_success_at == now and before.last_success_at is None
+    assert after.updated_at == before.updated_at
+    assert (after.consecutive_failures, after.failing_since, after.circuit_state) == (0, None, "CLOSED")
+    recovered = await endpoint(runtime, failing)
+    assert recovered.last_success_at == now
+    assert (recovered.consecutive_failures, recovered.failing_since) == (0, None)
 
 
 async def test_auto_disable_after_the_window_and_manual_re_enable(

@@ -231,6 +231,9 @@ async def record(session: AsyncSession, results: Sequence[EndpointResults], now:
     """Fold one recorded batch into each endpoint's health (see the module contracts)."""
     if not results:
         return
+    results = await _record_healthy_successes(session, results, now)
+    if not results:
+        return
     ids = sorted({r.endpoint_id for r in results})
     rows = {
         e.id: e
@@ -257,6 +260,33 @@ async def record(session: AsyncSession, results: Sequence[EndpointResults], now:
         elif result.failed:
             await _failed(session, endpoint, result.failed, configs[endpoint.tenant_id], now)
     await session.flush()
+
+
+async def _record_healthy_successes(
+    session: AsyncSession, results: Sequence[EndpointResults], now: datetime
+) -> list[EndpointResults]:
+    """The common case in one statement: a success of an endpoint already healthy (no failures
+    counted, circuit closed, none in its window) only sets ``last_success_at``; no row is loaded.
+    Returns the results that need the full path (failures, 410s, endpoints that were failing)."""
+    candidates = {r.endpoint_id: r for r in results if r.succeeded and r.gone_reason is None}
+    if not candidates:
+        return list(results)
+    e = WebhookEndpoint
+    updated = await session.execute(
+        sa.update(e)
+        .where(
+            sa.tuple_(e.id, e.tenant_id).in_(sorted((i, r.tenant_id) for i, r in candidates.items())),
+            sa.func.coalesce(e.consecutive_failures, 0) == 0,
+            e.failing_since.is_(None),
+            sa.func.coalesce(e.circuit_state, CLOSED) == CLOSED,
+            sa.func.coalesce(e.circuit_window_failures, 0) == 0,
+        )
+        .values(last_success_at=now)
+        .returning(e.id)
+        .execution_options(synchronize_session=False)
+    )
+    done = set(updated.scalars().all())
+    return [r for r in results if r.endpoint_id not in done]
 
 
 def _count_failures(endpoint: WebhookEndpoint, failed: int, now: datetime) -> None:
