@@ -350,7 +350,8 @@ async def test_a_sigkilled_worker_process_loses_no_delivery(
     runtime: Runtime, actor: Actor, receiver: Receiver, settings: Settings, tmp_path: Path
 ) -> None:
     """``interlink worker`` killed with SIGKILL mid-batch: every event still arrives at least once;
-    duplicates are bounded by the deliveries the dead worker had in flight (its concurrency)."""
+    duplicates are bounded by the deliveries the dead worker held: its sends in flight and those
+    answered but not yet recorded, at most twice its concurrency."""
     concurrency, total = 16, 1000
     url = receiver.script("/crash", Answer(200, delay=0.005))
     await add_endpoint(runtime, actor, url)
@@ -390,7 +391,7 @@ async def test_a_sigkilled_worker_process_loses_no_delivery(
     before_restart = len(receiver.received("/crash"))
     assert before_restart < total, "the worker finished before it could be killed"
     held = await deliveries(runtime, status=DeliveryStatus.SENDING)
-    assert len(held) <= concurrency
+    assert len(held) <= 2 * concurrency
 
     clock.shift(timedelta(seconds=3))  # the dead worker's leases expire
     config = DeliveryConfig(concurrency=32, batch_size=64, lease_seconds=30, poll_interval=0.05)
@@ -402,7 +403,7 @@ async def test_a_sigkilled_worker_process_loses_no_delivery(
     assert set(received) == set(event_ids)  # every event at least once
     duplicates = len(received) - total
     print(f"crash test: killed after {before_restart} requests; {len(held)} held; {duplicates} duplicates")
-    assert 0 <= duplicates <= concurrency
+    assert 0 <= duplicates <= len(held)
 
 
 async def test_unstorable_answers_are_recorded_cleaned(

@@ -299,6 +299,42 @@ async def _all_delivered(runtime: Runtime, endpoint_id: str) -> bool:
     return bool(rows) and all(d.status is DeliveryStatus.DELIVERED for d in rows)
 
 
+async def test_a_sent_delivery_frees_its_endpoint_slot_before_its_outcome_is_recorded(
+    runtime: Runtime, actor: Actor, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """maxInFlight counts requests in flight: once a worker's request is answered, the endpoint's
+    slot is free for its next claim even while the outcome waits to be recorded (the flush
+    lingers to share a transaction). Nothing is sent twice."""
+    recording = asyncio.Event()
+    original = engine.record
+
+    async def held(*args: Any, **kwargs: Any) -> None:
+        await recording.wait()
+        await original(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "record", held)
+    url = receiver.script("/one-slot", Answer(200))
+    endpoint_id, secrets = await add_endpoint(runtime, actor, url, max_in_flight=1)
+    receiver.secrets["/one-slot"] = secrets
+    await send_events(runtime, actor, 3)
+    worker = new_worker(runtime, "worker-a")
+    task = asyncio.create_task(worker.run())
+    try:
+        # All three are sent one after the other while no outcome has been recorded yet.
+        await receiver.wait_for(lambda: len(receiver.received("/one-slot")) == 3)
+        assert receiver.max_in_progress["/one-slot"] == 1
+        assert await sending(runtime, endpoint_id) == 3
+        recording.set()
+        await eventually(lambda: _all_delivered(runtime, endpoint_id))
+    finally:
+        recording.set()
+        worker.stop()
+        await task
+    assert len({r.webhook_id for r in receiver.received("/one-slot")}) == 3
+    assert len(await attempts(runtime)) == 3
+    assert_verified(receiver.requests)
+
+
 async def test_a_backlog_on_a_single_slot_endpoint_is_claimed_one_at_a_time(
     runtime: Runtime, actor: Actor, receiver: Receiver, worker: DeliveryWorker, claims: list[Claimed]
 ) -> None:

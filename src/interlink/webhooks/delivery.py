@@ -8,8 +8,10 @@ The ``webhook_deliveries`` row is the job. Contracts:
   ``ix_webhook_deliveries_queued``) of endpoints that are enabled, not deleted, without an open
   circuit, within their rate and with a free slot, ranks them per endpoint with ``row_number()
   over (partition by endpoint_id order by priority, next_attempt_at)`` and keeps at most
-  ``max_in_flight`` minus the endpoint's SENDING rows in every worker (a batch counts once);
-  then it takes the chosen rows with one ``UPDATE … RETURNING`` that checks their status again.
+  ``max_in_flight`` minus the endpoint's SENDING rows in every worker (a batch counts once; the
+  claiming worker's rows whose request is over but not recorded yet do not count, so the flush
+  linger holds no slot); then it takes the chosen rows with one ``UPDATE … RETURNING`` that
+  checks their status again.
   Because claims are serialised, ``max_in_flight`` and the rate limit hold across any number of
   workers, and a claim never takes rows only to hand them back. When an endpoint's circuit
   cooldown is over it gets one delivery, its probe (:mod:`interlink.webhooks.health`). The event,
@@ -26,7 +28,8 @@ The ``webhook_deliveries`` row is the job. Contracts:
   allowance is left out of the claim query (it does not crowd others out).
 * **At least once.** A delivery is finished only after its attempt was recorded; a worker that
   dies mid-batch leaves SENDING rows whose lease expires, and another worker sends them again (the
-  only source of duplicates, bounded by the batches in flight). Receivers deduplicate on
+  only source of duplicates, bounded by what it held: its sends in flight and those answered but
+  not yet recorded, at most twice its ``concurrency`` sends). Receivers deduplicate on
   ``webhook-id``, which is the event id and the same on every attempt (a batch's id for batches).
 * **Isolation.** A slow or hanging endpoint holds only its own ``max_in_flight`` slots and never
   delays deliveries to other endpoints; a saturated endpoint is left out of the claim query.
@@ -371,9 +374,10 @@ def _candidates(*, immediate: bool, postgres: bool) -> sa.Select[Any]:
     """Due deliveries of endpoints with a free slot, in claim order, at most the endpoint's free
     slots each (``row_number() over (partition by endpoint)`` ≤ ``max_in_flight`` − in flight).
 
-    In flight counts the SENDING rows of every worker (a batch counts once), so ``max_in_flight``
-    holds across workers. Built once (parameters ``now``, ``window``, ``only_ids`` for immediate
-    sends, ``exclude_endpoints``, ``exclude_ids``): building it costs more than running it."""
+    In flight counts the SENDING rows of every worker (a batch counts once) but ``finished_ids``,
+    so ``max_in_flight`` holds across workers. Built once (parameters ``now``, ``window``,
+    ``only_ids`` for immediate sends, ``exclude_endpoints``, ``exclude_ids``, ``finished_ids``):
+    building it costs more than running it."""
     d, e = _T_DELIVERY, _T_ENDPOINT
     now = sa.bindparam("now", type_=UTCDateTime())
     enabled = _sendable_endpoints(now)
@@ -382,7 +386,10 @@ def _candidates(*, immediate: bool, postgres: bool) -> sa.Select[Any]:
             d.c.endpoint_id.label("endpoint_id"),
             sa.func.count(sa.distinct(sa.func.coalesce(d.c.batch_id, d.c.id))).label("n"),
         )
-        .where(d.c.status == _status(DeliveryStatus.SENDING))
+        .where(
+            d.c.status == _status(DeliveryStatus.SENDING),
+            _none_of(d.c.id, "finished_ids", postgres=postgres),
+        )
         .group_by(d.c.endpoint_id)
         .cte("sending")
     )
@@ -724,6 +731,7 @@ async def claim(
     *,
     exclude_endpoints: Iterable[str] = (),
     exclude_ids: Iterable[str] = (),
+    finished_ids: Iterable[str] = (),
     only_ids: Iterable[str] | None = None,
     views: EndpointViews | None = None,
 ) -> list[Work]:
@@ -740,7 +748,10 @@ async def claim(
     whatever their ``next_attempt_at`` (ingest holds them back from the queue); those that cannot
     go now are handed to the queue at once, except on batch endpoints, where they wait for their
     batch. ``exclude_ids`` are deliveries the caller still holds (never claimed twice by one worker,
-    even after its lease expired). ``lease_seconds`` None sizes the lease from the endpoints'
+    even after its lease expired). ``finished_ids`` are the caller's SENDING deliveries whose request
+    is over but whose outcome is not recorded yet: they no longer take a slot of their endpoint, so
+    recording (which lingers to share a transaction) does not hold back the next sends.
+    ``lease_seconds`` None sizes the lease from the endpoints'
     timeouts (plus :data:`LEASE_MARGIN_SECONDS`), for callers without a heartbeat. ``views`` (a
     worker's) serves endpoints read by an earlier claim (see :class:`EndpointViews`); without it
     every claimed endpoint, its secrets and its tenant's retry schedule are read."""
@@ -754,6 +765,7 @@ async def claim(
         "only_ids": wanted or [],
         "exclude_endpoints": sorted(set(exclude_endpoints)),
         "exclude_ids": sorted(set(exclude_ids)),
+        "finished_ids": sorted(set(finished_ids)),
     }
     async with db.unit_of_work() as session:
         if not db.is_sqlite:
@@ -1377,6 +1389,8 @@ class DeliveryWorker:
         self._results: list[Outcome] = []
         self._releases: list[Work] = []
         self._flush_lock = asyncio.Lock()
+        self._low_water = max(1, min(self.config.batch_size, self.config.concurrency) // 4)
+        """Free send slots worth a claim while sends are running."""
         self.delivered = 0
         self.attempted = 0
 
@@ -1428,9 +1442,13 @@ class DeliveryWorker:
 
     async def claim_once(self) -> tuple[int, int]:
         """Claim sends for the free slots and start them. Returns (sends asked for, claimed)."""
-        free = self.config.concurrency - len(self._tasks)
-        low_water = max(1, min(self.config.batch_size, self.config.concurrency) // 4)
-        if free <= 0 or (free < low_water and self._tasks):
+        # Sends running, and at most twice that held in all (sent, outcome not yet recorded): what
+        # a crashed worker leaves to be sent again stays bounded.
+        free = min(
+            self.config.concurrency - len(self._tasks),
+            2 * self.config.concurrency - len({w.batch_id or i for i, w in self._claimed.items()}),
+        )
+        if free <= 0 or (free < self._low_water and self._tasks):
             return 0, 0
         now = utcnow()
         if now >= self._next_takeover:
@@ -1454,6 +1472,7 @@ class DeliveryWorker:
             wanted,
             self.config.lease_seconds,
             exclude_ids=list(self._claimed),
+            finished_ids=[i for i, w in self._claimed.items() if (w.batch_id or i) not in self._tasks],
             views=self.views,
         )
         sends: dict[str, list[Work]] = {}
@@ -1520,6 +1539,10 @@ class DeliveryWorker:
         finally:
             correlation_id_var.reset(token)
             self._tasks.pop(key, None)
+            # This send's slots (its endpoint's too, see claim's finished_ids) are free now, not
+            # only once its outcome is recorded: claim again as soon as enough are free.
+            if self.config.concurrency - len(self._tasks) >= self._low_water:
+                self._wake.set()
 
     async def _flush_loop(self) -> None:
         delay = 0.05
