@@ -108,6 +108,7 @@ from typing import Any, Final, cast
 
 import sqlalchemy as sa
 import structlog
+from pydantic_core import PydanticSerializationError, to_json
 from sqlalchemy.dialects import postgresql
 
 from interlink.core import pg_listen
@@ -1216,8 +1217,13 @@ def _json_default(value: Any) -> Any:
 
 
 def _rows_json(rows: Sequence[dict[str, Any]]) -> str:
-    """Rows as one JSON array (one parameter, parsed by PostgreSQL with ``jsonb_to_recordset``)."""
-    return json.dumps(rows, default=_json_default, separators=(",", ":"))
+    """Rows as one JSON array (one parameter, parsed by PostgreSQL with ``jsonb_to_recordset``):
+    pydantic-core's encoder (a third of ``json.dumps``' time; times as ISO 8601 with ``Z``); text
+    it cannot encode (a lone surrogate) goes through ``json.dumps``, which escapes it."""
+    try:
+        return to_json(rows).decode()
+    except PydanticSerializationError:
+        return json.dumps(rows, default=_json_default, separators=(",", ":"))
 
 
 @functools.lru_cache(maxsize=16)
