@@ -9,8 +9,8 @@ Contracts
   writes a ``webhook_config.updated`` audit row with the diff in the same transaction. Concurrent
   first changes are safe: the loser of the insert race updates the winner's row.
 * Precedence everywhere is *endpoint value > tenant configuration > built-in default*. The
-  delivery engine resolves retry schedules with :func:`retry_schedules` (one query per claimed
-  batch); endpoint creation takes ``retention`` and ``default_timeout_seconds`` from
+  delivery engine reads the tenants' retry schedules with its claim query (a join on this
+  table); endpoint creation takes ``retention`` and ``default_timeout_seconds`` from
   :func:`effective`; endpoint health reads :func:`effective_many` (one query per recorded batch).
 """
 
@@ -223,19 +223,6 @@ async def effective_many(session: AsyncSession, tenant_ids: Iterable[str]) -> di
         for row in rows.all():
             out[row.tenant_id] = _effective(row)
     return out
-
-
-async def retry_schedules(session: AsyncSession, tenant_ids: Iterable[str]) -> dict[str, list[int]]:
-    """The retry schedules the given tenants set (tenants using the built-in one are left out)."""
-    wanted = sorted(set(tenant_ids))
-    if not wanted:
-        return {}
-    rows = await session.execute(
-        sa.select(TenantWebhookConfig.tenant_id, TenantWebhookConfig.retry_schedule).where(
-            TenantWebhookConfig.tenant_id.in_(wanted)
-        )
-    )
-    return {tenant_id: list(schedule) for tenant_id, schedule in rows.all() if schedule}
 
 
 def info(config: EffectiveConfig) -> WebhookConfig:

@@ -120,7 +120,6 @@ from interlink.core.enums import DeliveryChannel, DeliveryStatus
 from interlink.core.ids import new_id
 from interlink.jobs.worker import default_worker_id
 from interlink.outbound.transport import HttpTransport
-from interlink.webhooks import config as webhook_config
 from interlink.webhooks import endpoints, health
 from interlink.webhooks.channels import (
     Channel,
@@ -132,6 +131,7 @@ from interlink.webhooks.channels import (
 from interlink.webhooks.ingest import NOTIFY_CHANNEL, BatchSettings, batch_settings, filter_document
 from interlink.webhooks.metrics import observe_outcomes
 from interlink.webhooks.models import (
+    TenantWebhookConfig,
     WebhookAttempt,
     WebhookDelivery,
     WebhookEndpoint,
@@ -288,6 +288,7 @@ STATISTICS_INTERVAL_SECONDS: Final = 10.0
 
 _T_ENDPOINT = cast(sa.Table, WebhookEndpoint.__table__)
 _T_EVENT = cast(sa.Table, WebhookEvent.__table__)
+_T_CONFIG = cast(sa.Table, TenantWebhookConfig.__table__)
 
 
 def _status(status: DeliveryStatus) -> sa.ColumnElement[Any]:
@@ -379,7 +380,7 @@ def _candidates(*, immediate: bool, postgres: bool) -> sa.Select[Any]:
     so ``max_in_flight`` holds across workers. Built once (parameters ``now``, ``window``,
     ``only_ids`` for immediate sends, ``exclude_endpoints``, ``exclude_ids``, ``finished_ids``):
     building it costs more than running it."""
-    d, e = _T_DELIVERY, _T_ENDPOINT
+    d, e, cfg = _T_DELIVERY, _T_ENDPOINT, _T_CONFIG
     now = sa.bindparam("now", type_=UTCDateTime())
     enabled = _sendable_endpoints(now)
     sending = (
@@ -433,11 +434,13 @@ def _candidates(*, immediate: bool, postgres: bool) -> sa.Select[Any]:
             e.c.timeout_seconds,
             e.c.circuit_open_until,
             e.c.updated_at.label("endpoint_updated_at"),
+            e.c.tenant_id.label("endpoint_tenant_id"),
+            sa.cast(cfg.c.retry_schedule, sa.Text()).label("tenant_retry_schedule"),
         )
         .select_from(
-            ranked.join(e, e.c.id == ranked.c.endpoint_id).outerjoin(
-                sending, sending.c.endpoint_id == ranked.c.endpoint_id
-            )
+            ranked.join(e, e.c.id == ranked.c.endpoint_id)
+            .outerjoin(sending, sending.c.endpoint_id == ranked.c.endpoint_id)
+            .outerjoin(cfg, cfg.c.tenant_id == e.c.tenant_id)
         )
         .where(ranked.c.rn <= free)
         .order_by(ranked.c.priority, ranked.c.next_attempt_at, ranked.c.id)
@@ -810,13 +813,14 @@ async def claim(
                 ).all()
             }
             secrets = await _load_secrets(session, keyring, endpoint_rows)
-        # The tenants' retry schedules are read on every claim (never cached): a change applies to
-        # the next delivery.
-        schedules = await webhook_config.retry_schedules(
-            session,
-            {v.tenant_id for v in views_of.values() if v.retry_schedule is None}
-            | {e.tenant_id for e in endpoint_rows.values() if not e.retry_schedule},
-        )
+        # The tenants' retry schedules come with the claim query (never cached): a change applies
+        # to the next delivery.
+        schedules: dict[str, list[int]] = {}
+        for c in seen.values():
+            if c.tenant_retry_schedule and c.endpoint_tenant_id not in schedules:
+                schedule = json.loads(c.tenant_retry_schedule)
+                if schedule:
+                    schedules[c.endpoint_tenant_id] = [int(n) for n in schedule]
         cooled = {
             endpoint_id
             for endpoint_id, c in seen.items()
