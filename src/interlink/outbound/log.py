@@ -296,13 +296,10 @@ class LogEntry:
         return dict(zip(COLUMNS, self.values(), strict=True))
 
 
-_sensitive_header = functools.lru_cache(maxsize=2048)(is_sensitive_header)
-
-
 def redacted_headers(headers: dict[str, str]) -> dict[str, str]:
-    """:func:`interlink.webhooks.schemas.redacted_headers`, with the verdict per name cached (and
-    NUL characters, which PostgreSQL JSON cannot hold, as U+FFFD)."""
-    return {_no_nul(k): HEADER_REDACTED if _sensitive_header(k) else _no_nul(v) for k, v in headers.items()}
+    """:func:`interlink.webhooks.schemas.redacted_headers`, with NUL characters (which PostgreSQL
+    JSON cannot hold) as U+FFFD."""
+    return {_no_nul(k): HEADER_REDACTED if is_sensitive_header(k) else _no_nul(v) for k, v in headers.items()}
 
 
 def _no_nul(text: str) -> str:

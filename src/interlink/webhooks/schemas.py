@@ -8,6 +8,7 @@ so the library path is as strict as the REST path). A signing secret never appea
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -269,8 +270,10 @@ _SENSITIVE_HEADER_HINTS = (
 )
 
 
+@functools.lru_cache(maxsize=4096)
 def is_sensitive_header(name: str) -> bool:
-    """True for header names whose values are credentials (shown and audited as ``[redacted]``)."""
+    """True for header names whose values are credentials (shown and audited as ``[redacted]``).
+    The verdict per name is cached: every recorded attempt and outbound call asks it per header."""
     lowered = name.lower()
     return any(hint in lowered for hint in _SENSITIVE_HEADER_HINTS)
 
