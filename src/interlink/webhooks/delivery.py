@@ -280,9 +280,10 @@ PICK_WINDOW_MIN: Final = 64
 VIEW_TTL_SECONDS: Final = 1.0
 """How long a worker signs and sends with an endpoint's view, unchanged, before reading the
 endpoint and its secrets again (see :class:`EndpointViews`)."""
-STATISTICS_MIN_CHANGES: Final = 5_000
-"""PostgreSQL: rows of ``webhook_deliveries`` changed since its last ANALYZE before a worker
-refreshes its statistics itself (see :func:`refresh_queue_statistics`)."""
+STATISTICS_MIN_PAGES: Final = 256
+"""PostgreSQL: the size (8 KB pages, about 2 MB) ``webhook_deliveries`` must reach, and twice
+what its statistics last saw, before a worker refreshes them itself (see
+:func:`refresh_queue_statistics`)."""
 STATISTICS_INTERVAL_SECONDS: Final = 10.0
 """A worker runs that ANALYZE at most this often."""
 
@@ -696,33 +697,34 @@ class EndpointViews:
         self._views[endpoint_id] = (updated_at, time.monotonic() + self.ttl, view)
 
 
-_QUEUE_CHANGES = sa.text(
-    "SELECT n_mod_since_analyze, n_live_tup FROM pg_stat_user_tables "
-    "WHERE relid = to_regclass('webhook_deliveries')"
+_QUEUE_SIZE = sa.text(
+    "SELECT relpages, pg_relation_size(oid) / current_setting('block_size')::int AS pages "
+    "FROM pg_class WHERE oid = to_regclass('webhook_deliveries')"
 )
 
 
 async def refresh_queue_statistics(db: Database) -> bool:
-    """PostgreSQL: ANALYZE ``webhook_deliveries`` when at least :data:`STATISTICS_MIN_CHANGES` of
-    its rows changed since its statistics were taken and those are at least half of it (a burst of
-    ingest into a queue that was small). Returns whether it ran. Nothing on SQLite.
+    """PostgreSQL: ANALYZE ``webhook_deliveries`` when it has at least :data:`STATISTICS_MIN_PAGES`
+    pages and at least twice the pages its statistics were taken at (a burst of ingest into a
+    queue that was small). Returns whether it ran. Nothing on SQLite.
 
     The claim and record statements are planned from these statistics. Autovacuum takes them about
     a minute after such a burst; until then PostgreSQL plans for the small table it last saw (the
     claim read every due row of each endpoint and sorted them, about 10 ms a claim with 20,000
-    waiting, against under 2 ms with fresh statistics). ``SKIP_LOCKED``: a worker never waits
-    for another's ANALYZE (or autovacuum's) of the table."""
+    waiting, against under 2 ms with fresh statistics). The table's size is read from its file, so
+    the check does not wait for the statistics collector (whose row counts lag by up to seconds).
+    ``SKIP_LOCKED``: a worker never waits for another's ANALYZE (or autovacuum's) of the table."""
     if db.is_sqlite:
         return False
     async with db.unit_of_work() as session:
-        row = (await session.execute(_QUEUE_CHANGES)).first()
+        row = (await session.execute(_QUEUE_SIZE)).first()
         if row is None:
             return False
-        changed, live = int(row.n_mod_since_analyze or 0), int(row.n_live_tup or 0)
-        if changed < STATISTICS_MIN_CHANGES or 2 * changed < live:
+        seen, pages = max(0, int(row.relpages or 0)), int(row.pages or 0)
+        if pages < STATISTICS_MIN_PAGES or pages < 2 * seen:
             return False
         await session.execute(sa.text("ANALYZE (SKIP_LOCKED) webhook_deliveries"))
-    log.info("delivery_queue_statistics_refreshed", changed_rows=changed, live_rows=live)
+    log.info("delivery_queue_statistics_refreshed", pages=pages, pages_last_seen=seen)
     return True
 
 
