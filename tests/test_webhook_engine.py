@@ -167,7 +167,7 @@ async def test_a_burst_of_deliveries_gets_fresh_planner_statistics(
     """PostgreSQL plans the claim from ``webhook_deliveries``' statistics. After a burst of ingest
     into a small queue the worker's housekeeping ANALYZEs the table (autovacuum would take about a
     minute), once; SQLite has nothing to refresh."""
-    monkeypatch.setattr(engine, "STATISTICS_MIN_PAGES", 4)
+    monkeypatch.setattr(engine, "STATISTICS_MIN_PAGES", 2)
     url = receiver.script("/burst", Answer(200))
     await add_endpoint(runtime, actor, url)
     if runtime.db.is_sqlite:
