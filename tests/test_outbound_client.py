@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import ipaddress
 import json
+import sqlite3
 import ssl
 import time
 import uuid
@@ -31,12 +32,14 @@ from prometheus_client import REGISTRY
 
 from interlink.core import clock
 from interlink.core.actor import system_actor
+from interlink.core.db import Database
 from interlink.core.enums import RetentionPolicy
 from interlink.core.errors import ValidationFailed
 from interlink.core.ids import min_id_at
 from interlink.core.models import AuditEvent
 from interlink.core.retention import purge
 from interlink.core.tenancy import create_tenant
+from interlink.outbound import log as log_module
 from interlink.outbound.client import ApiClient, BatchFailed, OutboundService
 from interlink.outbound.config import (
     ApiClientConfig,
@@ -45,7 +48,7 @@ from interlink.outbound.config import (
     RetryBudgetConfig,
     RetryPolicy,
 )
-from interlink.outbound.log import LogEntry, RequestLogWriter, redact_body, redact_url
+from interlink.outbound.log import LogEntry, RequestLogWriter, SqliteLogFile, redact_body, redact_url
 from interlink.outbound.models import ExternalApiRequest
 from interlink.outbound.request import NO_BODY, ApiEndpointConfig, ApiRequestBuilder
 from interlink.outbound.resilience import CLOSED, HALF_OPEN, OPEN
@@ -835,6 +838,44 @@ async def test_request_log_headers_survive_the_bulk_write_unchanged(runtime: Run
     assert row.request_headers["X-Nul"] == "x\ufffdy"
     assert row.request_headers["Authorization"] != "Bearer secret-token"
     assert row.response_headers == {"Content-Type": 'text/plain; charset="utf-8"', "X-Back": "\\"}
+
+
+async def test_request_log_on_a_sqlite_file_writes_whole_batches_and_keeps_them_through_an_outage(
+    sqlite_template: Path, tmp_path: Path
+) -> None:
+    """On a SQLite file the writer uses a connection and thread of its own: a batch it cannot
+    write (the file cannot be opened) stays buffered and is written by the next flush, and a batch
+    is one transaction (rows of a failing batch are not left half-written)."""
+    path = tmp_path / "log.db"
+    path.write_bytes(sqlite_template.read_bytes())
+    db = Database(f"sqlite+aiosqlite:///{path}")
+    writer = RequestLogWriter(db, flush_seconds=3600, batch_rows=1000)
+    assert isinstance(writer._sqlite, SqliteLogFile) and writer._sqlite.path == str(path)
+    prefix = min_id_at("apr", clock.utcnow())[:-6]
+    for n in range(3):
+        writer.record(_entry(f"{prefix}{n:06d}", tenant_id="ten_file"))
+    writer._sqlite.path = str(tmp_path / "missing" / "log.db")  # the file is away
+    with pytest.raises(sqlite3.OperationalError):
+        await writer.flush()
+    assert writer.pending == 3 and writer.dropped == 0
+    writer._sqlite.path = str(path)
+    assert await writer.flush() == 3
+
+    # One batch, one transaction over its INSERTs: a row of its second INSERT repeats an id, so
+    # the batch fails as a whole (its first INSERT is rolled back), then the writer writes the
+    # rows one by one and drops only that one.
+    batch = [f"{prefix}{n:06d}" for n in range(100, 800)]
+    assert len(batch) > log_module._SQLITE_ROWS_PER_INSERT
+    batch[-1] = f"{prefix}{0:06d}"
+    for request_id in batch:
+        writer.record(_entry(request_id, tenant_id="ten_file"))
+    assert await writer.flush() == len(batch) - 1 and writer.dropped == 1
+    await writer.close()
+    async with db.unit_of_work(write=False) as session:
+        ids = set(await session.scalars(sa.select(ExternalApiRequest.id)))
+    assert ids == {f"{prefix}{n:06d}" for n in (0, 1, 2)} | set(batch)
+    assert RequestLogWriter(Database("sqlite+aiosqlite:///:memory:"))._sqlite is None
+    await db.engine.dispose()
 
 
 def _entry(request_id: str, tenant_id: str = "ten_bulk", when: dt.datetime | None = None) -> LogEntry:

@@ -8,6 +8,9 @@ and more than ``max_buffered`` entries wait, the oldest are dropped and counted
 (``interlink_outbound_log_dropped_total``) rather than growing without bound. A batch the database
 refuses for its content (not an outage) is written row by row; a row still refused is dropped,
 counted the same way and logged with its id, so it cannot hold back the entries behind it.
+On a SQLite file the batch goes through the writer's own connection in its own thread, the whole
+transaction (``BEGIN IMMEDIATE``, the INSERTs, ``COMMIT``) in one hand-over (see
+:class:`SqliteLogFile`).
 
 Redaction (done when the rows are built, before anything reaches the database):
 
@@ -30,6 +33,8 @@ import contextlib
 import functools
 import json
 import re
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -40,7 +45,7 @@ import structlog
 from prometheus_client import Counter
 from pydantic_core import PydanticSerializationError, to_json
 
-from interlink.core.db import Database
+from interlink.core.db import SQLITE_PRAGMAS, Database
 from interlink.core.logging import REDACTED, redact_text, redact_value
 from interlink.outbound.models import ExternalApiRequest
 from interlink.outbound.response import ApiTiming
@@ -364,6 +369,74 @@ def _sqlite_values(values: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(out)
 
 
+def _sqlite_flat(chunk: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+    """The parameters of :func:`_sqlite_insert` for ``chunk``."""
+    return tuple(v for r in chunk for v in _sqlite_values(r))
+
+
+class SqliteLogFile:
+    """The request log's own connection to a SQLite file, used by one thread of its own.
+
+    Through the engine a batch costs about ten hand-overs between the event loop and the driver's
+    thread (pool checkout, BEGIN, each INSERT, COMMIT, the pool's reset), each a wake-up of both
+    and a transfer of the interpreter lock while the loop is busy serving; here the conversion of
+    the rows, the INSERTs and the transaction run in one call on this thread. The connection uses
+    the engine's settings (:data:`~interlink.core.db.SQLITE_PRAGMAS`); errors are the driver's
+    (``sqlite3.OperationalError`` for a locked or missing file: the writer keeps the batch)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._executor: ThreadPoolExecutor | None = None
+        self._connection: sqlite3.Connection | None = None
+
+    @classmethod
+    def for_url(cls, url: str) -> SqliteLogFile | None:
+        """One for a SQLite file URL; None for any other database (or an in-memory one, which
+        another connection would not see)."""
+        parsed = sa.engine.make_url(url)
+        if parsed.get_backend_name() != "sqlite" or parsed.query:
+            return None
+        path = parsed.database
+        if not path or path == ":memory:" or path.startswith("file:"):
+            return None
+        return cls(path)
+
+    async def insert(self, rows: list[tuple[Any, ...]]) -> None:
+        """Insert ``rows`` (:meth:`LogEntry.values`) in one transaction; all or none."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="request-log")
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._insert, rows)
+
+    async def close(self) -> None:
+        """Close the connection and stop the thread (the next insert starts them again)."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            await asyncio.get_running_loop().run_in_executor(executor, self._close)
+            executor.shutdown(wait=False)
+
+    def _insert(self, rows: list[tuple[Any, ...]]) -> None:
+        connection = self._connection
+        if connection is None:
+            connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            for pragma in SQLITE_PRAGMAS:
+                connection.execute(pragma)
+            self._connection = connection
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            for start in range(0, len(rows), _SQLITE_ROWS_PER_INSERT):
+                chunk = rows[start : start + _SQLITE_ROWS_PER_INSERT]
+                connection.execute(_sqlite_insert(len(chunk)), _sqlite_flat(chunk))
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
 async def _copy_rows(conn: Any, rows: list[tuple[Any, ...]]) -> None:
     # The JSON columns go as JSON text: COPY's text format hands every field to the column type's
     # input function, so jsonb parses it server-side, without psycopg's per-value JSON dumper.
@@ -395,6 +468,7 @@ class RequestLogWriter:
         max_buffered: int = 100_000,
     ) -> None:
         self.db = db
+        self._sqlite = SqliteLogFile.for_url(db.url)
         self.flush_seconds = flush_seconds
         self.batch_rows = batch_rows
         self.max_buffered = max_buffered
@@ -470,6 +544,9 @@ class RequestLogWriter:
 
     async def _write(self, batch: list[LogEntry]) -> None:
         rows = [entry.values() for entry in batch]
+        if self._sqlite is not None:
+            await self._sqlite.insert(rows)
+            return
         async with self.db.unit_of_work() as session:
             conn = await session.connection()
             dialect = conn.dialect
@@ -478,8 +555,7 @@ class RequestLogWriter:
             elif dialect.name == "sqlite":
                 for start in range(0, len(rows), _SQLITE_ROWS_PER_INSERT):
                     chunk = rows[start : start + _SQLITE_ROWS_PER_INSERT]
-                    flat = tuple(v for r in chunk for v in _sqlite_values(r))
-                    await conn.exec_driver_sql(_sqlite_insert(len(chunk)), flat)
+                    await conn.exec_driver_sql(_sqlite_insert(len(chunk)), _sqlite_flat(chunk))
             else:
                 await conn.execute(
                     sa.insert(ExternalApiRequest), [dict(zip(COLUMNS, r, strict=True)) for r in rows]
@@ -514,3 +590,6 @@ class RequestLogWriter:
             await self.flush()
         except Exception as exc:
             log.warning("outbound_request_log_final_flush_failed", error=str(exc), lost=len(self._buffer))
+        finally:
+            if self._sqlite is not None:
+                await self._sqlite.close()
