@@ -861,6 +861,18 @@ async def test_request_log_on_a_sqlite_file_writes_whole_batches_and_keeps_them_
     writer._sqlite.path = str(path)
     assert await writer.flush() == 3
 
+    # A transaction left open on the log's connection fails one flush, not every one after it.
+    log_file = writer._sqlite
+    assert log_file._executor is not None and log_file._connection is not None
+    await asyncio.get_running_loop().run_in_executor(
+        log_file._executor,
+        lambda: log_file._connection.execute("BEGIN"),  # type: ignore[union-attr]
+    )
+    writer.record(_entry(f"{prefix}{3:06d}", tenant_id="ten_file"))
+    with pytest.raises(sqlite3.OperationalError):
+        await writer.flush()
+    assert writer.pending == 1 and await writer.flush() == 1
+
     # One batch, one transaction over its INSERTs: a row of its second INSERT repeats an id, so
     # the batch fails as a whole (its first INSERT is rolled back), then the writer writes the
     # rows one by one and drops only that one.
@@ -873,7 +885,7 @@ async def test_request_log_on_a_sqlite_file_writes_whole_batches_and_keeps_them_
     await writer.close()
     async with db.unit_of_work(write=False) as session:
         ids = set(await session.scalars(sa.select(ExternalApiRequest.id)))
-    assert ids == {f"{prefix}{n:06d}" for n in (0, 1, 2)} | set(batch)
+    assert ids == {f"{prefix}{n:06d}" for n in (0, 1, 2, 3)} | set(batch)
     assert RequestLogWriter(Database("sqlite+aiosqlite:///:memory:"))._sqlite is None
     await db.engine.dispose()
 

@@ -421,15 +421,26 @@ class SqliteLogFile:
             for pragma in SQLITE_PRAGMAS:
                 connection.execute(pragma)
             self._connection = connection
-        connection.execute("BEGIN IMMEDIATE")
         try:
+            connection.execute("BEGIN IMMEDIATE")
             for start in range(0, len(rows), _SQLITE_ROWS_PER_INSERT):
                 chunk = rows[start : start + _SQLITE_ROWS_PER_INSERT]
                 connection.execute(_sqlite_insert(len(chunk)), _sqlite_flat(chunk))
+            connection.execute("COMMIT")
         except BaseException:
-            connection.execute("ROLLBACK")
+            self._abandon_transaction()
             raise
-        connection.execute("COMMIT")
+
+    def _abandon_transaction(self) -> None:
+        """Roll back what a failed batch left open; a connection that cannot is closed, and the
+        next batch opens a new one (never a batch stuck behind a transaction that stays open)."""
+        connection = self._connection
+        if connection is None or not connection.in_transaction:
+            return
+        try:
+            connection.execute("ROLLBACK")
+        except sqlite3.Error:
+            self._close()
 
     def _close(self) -> None:
         if self._connection is not None:
