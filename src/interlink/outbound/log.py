@@ -377,10 +377,11 @@ def _sqlite_flat(chunk: list[tuple[Any, ...]]) -> tuple[Any, ...]:
 class SqliteLogFile:
     """The request log's own connection to a SQLite file, used by one thread of its own.
 
-    Through the engine a batch costs about ten hand-overs between the event loop and the driver's
-    thread (pool checkout, BEGIN, each INSERT, COMMIT, the pool's reset), each a wake-up of both
-    and a transfer of the interpreter lock while the loop is busy serving; here the conversion of
-    the rows, the INSERTs and the transaction run in one call on this thread. The connection uses
+    Through the engine a batch costs a session, SQLAlchemy's statement execution over the INSERT's
+    thousands of parameters and about ten hand-overs between the event loop and the driver's thread
+    (pool checkout, BEGIN, each INSERT, COMMIT, the pool's reset), which under load cost more than
+    the INSERT (docs/benchmarks.md); here the conversion of the rows, the INSERTs and the
+    transaction run in one call on this thread. The connection uses
     the engine's settings (:data:`~interlink.core.db.SQLITE_PRAGMAS`); errors are the driver's
     (``sqlite3.OperationalError`` for a locked or missing file: the writer keeps the batch)."""
 
