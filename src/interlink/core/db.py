@@ -26,6 +26,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Session
 
+from interlink.core import sqlite_driver
 from interlink.core.invalidation import NotifyOnly
 
 log = structlog.get_logger(__name__)
@@ -151,7 +152,8 @@ class Database:
         # cost a statement (~250 µs of CPU) on every unit of work.
         kwargs: dict[str, Any] = {"echo": echo, "pool_pre_ping": not self.is_sqlite, "hide_parameters": True}
         if self.is_sqlite:
-            kwargs["connect_args"] = {"timeout": 30}
+            # One trip to the driver's thread per statement (interlink.core.sqlite_driver).
+            kwargs["connect_args"] = {"timeout": 30, "async_creator_fn": sqlite_driver.connect}
         else:
             kwargs.update(pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800, pool_timeout=10)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
