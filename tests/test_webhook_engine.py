@@ -9,7 +9,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -712,3 +712,47 @@ def test_batch_body_is_compact_json() -> None:
         engine._json_bytes(document)
         == json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
     )
+
+
+def test_sqlite_recording_binds_what_the_column_types_would() -> None:
+    """On SQLite, attempts and outcomes are bound by the driver (no SQLAlchemy parameter
+    processing): each value must be what the model's column type would have bound, so that rows
+    compare and read back the same (times as naive UTC text to the microsecond, flags 0/1, JSON
+    as JSON text, ``None`` in a JSON column as ``null``)."""
+    from sqlalchemy.dialects import sqlite
+
+    dialect = sqlite.dialect()  # type: ignore[no-untyped-call]
+    table = WebhookAttempt.__table__
+    started = datetime(2026, 11, 26, 21, 5, 6, 789, tzinfo=UTC)
+    row: dict[str, Any] = {
+        "id": "att_1",
+        "tenant_id": "ten_1",
+        "delivery_id": "dlv_1",
+        "endpoint_id": "ep_1",
+        "attempt_number": 2,
+        "started_at": started.astimezone(timezone(timedelta(hours=-5))),  # any zone: stored as UTC
+        "duration_ms": 12.5,
+        "request_headers": {"content-type": "application/json", "webhook-id": "msg_1"},
+        "response_status": None,
+        "response_headers": None,
+        "response_body": "Zoë ✓",
+        "error_class": "connect",
+        "error_message": "refused",
+        "succeeded": True,
+        "batch_id": None,
+    }
+    columns = tuple(sorted(row))
+    assert len(columns) == len(table.columns)
+    sql, converters = engine._sqlite_attempts_insert(columns)
+    assert sql.startswith("INSERT INTO webhook_attempts (")
+    for name, convert in zip(columns, converters, strict=True):
+        column_type = table.c[name].type
+        process = column_type._cached_bind_processor(dialect)  # what SQLAlchemy would bind
+        expected = process(row[name]) if process is not None else row[name]
+        actual = convert(row[name]) if convert is not None else row[name]
+        if isinstance(column_type, sa.JSON):
+            assert json.loads(actual) == json.loads(expected), name
+        else:
+            assert actual == expected and type(actual) is type(expected), name
+    assert engine._sqlite_time(started) == "2026-11-26 21:05:06.000789"
+    assert engine._sqlite_time(None) is None

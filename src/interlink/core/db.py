@@ -46,6 +46,14 @@ class Base(DeclarativeBase):
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
 
+def sqlite_datetime_text(value: datetime) -> str:
+    """An aware datetime as :class:`UTCDateTime` stores it on SQLite (naive UTC,
+    ``YYYY-MM-DD HH:MM:SS.ffffff``): for statements that bind values themselves."""
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
 class UTCDateTime(sa.TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on every database (SQLite stores naive UTC text)."""
 

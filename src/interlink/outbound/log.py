@@ -36,7 +36,7 @@ import re
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
@@ -45,7 +45,7 @@ import structlog
 from prometheus_client import Counter
 from pydantic_core import PydanticSerializationError, to_json
 
-from interlink.core.db import SQLITE_PRAGMAS, Database
+from interlink.core.db import SQLITE_PRAGMAS, Database, sqlite_datetime_text
 from interlink.core.logging import REDACTED, redact_text, redact_value
 from interlink.outbound.models import ExternalApiRequest
 from interlink.outbound.response import ApiTiming
@@ -362,10 +362,7 @@ def _sqlite_values(values: tuple[Any, ...]) -> tuple[Any, ...]:
     if out[_RESPONSE_HEADERS] is not None:
         out[_RESPONSE_HEADERS] = _json_text(out[_RESPONSE_HEADERS])
     out[_REUSED] = int(out[_REUSED])
-    created: datetime = out[_CREATED_AT]
-    if created.tzinfo is not UTC:
-        created = created.astimezone(UTC)
-    out[_CREATED_AT] = created.replace(tzinfo=None).isoformat(" ", "microseconds")
+    out[_CREATED_AT] = sqlite_datetime_text(out[_CREATED_AT])
     return tuple(out)
 
 

@@ -100,7 +100,7 @@ import math
 import random
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -115,7 +115,7 @@ from interlink.core import pg_listen
 from interlink.core.clock import utcnow
 from interlink.core.context import correlation_id_var
 from interlink.core.crypto import Keyring
-from interlink.core.db import Database, UTCDateTime
+from interlink.core.db import Database, UTCDateTime, sqlite_datetime_text
 from interlink.core.enums import DeliveryChannel, DeliveryStatus
 from interlink.core.ids import new_id
 from interlink.jobs.worker import default_worker_id
@@ -1187,7 +1187,6 @@ async def record(
     if not outcomes and not releases:
         return
     now = utcnow()
-    t = _T_DELIVERY
     async with db.unit_of_work() as session:
         conn = await session.connection()
         if outcomes:
@@ -1219,29 +1218,7 @@ async def record(
         if outcomes and not db.is_sqlite:
             await _update_outcomes_pg(conn, worker_id, updates, now)
         elif outcomes:
-            await conn.execute(
-                sa.update(t)
-                .where(
-                    t.c.id == sa.bindparam("b_id"),
-                    t.c.locked_by == sa.bindparam("b_worker"),
-                    t.c.status == DeliveryStatus.SENDING,
-                )
-                .values(
-                    status=sa.bindparam("b_status", type_=t.c.status.type),
-                    attempts=sa.bindparam("b_attempts"),
-                    next_attempt_at=sa.bindparam("b_next", type_=UTCDateTime()),
-                    last_status_code=sa.bindparam("b_code"),
-                    last_error_class=sa.bindparam("b_error"),
-                    delivered_at=sa.func.coalesce(
-                        sa.bindparam("b_delivered", type_=UTCDateTime()), t.c.delivered_at
-                    ),
-                    batch_id=sa.bindparam("b_batch"),
-                    locked_by=None,
-                    lease_expires_at=None,
-                    updated_at=sa.bindparam("b_now", type_=UTCDateTime()),
-                ),
-                updates,
-            )
+            await _update_outcomes_sqlite(conn, worker_id, updates, now)
         if releases:
             await _release(conn, worker_id, [w.delivery_id for w in releases], now)
         await _endpoint_health(session, outcomes, now)
@@ -1278,13 +1255,99 @@ def _attempts_sql(columns: tuple[str, ...]) -> sa.TextClause:
 async def _insert_attempts(conn: Any, rows: list[dict[str, Any]], *, postgres: bool) -> None:
     """Insert attempt rows: on PostgreSQL one statement whatever their number (the rows travel as
     one JSON parameter; the text is the same every time, so it stays prepared), on SQLite
-    ``executemany``."""
+    ``executemany`` of the driver's own statement (:func:`_sqlite_attempts_insert`)."""
     columns = tuple(sorted(set().union(*rows)))
-    normalised = [{c: r.get(c) for c in columns} for r in rows]
     if postgres:
+        normalised = [{c: r.get(c) for c in columns} for r in rows]
         await conn.execute(_attempts_sql(columns), {"rows": _rows_json(normalised)})
-    else:
-        await conn.execute(sa.insert(_T_ATTEMPT), normalised)
+        return
+    if len(columns) != len(_T_ATTEMPT.columns):  # a column left to its default: the model's way
+        await conn.execute(sa.insert(_T_ATTEMPT), [{c: r.get(c) for c in columns} for r in rows])
+        return
+    sql, converters = _sqlite_attempts_insert(columns)
+    await conn.exec_driver_sql(
+        sql,
+        [
+            tuple(
+                value if convert is None else convert(value)
+                for value, convert in zip([r.get(c) for c in columns], converters, strict=True)
+            )
+            for r in rows
+        ],
+    )
+
+
+def _sqlite_json(value: Any) -> str:
+    """A JSON column's value as SQLAlchemy's JSON type binds it on SQLite (``None`` as ``null``)."""
+    try:
+        return to_json(value).decode()
+    except PydanticSerializationError:
+        return json.dumps(value)
+
+
+def _sqlite_time(value: datetime | None) -> str | None:
+    return None if value is None else sqlite_datetime_text(value)
+
+
+def _sqlite_flag(value: bool | None) -> int | None:
+    return None if value is None else int(value)
+
+
+@functools.lru_cache(maxsize=16)
+def _sqlite_attempts_insert(
+    columns: tuple[str, ...],
+) -> tuple[str, tuple[Callable[[Any], Any] | None, ...]]:
+    """SQLite: the INSERT of attempt rows with these columns, and each value's conversion to what
+    the column's type would bind (times as :class:`UTCDateTime` text, JSON as text, flags as 0/1).
+    Bound by the driver, the rows skip SQLAlchemy's per-row parameter processing."""
+    converters: list[Callable[[Any], Any] | None] = []
+    for name in columns:
+        column_type = _T_ATTEMPT.c[name].type
+        if isinstance(column_type, UTCDateTime):
+            converters.append(_sqlite_time)
+        elif isinstance(column_type, sa.JSON):
+            converters.append(_sqlite_json)
+        elif isinstance(column_type, sa.Boolean):
+            converters.append(_sqlite_flag)
+        else:
+            converters.append(None)
+    marks = ", ".join("?" * len(columns))
+    sql = f"INSERT INTO webhook_attempts ({', '.join(columns)}) VALUES ({marks})"  # noqa: S608 - model names
+    return sql, tuple(converters)
+
+
+_SQLITE_OUTCOMES: Final = (
+    "UPDATE webhook_deliveries SET status = ?, attempts = ?, next_attempt_at = ?, "
+    "last_status_code = ?, last_error_class = ?, delivered_at = COALESCE(?, delivered_at), "
+    "batch_id = ?, locked_by = NULL, lease_expires_at = NULL, updated_at = ? "
+    "WHERE id = ? AND locked_by = ? AND status = 'SENDING'"
+)
+"""SQLite: one outcome per row of an ``executemany`` bound by the driver, fenced like the
+PostgreSQL form (the worker's lease, still SENDING)."""
+
+
+async def _update_outcomes_sqlite(
+    conn: Any, worker_id: str, updates: list[dict[str, Any]], now: datetime
+) -> None:
+    now_text = sqlite_datetime_text(now)
+    await conn.exec_driver_sql(
+        _SQLITE_OUTCOMES,
+        [
+            (
+                DeliveryStatus(u["b_status"]).value,
+                u["b_attempts"],
+                _sqlite_time(u["b_next"]),
+                u["b_code"],
+                u["b_error"],
+                _sqlite_time(u["b_delivered"]),
+                u["b_batch"],
+                now_text,
+                u["b_id"],
+                worker_id,
+            )
+            for u in updates
+        ],
+    )
 
 
 _OUTCOMES_SQL: Final = sa.text(
