@@ -13,6 +13,7 @@ invalidation bus (:mod:`interlink.core.invalidation`) as it commits, so every pr
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from typing import Any, Final, Protocol
 
 import sqlalchemy as sa
 import structlog
+from pydantic_core import PydanticSerializationError, to_json
 from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -44,6 +46,17 @@ class Base(DeclarativeBase):
     """Declarative base of every table."""
 
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def json_text(value: Any) -> str:
+    """``value`` as JSON text, for statements that bind values themselves: pydantic-core's
+    encoder (a quarter of ``json.dumps``' time); text it cannot encode (a lone surrogate) goes
+    through ``json.dumps``, which escapes it. ``None`` is ``null``, as SQLAlchemy's JSON type binds
+    it."""
+    try:
+        return to_json(value).decode()
+    except PydanticSerializationError:
+        return json.dumps(value)
 
 
 def sqlite_datetime_text(value: datetime) -> str:

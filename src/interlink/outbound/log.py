@@ -43,9 +43,8 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 import sqlalchemy as sa
 import structlog
 from prometheus_client import Counter
-from pydantic_core import PydanticSerializationError, to_json
 
-from interlink.core.db import SQLITE_PRAGMAS, Database, sqlite_datetime_text
+from interlink.core.db import SQLITE_PRAGMAS, Database, json_text, sqlite_datetime_text
 from interlink.core.logging import REDACTED, redact_text, redact_value
 from interlink.outbound.models import ExternalApiRequest
 from interlink.outbound.response import ApiTiming
@@ -178,7 +177,7 @@ def redact_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))[:MAX_URL]
 
 
-def _redact_json_text(text: str) -> str:
+def _redactjson_text(text: str) -> str:
     def replace(match: re.Match[str]) -> str:
         if sensitive_name(match.group(1)):
             return f'"{match.group(1)}"{match.group(2)}"{REDACTED}"'
@@ -221,8 +220,8 @@ def _redact_body(body: bytes | None, content_type: str | None) -> str | None:
     if media == "application/x-www-form-urlencoded":
         return _redact_pairs(text)[:BODY_LIMIT]
     if is_json:
-        return _redact_json_text(text)[:BODY_LIMIT]
-    return redact_text(_redact_json_text(text) if '"' in text else text)[:BODY_LIMIT]
+        return _redactjson_text(text)[:BODY_LIMIT]
+    return redact_text(_redactjson_text(text) if '"' in text else text)[:BODY_LIMIT]
 
 
 @dataclass(slots=True)
@@ -347,20 +346,11 @@ def _sqlite_insert(rows: int) -> str:
 _COPY: Final = f"COPY external_api_requests ({', '.join(COLUMNS)}) FROM STDIN"
 
 
-def _json_text(value: dict[str, str]) -> str:
-    """``value`` as JSON text (pydantic-core's encoder, a quarter of ``json.dumps``' time; text
-    it cannot encode, e.g. a lone surrogate, goes through ``json.dumps``, which escapes it)."""
-    try:
-        return to_json(value).decode()
-    except PydanticSerializationError:
-        return json.dumps(value)
-
-
 def _sqlite_values(values: tuple[Any, ...]) -> tuple[Any, ...]:
     out = list(values)
-    out[_REQUEST_HEADERS] = _json_text(out[_REQUEST_HEADERS])
+    out[_REQUEST_HEADERS] = json_text(out[_REQUEST_HEADERS])
     if out[_RESPONSE_HEADERS] is not None:
-        out[_RESPONSE_HEADERS] = _json_text(out[_RESPONSE_HEADERS])
+        out[_RESPONSE_HEADERS] = json_text(out[_RESPONSE_HEADERS])
     out[_REUSED] = int(out[_REUSED])
     out[_CREATED_AT] = sqlite_datetime_text(out[_CREATED_AT])
     return tuple(out)
@@ -453,9 +443,9 @@ async def _copy_rows(conn: Any, rows: list[tuple[Any, ...]]) -> None:
     async with raw.driver_connection.cursor() as cursor, cursor.copy(_COPY) as copy:
         for values in rows:
             row = list(values)
-            row[_REQUEST_HEADERS] = _json_text(row[_REQUEST_HEADERS])
+            row[_REQUEST_HEADERS] = json_text(row[_REQUEST_HEADERS])
             if row[_RESPONSE_HEADERS] is not None:
-                row[_RESPONSE_HEADERS] = _json_text(row[_RESPONSE_HEADERS])
+                row[_RESPONSE_HEADERS] = json_text(row[_RESPONSE_HEADERS])
             await copy.write_row(row)
 
 

@@ -115,7 +115,7 @@ from interlink.core import pg_listen
 from interlink.core.clock import utcnow
 from interlink.core.context import correlation_id_var
 from interlink.core.crypto import Keyring
-from interlink.core.db import Database, UTCDateTime, sqlite_datetime_text
+from interlink.core.db import Database, UTCDateTime, json_text, sqlite_datetime_text
 from interlink.core.enums import DeliveryChannel, DeliveryStatus
 from interlink.core.ids import new_id
 from interlink.jobs.worker import default_worker_id
@@ -1200,25 +1200,10 @@ async def record(
         for o in outcomes:
             if o.status is DeliveryStatus.RETRYING and o.work.endpoint.id in deleted:
                 o.status = DeliveryStatus.CANCELLED
-        updates = [
-            {
-                "b_id": o.work.delivery_id,
-                "b_worker": worker_id,
-                "b_status": o.status,
-                "b_attempts": o.work.attempts + 1,
-                "b_next": o.next_attempt_at,
-                "b_code": o.status_code,
-                "b_error": o.error_class,
-                "b_delivered": now if o.succeeded else None,
-                "b_batch": o.batch_id,
-                "b_now": now,
-            }
-            for o in outcomes
-        ]
         if outcomes and not db.is_sqlite:
-            await _update_outcomes_pg(conn, worker_id, updates, now)
+            await _update_outcomes_pg(conn, worker_id, outcomes, now)
         elif outcomes:
-            await _update_outcomes_sqlite(conn, worker_id, updates, now)
+            await _update_outcomes_sqlite(conn, worker_id, outcomes, now)
         if releases:
             await _release(conn, worker_id, [w.delivery_id for w in releases], now)
         await _endpoint_health(session, outcomes, now)
@@ -1277,14 +1262,6 @@ async def _insert_attempts(conn: Any, rows: list[dict[str, Any]], *, postgres: b
     )
 
 
-def _sqlite_json(value: Any) -> str:
-    """A JSON column's value as SQLAlchemy's JSON type binds it on SQLite (``None`` as ``null``)."""
-    try:
-        return to_json(value).decode()
-    except PydanticSerializationError:
-        return json.dumps(value)
-
-
 def _sqlite_time(value: datetime | None) -> str | None:
     return None if value is None else sqlite_datetime_text(value)
 
@@ -1306,7 +1283,7 @@ def _sqlite_attempts_insert(
         if isinstance(column_type, UTCDateTime):
             converters.append(_sqlite_time)
         elif isinstance(column_type, sa.JSON):
-            converters.append(_sqlite_json)
+            converters.append(json_text)
         elif isinstance(column_type, sa.Boolean):
             converters.append(_sqlite_flag)
         else:
@@ -1327,25 +1304,25 @@ PostgreSQL form (the worker's lease, still SENDING)."""
 
 
 async def _update_outcomes_sqlite(
-    conn: Any, worker_id: str, updates: list[dict[str, Any]], now: datetime
+    conn: Any, worker_id: str, outcomes: Sequence[Outcome], now: datetime
 ) -> None:
     now_text = sqlite_datetime_text(now)
     await conn.exec_driver_sql(
         _SQLITE_OUTCOMES,
         [
             (
-                DeliveryStatus(u["b_status"]).value,
-                u["b_attempts"],
-                _sqlite_time(u["b_next"]),
-                u["b_code"],
-                u["b_error"],
-                _sqlite_time(u["b_delivered"]),
-                u["b_batch"],
+                o.status.value,
+                o.work.attempts + 1,
+                _sqlite_time(o.next_attempt_at),
+                o.status_code,
+                o.error_class,
+                now_text if o.succeeded else None,
+                o.batch_id,
                 now_text,
-                u["b_id"],
+                o.work.delivery_id,
                 worker_id,
             )
-            for u in updates
+            for o in outcomes
         ],
     )
 
@@ -1364,21 +1341,19 @@ _OUTCOMES_SQL: Final = sa.text(
 so the statement text is always the same and stays prepared), fenced like the per-row form."""
 
 
-async def _update_outcomes_pg(
-    conn: Any, worker_id: str, updates: list[dict[str, Any]], now: datetime
-) -> None:
+async def _update_outcomes_pg(conn: Any, worker_id: str, outcomes: Sequence[Outcome], now: datetime) -> None:
     rows = [
         {
-            "id": u["b_id"],
-            "status": DeliveryStatus(u["b_status"]).value,
-            "attempts": u["b_attempts"],
-            "next_at": u["b_next"],
-            "code": u["b_code"],
-            "error": u["b_error"],
-            "delivered": u["b_delivered"],
-            "batch": u["b_batch"],
+            "id": o.work.delivery_id,
+            "status": o.status.value,
+            "attempts": o.work.attempts + 1,
+            "next_at": o.next_attempt_at,
+            "code": o.status_code,
+            "error": o.error_class,
+            "delivered": now if o.succeeded else None,
+            "batch": o.batch_id,
         }
-        for u in updates
+        for o in outcomes
     ]
     await conn.execute(_OUTCOMES_SQL, {"rows": _rows_json(rows), "worker": worker_id, "now": now})
 
