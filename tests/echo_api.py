@@ -2,11 +2,13 @@
 
 Routes, under ``/api``:
 
-* ``/api/echo/...`` (any method): 200 JSON ``{method, path, query, headers, body}`` describing the
-  request, with a ``Set-Cookie`` and ``X-RateLimit-*`` headers.
+* ``/api/echo/...`` (any method): 200 JSON ``{method, path, rawPath, query, headers, body}``
+  describing the request, with a ``Set-Cookie`` and ``X-RateLimit-*`` headers.
 * ``/api/status/{code}``: that status with ``{"status": code}``.
 * ``/api/slow``: answers after 2 s.
 * ``/api/binary``: 256 bytes of ``application/octet-stream``.
+* ``/api/bytes/{n}``: ``n`` bytes of ``application/octet-stream``.
+* ``/api/empty``: 204, no body.
 * ``/api/protected/...``: 401 for a missing bearer token, one in :attr:`EchoApi.revoked`, or any
   while :attr:`EchoApi.reject_all` is set; records every token it sees in :attr:`EchoApi.tokens`.
 
@@ -47,6 +49,7 @@ class EchoApi:
         described: dict[str, Any] = {
             "method": request.method,
             "path": request.path,
+            "rawPath": request.raw_path,
             "query": {k: request.query.getall(k) for k in request.query},
             "headers": {k.lower(): v for k, v in request.headers.items()},
             "body": body.decode("utf-8", "replace"),
@@ -69,6 +72,15 @@ class EchoApi:
         self.requests += 1
         return web.Response(body=bytes(range(256)), content_type="application/octet-stream")
 
+    async def _bytes(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        size = int(request.match_info["n"])
+        return web.Response(body=b"x" * size, content_type="application/octet-stream")
+
+    async def _empty(self, _request: web.Request) -> web.Response:
+        self.requests += 1
+        return web.Response(status=204)
+
     async def _protected(self, request: web.Request) -> web.Response:
         self.requests += 1
         auth = request.headers.get("Authorization", "")
@@ -84,6 +96,8 @@ class EchoApi:
         app.router.add_route("*", "/api/status/{code:[0-9]{3}}", self._status)
         app.router.add_route("*", "/api/slow", self._slow)
         app.router.add_route("*", "/api/binary", self._binary)
+        app.router.add_route("*", "/api/bytes/{n:[0-9]+}", self._bytes)
+        app.router.add_route("*", "/api/empty", self._empty)
         app.router.add_route("*", "/api/protected{tail:.*}", self._protected)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()

@@ -21,8 +21,8 @@ import pytest
 from typer.testing import CliRunner
 
 from interlink.cli.main import app as cli_app
-from interlink.client import AsyncInterlinkClient, InterlinkClient
-from interlink.client.errors import ValidationError
+from interlink.client import AsyncInterlinkClient, ForwardedResponse, InterlinkClient
+from interlink.client.errors import ServiceUnavailableError, ValidationError
 from interlink.core.settings import Settings
 from interlink.runtime import Runtime
 from tests.api_helpers import assert_problem, make_tenant
@@ -279,6 +279,7 @@ async def test_no_answer_is_502_or_504(client: httpx.AsyncClient, admin_headers:
     [
         ({"path": "echo"}, "path"),
         ({"path": "/echo/../admin"}, "path"),
+        ({"path": "/echo/%2e%2E/admin"}, "path"),
         ({"path": "/echo", "headers": {"Host": "evil"}}, "headers.Host"),
         ({"path": "/echo", "headers": {"Transfer-Encoding": "chunked"}}, "headers.Transfer-Encoding"),
         ({"path": "/echo", "headers": {"X-Bad": "a\r\nb"}}, "headers.X-Bad"),
@@ -438,3 +439,170 @@ def test_sdk_and_cli_proxy(live_server: LiveServer) -> None:
         cli_app, ["connections", "proxy", conn.id, "POST", "/echo", "--body", "{nope", *base]
     )
     assert result.exit_code == 2 and "not JSON" in result.output
+
+
+def test_sdk_and_cli_forward(live_server: LiveServer) -> None:
+    """The passthrough form (``/v1/connections/{id}/proxy/{path}``) through the SDK's ``forward``
+    and ``interlink connections forward``: the provider's answer as it came."""
+    with InterlinkClient(live_server.url, live_server.admin_key) as sdk:
+        conn = sdk.connections.create(
+            provider_key="echo-header", name="echo", auth_type="API_KEY", credentials={"apiKey": API_KEY}
+        )
+        answer = sdk.connections.forward(
+            conn.id, "get", "/echo/items", query={"tag": ["a", "b"], "page": 2}, headers={"X-Trace": "t-1"}
+        )
+        assert isinstance(answer, ForwardedResponse)
+        assert answer.status == 200 and answer.ok
+        echoed = answer.json()
+        assert echoed["method"] == "GET" and echoed["path"] == "/api/echo/items"
+        assert echoed["query"] == {"tag": ["a", "b"], "page": ["2"]}
+        assert echoed["headers"]["x-trace"] == "t-1"
+        assert echoed["headers"]["x-api-key"] == API_KEY
+        assert live_server.admin_key not in json.dumps(echoed["headers"])
+        assert "authorization" not in echoed["headers"]
+        assert answer.request_id is not None and answer.request_id.startswith("apr_")
+        assert answer.attempts == 1 and answer.duration_ms is not None and answer.duration_ms >= 0
+        assert answer.headers["Content-Type"].startswith("application/json")  # case-insensitive
+        assert answer.headers["interlink-request-id"] == answer.request_id
+        assert answer.headers["x-ratelimit-limit"] == "100"  # the provider's own header
+        assert "x-correlation-id" in answer.headers
+
+        posted = sdk.connections.forward(conn.id, "POST", "/echo/new", json={"a": [1], "é": True})
+        echoed = posted.json()
+        assert posted.ok and echoed["method"] == "POST" and echoed["path"] == "/api/echo/new"
+        assert json.loads(echoed["body"]) == {"a": [1], "é": True}
+        assert echoed["headers"]["content-type"] == "application/json"
+
+        teapot = sdk.connections.forward(conn.id, "GET", "/status/418")
+        assert teapot.status == 418 and not teapot.ok and teapot.json() == {"status": 418}
+
+        binary = sdk.connections.forward(conn.id, "GET", "/binary")
+        assert binary.status == 200 and binary.content == bytes(range(256))
+        assert binary.headers["content-type"] == "application/octet-stream"
+
+        with pytest.raises(ValidationError) as raised:
+            sdk.connections.forward(conn.id, "GET", "/echo/x", max_attempts=9)
+        assert raised.value.status == 422
+
+    async def run_async() -> None:
+        async with AsyncInterlinkClient(live_server.url, live_server.admin_key) as sdk:
+            answer = await sdk.connections.forward(conn.id, "PUT", "/echo/a", content="plain text")
+            echoed = answer.json()
+            assert answer.status == 200 and echoed["method"] == "PUT" and echoed["body"] == "plain text"
+            assert answer.request_id is not None and answer.request_id.startswith("apr_")
+
+    asyncio.run(run_async())
+
+    runner = CliRunner()
+    base = ["--url", live_server.url, "--api-key", live_server.admin_key]
+    result = runner.invoke(
+        cli_app,
+        [
+            "connections",
+            "forward",
+            conn.id,
+            "GET",
+            "/echo/cli",
+            "-q",
+            "a=1",
+            "-q",
+            "a=2",
+            "-H",
+            "X-T: v",
+            *base,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("HTTP 200")
+    printed = json.loads(result.output.split("\n", 1)[1])
+    assert printed["query"] == {"a": ["1", "2"]} and printed["headers"]["x-t"] == "v"
+
+    result = runner.invoke(
+        cli_app, ["connections", "forward", conn.id, "GET", "/status/500", "--max-attempts", "1", *base]
+    )
+    assert result.exit_code == 1 and result.output.startswith("HTTP 500")
+
+    result = runner.invoke(cli_app, ["connections", "forward", conn.id, "GET", "/binary", "-i", *base])
+    assert result.exit_code == 0, result.output
+    status, *lines = result.output.splitlines()
+    assert status.startswith("HTTP 200") and "content-type: application/octet-stream" in lines
+    assert any(line.startswith("interlink-request-id: apr_") for line in lines)
+    assert lines[-2:] == ["", "<256 bytes of binary content>"]
+    result = runner.invoke(cli_app, ["connections", "forward", conn.id, "GET", "no-slash", *base])
+    assert result.exit_code == 2 and "must start with '/'" in result.output
+
+
+def test_forward_request_on_the_wire_and_whose_answer_raises() -> None:
+    """Offline (``httpx.MockTransport``): what ``forward`` sends, and that only a problem of
+    Interlink's own raises (and is retried): a provider's answer, an ``application/problem+json``
+    one included (it carries ``Interlink-Attempts``), is returned whatever its status."""
+    seen: list[httpx.Request] = []
+    problem = {"content-type": "application/problem+json"}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        tail = request.url.path.rsplit("/", 1)[-1]
+        if tail == "theirs":
+            headers = {**problem, "interlink-attempts": "2", "interlink-request-id": "apr_1"}
+            return httpx.Response(422, headers=headers, content=b'{"title": "the provider\'s"}')
+        if tail == "busy":
+            return httpx.Response(503, headers={"interlink-attempts": "1"}, content=b"busy")
+        if tail == "held":
+            body = (
+                b'{"type": "urn:interlink:problem:upstream-unavailable", "title": "Held back", "status": 503}'
+            )
+            return httpx.Response(503, headers={**problem, "retry-after": "0"}, content=body)
+        return httpx.Response(200, headers={"interlink-attempts": "1", "interlink-duration-ms": "1.5"})
+
+    with InterlinkClient(
+        "http://interlink.test", "il_test_key", transport=httpx.MockTransport(answer)
+    ) as sdk:
+        forwarded = sdk.connections.forward(
+            "conn_1",
+            "post",
+            "/a b/{x}/100%/%2F/../ok",
+            query={"tag": ["a", "b"], "flag": True, "skip": None},
+            headers={"X-Trace": "t", "accept-language": "fr", "Content-Type": "text/csv"},
+            content="a,b",
+            idempotency_key="k-1",
+            max_attempts=2,
+            timeout_seconds=7.5,
+            tenant_id="ten_1",
+        )
+        assert forwarded.ok and forwarded.attempts == 1 and forwarded.duration_ms == 1.5
+        assert forwarded.request_id is None and forwarded.content == b"" and forwarded.text == ""
+        sent = seen[-1]
+        assert sent.method == "POST"
+        assert sent.url.raw_path == (
+            b"/v1/connections/conn_1/proxy/a%20b/%7Bx%7D/100%25/%2F/%2E%2E/ok?tag=a&tag=b&flag=true"
+        )
+        assert sent.headers["interlink-proxy-x-trace"] == "t" and "x-trace" not in sent.headers
+        assert sent.headers["accept-language"] == "fr" and sent.headers["content-type"] == "text/csv"
+        assert sent.headers["accept"] == "*/*" and sent.headers["idempotency-key"] == "k-1"
+        assert sent.headers["interlink-max-attempts"] == "2"
+        assert sent.headers["interlink-timeout-seconds"] == "7.5"
+        assert sent.headers["x-tenant-id"] == "ten_1" and sent.content == b"a,b"
+
+        with pytest.raises(ValueError, match="start with '/'"):
+            sdk.connections.forward("conn_1", "GET", "no-slash")
+        with pytest.raises(ValueError, match="not both"):
+            sdk.connections.forward("conn_1", "POST", "/x", content=b"1", json=1)
+
+        seen.clear()
+        theirs = sdk.connections.forward("conn_1", "GET", "/theirs")
+        assert theirs.status == 422 and theirs.json() == {"title": "the provider's"} and len(seen) == 1
+        busy = sdk.connections.forward("conn_1", "GET", "/busy")
+        assert busy.status == 503 and busy.text == "busy" and len(seen) == 2  # the provider's: not retried
+
+    quick = InterlinkClient(
+        "http://interlink.test", "il_test_key", transport=httpx.MockTransport(answer), max_retries=1
+    )
+    with quick:
+        seen.clear()
+        with pytest.raises(ServiceUnavailableError):
+            quick.connections.forward("conn_1", "GET", "/held")
+        assert len(seen) == 2  # Interlink's 503 for an idempotent call: retried once
+        seen.clear()
+        with pytest.raises(ServiceUnavailableError):
+            quick.connections.forward("conn_1", "POST", "/held")
+        assert len(seen) == 1  # a POST without an idempotency key: not retried

@@ -145,6 +145,7 @@ def test_replaced_keeps_every_other_field_of_the_builder() -> None:
         form=None,
         idempotency_key="idem-1",
         timeout_seconds=7.0,
+        raw_query="a=1",
     )
     names = {f.name for f in dataclasses.fields(ApiRequestBuilder)}
     assert names == {
@@ -156,6 +157,7 @@ def test_replaced_keeps_every_other_field_of_the_builder() -> None:
         "form",
         "idempotency_key",
         "timeout_seconds",
+        "raw_query",
     }, "a new builder field: make replaced() copy it, then list it here"
     copied = builder.replaced(headers={"Authorization": "Bearer t"})
     assert copied == dataclasses.replace(builder, headers={"Authorization": "Bearer t"})

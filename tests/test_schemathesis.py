@@ -52,6 +52,12 @@ SUCCESS_COVERED_ELSEWHERE = {
     # calls the provider through a connection; the real connection here is never authorized (409,
     # no network traffic): tests/test_connection_proxy.py, tests/test_connection_proxy_fast_path.py
     "POST /v1/connections/{connection_id}/proxy",
+    # the same in the passthrough form: tests/test_connection_passthrough.py
+    "GET /v1/connections/{connection_id}/proxy/{path}",
+    "POST /v1/connections/{connection_id}/proxy/{path}",
+    "PUT /v1/connections/{connection_id}/proxy/{path}",
+    "PATCH /v1/connections/{connection_id}/proxy/{path}",
+    "DELETE /v1/connections/{connection_id}/proxy/{path}",
 }
 
 

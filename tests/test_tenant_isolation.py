@@ -16,6 +16,7 @@ test fail until a factory for that parameter is added here.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -210,6 +211,11 @@ async def _resource_name(_world: World) -> str:
     return "zq_b_resource"
 
 
+async def _provider_path(_world: World) -> str:
+    """A path on the provider's API (the proxy's passthrough form); the connection id is B's."""
+    return "zq_b_path"
+
+
 async def _record_id(_world: World) -> str:
     """A provider's record id (owned by the provider); the connection id in the path is B's."""
     return "zq_b_record_1"
@@ -236,6 +242,7 @@ RESOURCE_FACTORIES: dict[str, Factory] = {
     "check_id": _health_check_of_b,
     "resource": _resource_name,
     "record_id": _record_id,
+    "path": _provider_path,
 }
 
 # Provider data read through a connection (records of a connector): reading them as B would call
@@ -245,6 +252,7 @@ PROVIDER_VIEWS = frozenset(
     {
         "/v1/connections/{connection_id}/resources/{resource}",
         "/v1/connections/{connection_id}/resources/{resource}/{record_id}",
+        "/v1/connections/{connection_id}/proxy/{path:path}",
     }
 )
 
@@ -353,9 +361,12 @@ def minimal_instance(node: dict[str, Any], root: dict[str, Any]) -> Any:
     return {}
 
 
+_ROUTE_CONVERTER = re.compile(r"\{(\w+):\w+\}")
+
+
 async def call(world: World, op: Operation, path_values: dict[str, str], caller: Caller) -> httpx.Response:
     """Call ``op`` as ``caller``: headers for the REST API, cookies and a CSRF form for the dashboard."""
-    url = op.path.format(**path_values)
+    url = _ROUTE_CONVERTER.sub(r"{\1}", op.path).format(**path_values)  # {path:path} → {path}
     if op.ui:
         cookies = [f"{CSRF_COOKIE}={CSRF_NONCE}"]
         if caller.key:

@@ -28,7 +28,7 @@ from interlink.cli.client_common import (
     api_call,
     client_command,
 )
-from interlink.client import InterlinkClient
+from interlink.client import ForwardedResponse, InterlinkClient
 from interlink.client._base import NOT_GIVEN
 from interlink.core.enums import AuthenticationType, IntegrationConnectionStatus, IntegrationEnvironment
 
@@ -216,20 +216,45 @@ def _pairs(values: list[str] | None, separator: str, option: str) -> dict[str, A
     return found
 
 
+Method = Annotated[str, typer.Argument(help="HTTP method: GET, POST, PUT, PATCH, DELETE, ...")]
+ProviderPath = Annotated[str, typer.Argument(help="Path on the provider's API, e.g. /v1/customers.")]
+QueryPairs = Annotated[list[str] | None, typer.Option("--query", "-q", help="NAME=VALUE (repeat).")]
+HeaderPairs = Annotated[list[str] | None, typer.Option("--header", "-H", help="NAME: VALUE (repeat).")]
+IdempotencyKey = Annotated[
+    str | None, typer.Option("--idempotency-key", help="Sent as Idempotency-Key (allows retrying POST).")
+]
+MaxAttempts = Annotated[int | None, typer.Option("--max-attempts", help="1 to 5 (default 3).")]
+Timeout = Annotated[float | None, typer.Option("--timeout", help="Seconds per attempt.")]
+
+
+def _status_line(status: int, duration_ms: float | None, attempts: int | None, request_id: str | None) -> str:
+    """``HTTP <status> in <ms> ms, <n> attempt(s), request <id>``: the first line of a provider's
+    answer as ``connections proxy`` and ``connections forward`` print it."""
+    line = f"HTTP {status}"
+    if duration_ms is not None:
+        line += f" in {duration_ms:.0f} ms"
+    if attempts is not None:
+        line += f", {attempts} attempt(s)"
+    return f"{line}, request {request_id or '-'}"
+
+
+def _echo_data(data: Any) -> None:
+    """A body read as JSON (a JSON string as its text), indented."""
+    typer.echo(data if isinstance(data, str) else json.dumps(data, indent=2))
+
+
 @client_command(connections_app, "proxy")
 def connections_proxy(
     conn: Connection,
     connection_id: ConnectionArg,
-    method: Annotated[str, typer.Argument(help="HTTP method: GET, POST, PUT, PATCH, DELETE, ...")],
-    path: Annotated[str, typer.Argument(help="Path on the provider's API, e.g. /v1/customers.")],
-    query: Annotated[list[str] | None, typer.Option("--query", "-q", help="NAME=VALUE (repeat).")] = None,
-    header: Annotated[list[str] | None, typer.Option("--header", "-H", help="NAME: VALUE (repeat).")] = None,
+    method: Method,
+    path: ProviderPath,
+    query: QueryPairs = None,
+    header: HeaderPairs = None,
     body: Annotated[str | None, typer.Option("--body", help="A JSON body.")] = None,
-    idempotency_key: Annotated[
-        str | None, typer.Option("--idempotency-key", help="Sent as Idempotency-Key (allows retrying POST).")
-    ] = None,
-    max_attempts: Annotated[int | None, typer.Option("--max-attempts", help="1 to 5 (default 3).")] = None,
-    timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds per attempt.")] = None,
+    idempotency_key: IdempotencyKey = None,
+    max_attempts: MaxAttempts = None,
+    timeout: Timeout = None,
 ) -> None:
     """Call the provider through the connection (credentials injected by Interlink) and print
     its answer: the status line and the body, or the whole envelope with --json."""
@@ -256,13 +281,83 @@ def connections_proxy(
     if conn.as_json:
         _print_json(answer)
         return
-    typer.echo(
-        f"HTTP {answer.status} in {answer.duration_ms:.0f} ms, {answer.attempts} attempt(s), "
-        f"request {answer.request_id or '-'}"
-    )
+    typer.echo(_status_line(answer.status, answer.duration_ms, answer.attempts, answer.request_id))
     if answer.data is not None:
-        typer.echo(answer.data if isinstance(answer.data, str) else json.dumps(answer.data, indent=2))
+        _echo_data(answer.data)
     elif answer.body_base64:
         typer.echo(f"({len(answer.body_base64)} base64 characters of binary body; use --json)")
+    if not answer.ok:
+        raise typer.Exit(1)
+
+
+def _forwarded_body(answer: ForwardedResponse) -> None:
+    """The body of a forwarded answer: indented when it is JSON, as text when it decodes, else
+    its size (``<N bytes of binary content>``)."""
+    if not answer.content:
+        return
+    if answer.content_type == "application/json" or answer.content_type.endswith("+json"):
+        try:
+            _echo_data(answer.json())
+            return
+        except ValueError:
+            pass
+    text = answer.text
+    if "\ufffd" in text or "\x00" in text:
+        typer.echo(f"<{len(answer.content)} bytes of binary content>")
+    else:
+        typer.echo(text)
+
+
+@client_command(connections_app, "forward", json_option=False)
+def connections_forward(
+    conn: Connection,
+    connection_id: ConnectionArg,
+    method: Method,
+    path: ProviderPath,
+    query: QueryPairs = None,
+    header: HeaderPairs = None,
+    body: Annotated[str | None, typer.Option("--body", help="The body, sent as it is.")] = None,
+    content_type: Annotated[
+        str | None,
+        typer.Option(
+            "--content-type", help="Content-Type of --body (default application/json when a body is given)."
+        ),
+    ] = None,
+    idempotency_key: IdempotencyKey = None,
+    max_attempts: MaxAttempts = None,
+    timeout: Timeout = None,
+    include: Annotated[
+        bool, typer.Option("--include", "-i", help="Print the answer's headers after the status line.")
+    ] = False,
+) -> None:
+    """Call the provider through the connection as you would call it yourself (the passthrough
+    form: credentials injected by Interlink) and print its answer as it came: the status line
+    (with --include the headers too) and the body. Exits 1 when the provider's status is not 2xx."""
+    if not path.startswith("/"):
+        raise typer.BadParameter("must start with '/'", param_hint="PATH")
+    headers = _pairs(header, ":", "--header") or {}
+    if body is not None and (content_type or not any(n.lower() == "content-type" for n in headers)):
+        headers = {n: v for n, v in headers.items() if n.lower() != "content-type"}
+        headers["Content-Type"] = content_type or "application/json"
+    answer = api_call(
+        conn,
+        lambda client: client.connections.forward(
+            connection_id,
+            method,
+            path,
+            query=_pairs(query, "=", "--query"),
+            headers=headers,
+            content=body,
+            idempotency_key=idempotency_key,
+            max_attempts=max_attempts,
+            timeout_seconds=timeout,
+        ),
+    )
+    typer.echo(_status_line(answer.status, answer.duration_ms, answer.attempts, answer.request_id))
+    if include:
+        for name, value in answer.headers.multi_items():
+            typer.echo(f"{name}: {value}")
+        typer.echo("")
+    _forwarded_body(answer)
     if not answer.ok:
         raise typer.Exit(1)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -19,6 +19,7 @@ from interlink.client._base import (
     AsyncResource,
     ClientCore,
     NotGiven,
+    Params,
     apaginate,
     body,
     call,
@@ -119,20 +120,29 @@ class AsyncInterlinkClient(ClientCore):
         method: str,
         path: str,
         *,
-        params: dict[str, str | int] | None = None,
+        params: Params | None = None,
         json: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
         tenant_id: str | None = None,
         retry_safe: bool = False,
+        passthrough: bool = False,
     ) -> httpx.Response:
-        correlation_id, headers = self._start(tenant_id)
+        correlation_id, sent = self._start(tenant_id)
+        if headers:
+            sent = {**headers, **sent}
         attempt = 0
         while True:
             outcome: httpx.Response | httpx.TransportError
             try:
-                outcome = await self._http.request(method, path, params=params, json=json, headers=headers)
+                outcome = await self._http.request(
+                    method, path, params=params, json=json, content=content, headers=sent
+                )
             except httpx.TransportError as exc:
                 outcome = exc
-            step = self._config.settle(method, attempt, correlation_id, outcome, retry_safe=retry_safe)
+            step = self._config.settle(
+                method, attempt, correlation_id, outcome, retry_safe=retry_safe, passthrough=passthrough
+            )
             if isinstance(step, httpx.Response):
                 return step
             if isinstance(outcome, httpx.Response):

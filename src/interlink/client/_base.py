@@ -32,7 +32,11 @@ DEFAULT_MAX_RETRIES: Final = 2
 CORRELATION_HEADER: Final = "X-Correlation-Id"
 TENANT_HEADER: Final = "X-Tenant-Id"
 IDEMPOTENT_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+PROBLEM_TYPE: Final = "application/problem+json"
 _MAX_DELAY = 8.0
+
+Params = dict[str, str | int] | tuple[tuple[str, str], ...]
+"""Query parameters of a request: a mapping, or pairs when a name repeats."""
 
 
 class NotGiven:
@@ -129,6 +133,13 @@ def model_or_mapping(value: Any) -> Any:
 
 def scope_list(scopes: Iterable[str]) -> list[str]:
     return [str(getattr(s, "value", s)) for s in scopes]
+
+
+def interlink_problem(response: httpx.Response) -> bool:
+    """Whether ``response`` is a problem of Interlink's own (``application/problem+json``), not a
+    provider's answer passed through: those carry ``Interlink-Attempts``, Interlink's problems never."""
+    media_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+    return media_type == PROBLEM_TYPE and "interlink-attempts" not in response.headers
 
 
 def parse(model: type[M], response: httpx.Response) -> M:
@@ -235,13 +246,17 @@ class ClientConfig:
         outcome: httpx.Response | httpx.TransportError,
         *,
         retry_safe: bool,
+        passthrough: bool = False,
     ) -> float | httpx.Response:
         """After one attempt: the seconds to wait before the next one, or the final answer.
 
         A final non-2xx answer raises its typed error (:meth:`check`); a final transport error
-        raises :class:`InterlinkConnectionError` (or :class:`InterlinkTimeoutError`).
+        raises :class:`InterlinkConnectionError` (or :class:`InterlinkTimeoutError`). With
+        ``passthrough`` any answer but a problem of Interlink's own is final and returned.
         """
         if isinstance(outcome, httpx.Response):
+            if passthrough and not interlink_problem(outcome):  # a provider's answer, whatever its status
+                return self.check(outcome, correlation_id, passthrough=True)
             delay = self.retry_delay(method, attempt, response=outcome, retry_safe=retry_safe)
             return self.check(outcome, correlation_id) if delay is None else delay
         delay = self.retry_delay(method, attempt, error=outcome, retry_safe=retry_safe)
@@ -249,10 +264,13 @@ class ClientConfig:
             raise connection_error(outcome, self.base_url, correlation_id) from outcome
         return delay
 
-    def check(self, response: httpx.Response, correlation_id: str) -> httpx.Response:
-        """Remember the correlation id; raise the typed error for a non-2xx answer."""
+    def check(
+        self, response: httpx.Response, correlation_id: str, *, passthrough: bool = False
+    ) -> httpx.Response:
+        """Remember the correlation id; raise the typed error for a non-2xx answer (with
+        ``passthrough``, only for a problem of Interlink's own: see :func:`interlink_problem`)."""
         self.last_correlation_id = response.headers.get("x-correlation-id", correlation_id)
-        if response.is_success:
+        if response.is_success or (passthrough and not interlink_problem(response)):
             return response
         raise error_from_response(response)
 
@@ -347,10 +365,13 @@ class SyncRequester(Protocol):
         method: str,
         path: str,
         *,
-        params: dict[str, str | int] | None = None,
+        params: Params | None = None,
         json: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
         tenant_id: str | None = None,
         retry_safe: bool = False,
+        passthrough: bool = False,
     ) -> httpx.Response: ...
 
 
@@ -362,10 +383,13 @@ class AsyncRequester(Protocol):
         method: str,
         path: str,
         *,
-        params: dict[str, str | int] | None = None,
+        params: Params | None = None,
         json: Any = None,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
         tenant_id: str | None = None,
         retry_safe: bool = False,
+        passthrough: bool = False,
     ) -> httpx.Response: ...
 
 
@@ -375,23 +399,32 @@ class Call(Generic[R]):
 
     Built by a pure function shared by a blocking resource and its asyncio twin; :func:`send` and
     :func:`asend` make the request (retries and error mapping are the client's ``_request``).
+    ``content`` is a raw body (instead of ``json``) and ``headers`` are sent besides the client's;
+    ``passthrough`` marks a call whose answer is a provider's, read whatever its status (only a
+    problem of Interlink's own raises).
     """
 
     method: str
     path: str
     read: Callable[[httpx.Response], R]
-    params: dict[str, str | int] | None = None
+    params: Params | None = None
     json: Any = None
     tenant_id: str | None = None
     retry_safe: bool = False
+    content: bytes | None = None
+    headers: Mapping[str, str] | None = None
+    passthrough: bool = False
 
     def options(self) -> dict[str, Any]:
         """The keyword arguments of ``_request`` besides method and path."""
         return {
             "params": self.params,
             "json": self.json,
+            "content": self.content,
+            "headers": self.headers,
             "tenant_id": self.tenant_id,
             "retry_safe": self.retry_safe,
+            "passthrough": self.passthrough,
         }
 
 

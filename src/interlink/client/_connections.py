@@ -3,12 +3,18 @@
 ``client.connections`` on :class:`~interlink.client.InterlinkClient` and
 :class:`~interlink.client.AsyncInterlinkClient`. Credentials are sent on create/update and never
 come back: answers are :class:`~interlink.connections.connection_schemas.ConnectionInfo`.
+Calls to the provider go through ``proxy`` (the JSON envelope) or ``forward`` (the passthrough
+form: the provider's answer as it came, a :class:`~interlink.client.models.ForwardedResponse`).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any
+import json as jsonlib
+import re
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from enum import Enum
+from typing import Any, Final
+from urllib.parse import quote
 
 from interlink.client._base import (
     IDEMPOTENT_METHODS,
@@ -26,7 +32,7 @@ from interlink.client._base import (
     paginate,
     query,
 )
-from interlink.client.models import Page
+from interlink.client.models import ForwardedResponse, Page
 from interlink.connections.connection_schemas import (
     AuthorizeUrl,
     ConnectionInfo,
@@ -41,6 +47,7 @@ __all__ = [
     "ConnectionInfo",
     "ConnectionValidation",
     "Connections",
+    "ForwardedResponse",
     "ProxyAnswer",
 ]
 
@@ -132,6 +139,95 @@ def _proxy_call(
         json=payload,
         tenant_id=tenant_id,
         retry_safe=safe,
+    )
+
+
+PROXY_HEADER_PREFIX: Final = "Interlink-Proxy-"
+PASSED_AS_THEY_ARE: Final = frozenset({"content-type", "accept", "accept-language"})
+"""Request headers the passthrough form passes on under their own names."""
+_PATH_SAFE: Final = "/%:@!$&'()*+,;=-._~"
+_BARE_PERCENT: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
+_DOT_SEGMENTS: Final = {".": "%2E", "..": "%2E%2E"}
+
+
+def _forward_path(connection_id: str, path: str) -> str:
+    """``/v1/connections/{id}/proxy{path}``: characters a path cannot hold percent-encoded, ``/``
+    and ``%XX`` escapes kept. ``.`` and ``..`` segments are sent escaped, so that no URL
+    normalisation turns them into another Interlink route: the service refuses them (422)."""
+    if not path.startswith("/"):
+        raise ValueError(f"path must start with '/': {path!r}")
+    escaped = quote(_BARE_PERCENT.sub("%25", path), safe=_PATH_SAFE)
+    segments = [_DOT_SEGMENTS.get(part, part) for part in escaped.split("/")]
+    return item_path(PATH, connection_id, "/proxy") + "/".join(segments)
+
+
+def _query_text(value: Any) -> str:
+    if isinstance(value, Enum):
+        value = value.value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _forward_query(values: Mapping[str, Any] | None) -> tuple[tuple[str, str], ...] | None:
+    """Query pairs: a list or tuple repeats the name, ``None`` is left out, booleans are
+    ``true``/``false`` (as the JSON form sends them)."""
+    if not values:
+        return None
+    pairs: list[tuple[str, str]] = []
+    for name, value in values.items():
+        if value is None:
+            continue
+        items = value if isinstance(value, (list, tuple)) else [value]
+        pairs.extend((name, _query_text(item)) for item in items)
+    return tuple(pairs)
+
+
+def _forward_call(
+    connection_id: str,
+    tenant_id: str | None,
+    method: str,
+    path: str,
+    query_params: Mapping[str, Any] | None,
+    headers: Mapping[str, str] | None,
+    content: bytes | str | None,
+    json_body: Any,
+    idempotency_key: str | None,
+    max_attempts: int | None,
+    timeout_seconds: float | None,
+) -> Call[ForwardedResponse]:
+    """The passthrough request (``/v1/connections/{id}/proxy/{path}``); re-sending it is safe for
+    an idempotent method or with an idempotency key, as for :func:`_proxy_call`."""
+    sent: dict[str, str] = {"Accept": "*/*"}  # not the client's application/json, unless asked
+    for name, value in (headers or {}).items():
+        if name.lower() in PASSED_AS_THEY_ARE:
+            sent = {k: v for k, v in sent.items() if k.lower() != name.lower()}
+            sent[name] = value
+        else:
+            sent[PROXY_HEADER_PREFIX + name] = value
+    if not isinstance(json_body, NotGiven):
+        if content is not None:
+            raise ValueError("give content or json, not both")
+        content = jsonlib.dumps(json_body, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        if not any(name.lower() == "content-type" for name in sent):
+            sent["Content-Type"] = "application/json"
+    if idempotency_key is not None:
+        sent["Idempotency-Key"] = idempotency_key
+    if max_attempts is not None:
+        sent["Interlink-Max-Attempts"] = str(max_attempts)
+    if timeout_seconds is not None:
+        sent["Interlink-Timeout-Seconds"] = str(timeout_seconds)
+    verb = method.upper()
+    return Call(
+        verb,
+        _forward_path(connection_id, path),
+        ForwardedResponse.from_response,
+        params=_forward_query(query_params),
+        tenant_id=tenant_id,
+        retry_safe=verb in IDEMPOTENT_METHODS or idempotency_key is not None,
+        content=content.encode() if isinstance(content, str) else content,
+        headers=sent,
+        passthrough=True,
     )
 
 
@@ -268,6 +364,39 @@ class Connections(SyncResource):
             max_attempts, timeout_seconds,
         ))  # fmt: skip
 
+    def forward(
+        self,
+        connection_id: str,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | str | None = None,
+        json: Any = NOT_GIVEN,
+        idempotency_key: str | None = None,
+        max_attempts: int | None = None,
+        timeout_seconds: float | None = None,
+        tenant_id: str | None = None,
+    ) -> ForwardedResponse:
+        """Call the provider through the connection as you would call it yourself
+        (``/v1/connections/{id}/proxy/{path}``; credentials injected by Interlink) and get its
+        answer as it came: any status, 4xx and 5xx included, is a :class:`ForwardedResponse`.
+
+        ``path`` starts with ``/`` and is joined to the connection's base URL (characters a path
+        cannot hold are percent-encoded; ``/`` and ``%XX`` escapes are kept). ``headers`` reach the
+        provider under their own names (sent as ``Interlink-Proxy-<Name>``, except
+        ``Content-Type``, ``Accept`` and ``Accept-Language``); ``Accept`` defaults to ``*/*``.
+        ``content`` is the raw body (a ``str`` as UTF-8); ``json`` a JSON body with
+        ``Content-Type: application/json``. Interlink's own failures raise the usual
+        ``InterlinkAPIError`` subclasses: 422 for an invalid argument, 502, 503 or 504 when the
+        provider gave no answer (502 with ``errorClass`` ``too_large`` for an answer above the
+        connection's response limit)."""
+        return self._send(_forward_call(
+            connection_id, tenant_id, method, path, query, headers, content, json, idempotency_key,
+            max_attempts, timeout_seconds,
+        ))  # fmt: skip
+
 
 class AsyncConnections(AsyncResource):
     """``/v1/connections`` with ``await`` (same surface as :class:`Connections`)."""
@@ -395,5 +524,26 @@ class AsyncConnections(AsyncResource):
         """As :meth:`Connections.proxy`, awaited."""
         return await self._send(_proxy_call(
             connection_id, tenant_id, method, path, query, headers, json, form, idempotency_key,
+            max_attempts, timeout_seconds,
+        ))  # fmt: skip
+
+    async def forward(
+        self,
+        connection_id: str,
+        method: str,
+        path: str,
+        *,
+        query: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        content: bytes | str | None = None,
+        json: Any = NOT_GIVEN,
+        idempotency_key: str | None = None,
+        max_attempts: int | None = None,
+        timeout_seconds: float | None = None,
+        tenant_id: str | None = None,
+    ) -> ForwardedResponse:
+        """As :meth:`Connections.forward`, awaited."""
+        return await self._send(_forward_call(
+            connection_id, tenant_id, method, path, query, headers, content, json, idempotency_key,
             max_attempts, timeout_seconds,
         ))  # fmt: skip

@@ -8,7 +8,8 @@ rate limits, circuit breaker, refresh on 401).
 Contracts:
 
 * ``path`` starts with ``/`` and is joined to the base URL; it cannot name another host (a path
-  starting ``//`` is still a path on the provider's host). ``..`` segments are refused.
+  starting ``//`` is still a path on the provider's host). ``.`` and ``..`` segments are refused,
+  percent-escaped ones (``%2E%2E``) too: they would leave the base URL's path on the provider.
 * Hop-by-hop and framing headers (``Host``, ``Connection``, ``Content-Length``, ``Transfer-Encoding``,
   ``TE``, ``Trailer``, ``Upgrade``, ``Keep-Alive``, ``Proxy-*``) are refused (422); the connection's
   credential headers replace any of the same name.
@@ -30,6 +31,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import unquote
 
 from interlink.connections.client import ConnectionClients
 from interlink.core.actor import Actor
@@ -57,7 +59,7 @@ DROPPED_RESPONSE_HEADERS: Final = frozenset(
         "content-encoding",
     }
 )
-__all__ = ["NO_BODY", "ProxyRequest", "ProxyResult", "check", "result", "send"]
+__all__ = ["NO_BODY", "ProxyRequest", "ProxyResult", "call", "check", "response_headers", "result", "send"]
 
 _HELD_BACK: Final = frozenset({"rate_limited", "circuit_open", "budget_exhausted"})
 
@@ -76,6 +78,8 @@ class ProxyRequest:
     idempotency_key: str | None = None
     max_attempts: int = 3
     timeout_seconds: float | None = None
+    raw_query: str = ""
+    """A query string passed on as it came (the passthrough form), before ``query``."""
 
 
 @dataclass(slots=True)
@@ -96,8 +100,8 @@ def check(request: ProxyRequest) -> ApiRequestBuilder:
         raise ValidationFailed(
             "path must start with / (it is joined to the connection's base URL)", field="path"
         )
-    if any(segment in (".", "..") for segment in request.path.split("?", 1)[0].split("/")):
-        raise ValidationFailed("path must not contain . or .. segments", field="path")
+    if any(unquote(segment) in (".", "..") for segment in request.path.split("?", 1)[0].split("/")):
+        raise ValidationFailed("path must not contain . or .. segments (escaped or not)", field="path")
     if not 1 <= request.max_attempts <= MAX_ATTEMPTS:
         raise ValidationFailed(f"maxAttempts must be between 1 and {MAX_ATTEMPTS}", field="maxAttempts")
     timeout = request.timeout_seconds
@@ -122,6 +126,7 @@ def check(request: ProxyRequest) -> ApiRequestBuilder:
             form=request.form,
             idempotency_key=request.idempotency_key,
             timeout_seconds=timeout,
+            raw_query=request.raw_query,
         )
     except ValidationFailed as exc:
         raise _renamed(exc) from None
@@ -138,29 +143,44 @@ def _renamed(exc: ValidationFailed) -> ValidationFailed:
     return ValidationFailed(exc.detail, field=field)
 
 
-async def send(
+async def call(
     clients: ConnectionClients, actor: Actor, connection_id: str, request: ProxyRequest
-) -> ProxyResult:
-    """Check ``request``, then call the provider through the connection (see the module doc)."""
+) -> ApiResponse:
+    """Check ``request``, then call the provider through the connection: the provider's answer,
+    whatever its status, or :class:`UpstreamFailed` when there was none (see the module doc)."""
     builder = check(request)
     client = await clients.open(
         actor, connection_id, retry=_POLICIES[request.max_attempts], timeout_seconds=request.timeout_seconds
     )
     try:
-        response = await client.request(builder)
+        return await client.request(builder)
     except ValidationFailed as exc:
         raise _renamed(exc) from None
     except OutboundError as exc:
         raise _failure(exc) from None
-    return result(response)
+
+
+async def send(
+    clients: ConnectionClients, actor: Actor, connection_id: str, request: ProxyRequest
+) -> ProxyResult:
+    """:func:`call`, its answer described as a :class:`ProxyResult`."""
+    return result(await call(clients, actor, connection_id, request))
+
+
+def response_headers(response: ApiResponse) -> list[tuple[str, str]]:
+    """The provider's response headers that the proxy passes on, in order, lower-case names: not
+    :data:`DROPPED_RESPONSE_HEADERS` (hop-by-hop, framing, ``Set-Cookie``, and ``Content-Encoding``,
+    as the body is passed on decoded)."""
+    return [
+        (lowered, value)
+        for name, value in response.headers.items()
+        if (lowered := name.lower()) not in DROPPED_RESPONSE_HEADERS
+    ]
 
 
 def result(response: ApiResponse) -> ProxyResult:
     headers: dict[str, str] = {}
-    for name, value in response.headers.items():
-        lowered = name.lower()
-        if lowered in DROPPED_RESPONSE_HEADERS:
-            continue
+    for lowered, value in response_headers(response):
         headers[lowered] = f"{headers[lowered]}, {value}" if lowered in headers else value
     data = response.data
     encoded = None

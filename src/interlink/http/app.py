@@ -14,7 +14,7 @@ from interlink.core.settings import Settings, get_settings
 from interlink.http.direct import DirectRoutes, DirectRoutesMiddleware
 from interlink.http.errors import finish_openapi, install_error_handlers
 from interlink.http.middleware import RequestContextMiddleware, server_error_handler
-from interlink.http.proxy_path import ConnectionProxyRoute
+from interlink.http.proxy_path import ConnectionPassthroughRoute, ConnectionProxyRoute
 from interlink.http.routers import (
     api_requests,
     audit,
@@ -111,7 +111,7 @@ def create_app(
     install_error_handlers(app)
     app.add_exception_handler(Exception, server_error_handler)
     app.direct_routes = DirectRoutes(
-        [ConnectionProxyRoute(rt), KeyVerifyRoute(rt)],
+        [ConnectionProxyRoute(rt), ConnectionPassthroughRoute(rt), KeyVerifyRoute(rt)],
         max_body_bytes=settings.max_body_bytes,
         access_log=access_log,
         declined=RequestContextMiddleware(

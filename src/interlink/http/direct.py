@@ -1,8 +1,9 @@
 """Direct routes: hot routes answered without the web framework.
 
 Host applications call a few routes on every request they serve (``POST /v1/keys/verify``,
-``POST /v1/connections/{id}/proxy``). Each of them is a :class:`DirectRoute`: a handler that takes
-the whole request (:class:`DirectRequest`: path, headers, body, peer) and returns the whole answer
+``POST /v1/connections/{id}/proxy``, ``/v1/connections/{id}/proxy/{path}``). Each of them is a
+:class:`DirectRoute`: a handler that takes the whole request (:class:`DirectRequest`: method,
+path, query, headers, body, peer) and returns the whole answer
 (:class:`DirectResponse`), or None when it leaves the request to the framework's documented route
 (a body that does not parse or validate, another content type, …), which then answers with its
 usual 400/422 problems. A handler decides that before anything with a side effect happens, so no
@@ -59,12 +60,17 @@ class RouteLabel:
 
 @dataclass(slots=True)
 class DirectRequest:
-    """A whole request to a direct route. ``headers``: lower-case names, the first value of each."""
+    """A whole request to a direct route. ``headers``: lower-case names, the first value of each;
+    ``path``: as decoded (a percent-escaped path reaches a direct route only through
+    :class:`DirectRoutesMiddleware`, decoded, and never one whose ``raw_path`` is set);
+    ``query``: the raw query string."""
 
     path: str
     headers: dict[bytes, bytes]
     body: bytes
     client: tuple[str, int] | None
+    method: str = "POST"
+    query: bytes = b""
 
 
 @dataclass(slots=True)
@@ -95,9 +101,13 @@ class DirectResponse:
 
 
 class DirectRoute:
-    """One hot ``POST`` route: which paths it takes, and its handler."""
+    """One hot route: which methods and paths it takes, and its handler."""
 
     label: RouteLabel
+    methods: frozenset[str] = frozenset({"POST"})
+    raw_path: bool = False
+    """The handler passes the path on as it was sent: a path with a percent escape (which the
+    server decodes) goes to the framework's route, which reads the raw path."""
 
     def matches(self, path: str) -> bool:
         raise NotImplementedError
@@ -122,10 +132,8 @@ class DirectRoutes:
         """The ASGI app for requests a handler leaves to the framework."""
 
     def route_for(self, method: str, path: str) -> DirectRoute | None:
-        if method != "POST":
-            return None
         for route in self.routes:
-            if route.matches(path):
+            if method in route.methods and route.matches(path):
                 return route
         return None
 
@@ -148,11 +156,11 @@ class DirectRoutes:
                 return None
             response.headers.append((b"x-correlation-id", correlation_id.encode()))
             elapsed = time.perf_counter() - started
-            observe_request("POST", route.label.path, response.status, elapsed)
+            observe_request(request.method, route.label.path, response.status, elapsed)
             if self.access_log:
                 log.info(
                     "http_request",
-                    method="POST",
+                    method=request.method,
                     path=request.path,
                     route=route.label.path,
                     status=response.status,
@@ -179,6 +187,8 @@ class DirectRoutesMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = self.routes.route_for(scope["method"], scope["path"]) if scope["type"] == "http" else None
+        if route is not None and route.raw_path and b"%" in scope.get("raw_path", b"%"):
+            route = None
         if route is None:
             await self.app(scope, receive, send)
             return
@@ -186,12 +196,17 @@ class DirectRoutesMiddleware:
         if read is None:
             return  # the client went away
         body, headers = read
-        response = await route(DirectRequest(scope["path"], headers, body, scope.get("client")))
+        request = DirectRequest(
+            scope["path"], headers, body, scope.get("client"), scope["method"], scope["query_string"]
+        )
+        response = await route(request)
         if response is None:
             await self.app(scope, replay(body, receive), send)
             return
         scope["route"] = route.label
-        raw = [*response.headers, (b"content-length", str(len(response.body)).encode())]
+        raw = list(response.headers)
+        if response.status >= 200 and response.status not in (204, 304):  # those have no body
+            raw.append((b"content-length", str(len(response.body)).encode()))
         await send({"type": "http.response.start", "status": response.status, "headers": raw})
         await send({"type": "http.response.body", "body": response.body})
 

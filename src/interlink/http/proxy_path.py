@@ -8,10 +8,38 @@ response-model validation, calling exactly the same :func:`~interlink.http.auth.
 whose body parses and validates as :class:`ProxyCall` and whose connection id and ``X-Tenant-Id``
 are within bounds are answered here; anything else goes to the FastAPI route, which answers with
 its usual 400/422 problems. Nothing with a side effect happens before that decision.
+
+**The passthrough form**, ``/v1/connections/{id}/proxy/{path}`` (GET, POST, PUT, PATCH, DELETE), is
+the same call made the way the host would make it to the provider itself: the method, ``{path}``
+(joined to the connection's base URL, percent escapes kept), the query string (as it came, less a
+parameter the connection's credentials set), the body as bytes and a few headers are passed on,
+and the provider's answer comes back as it is. Its contracts:
+
+* Passed on: ``Content-Type``, ``Accept`` and ``Accept-Language``, and every header named
+  ``Interlink-Proxy-<Name>`` as ``<Name>`` (first value of each), with ``Idempotency-Key``. Nothing
+  else of the caller's, the Interlink key in ``Authorization`` least of all. Hop-by-hop and framing
+  names are refused (422) as in the JSON form, and the connection's credentials win.
+* Controls: ``Interlink-Max-Attempts`` (1-5, default 3) and ``Interlink-Timeout-Seconds`` (per
+  attempt, at most 120); an invalid value is a 422 naming the header. A query string that is not
+  ASCII (not percent-encoded), or holds ``#``, is a 422 naming ``query``.
+* The answer: the provider's status, headers and body (decoded when it came compressed), without
+  hop-by-hop and framing headers, ``Set-Cookie`` and any ``Interlink-*``, ``X-Correlation-Id`` or
+  ``Date`` of the provider's (the server sends its own); plus ``Interlink-Request-Id`` (the
+  request log row), ``Interlink-Attempts``, ``Interlink-Duration-Ms``, the key's rate-limit
+  headers as ``Interlink-RateLimit-*`` (the provider's own ``RateLimit-*`` pass unchanged) and
+  ``X-Correlation-Id``.
+* An answer larger than the connection's response limit is not passed on cut short: 502 with
+  ``errorClass: too_large``. No answer at all is 502/503/504 as in the JSON form. Interlink's own
+  answers (these, and 401/403/404/422/429) are ``application/problem+json``.
+* :class:`ConnectionPassthroughRoute` serves it directly unless the path holds a percent escape, the
+  body is chunked or above the body limit, or ``X-Tenant-Id`` is too long; the framework route
+  (``proxy_passthrough`` in :mod:`interlink.http.routers.connections`) serves those with the same
+  :func:`passthrough_answer`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Final
 
 from pydantic_core import to_json
@@ -21,7 +49,7 @@ from interlink.connections import proxy
 from interlink.connections.connection_schemas import ProxyCall
 from interlink.core.actor import Actor
 from interlink.core.enums import ApiKeyScope
-from interlink.core.errors import InterlinkError
+from interlink.core.errors import InterlinkError, UpstreamFailed, ValidationFailed
 from interlink.http.auth import authenticate
 from interlink.http.direct import (
     DirectRequest,
@@ -35,12 +63,21 @@ from interlink.http.direct import (
     validated_body,
 )
 from interlink.http.errors import interlink_problem
+from interlink.outbound.response import ApiResponse
 from interlink.runtime import Runtime
 
 PREFIX: Final = "/v1/connections/"
 SUFFIX: Final = "/proxy"
 MAX_CONNECTION_ID: Final = 64
 """As the route's ``connection_id`` path parameter (``max_length=64``)."""
+PASSTHROUGH_MARK: Final = "/proxy/"
+PASSTHROUGH_METHODS: Final = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+PASSED_ON_HEADERS: Final = frozenset({b"content-type", b"accept", b"accept-language"})
+PASSED_ON_PREFIX: Final = b"interlink-proxy-"
+MAX_ATTEMPTS_HEADER: Final = "Interlink-Max-Attempts"
+TIMEOUT_HEADER: Final = "Interlink-Timeout-Seconds"
+_SET_BY_INTERLINK: Final = frozenset({"x-correlation-id", "date"})
+"""Provider headers the passthrough answer does not pass on, as the server sets its own."""
 
 
 async def proxy_for(runtime: Runtime, actor: Actor, connection_id: str, body: ProxyCall) -> dict[str, Any]:
@@ -135,3 +172,145 @@ class ConnectionProxyRoute(DirectRoute):
         except InterlinkError as exc:
             return DirectResponse.of(interlink_problem(exc, request.path))
         return DirectResponse.json(to_json(answer), rate_headers)
+
+
+# -- the passthrough form ------------------------------------------------------------------------
+
+
+def passthrough_target(path: str) -> tuple[str, str] | None:
+    """The connection id and the provider path (``/`` and what follows ``/proxy/``) of
+    ``/v1/connections/{id}/proxy/{path}``; None for any other path."""
+    if not path.startswith(PREFIX):
+        return None
+    connection_id, mark, rest = path[len(PREFIX) :].partition(PASSTHROUGH_MARK)
+    if not mark or not connection_id or "/" in connection_id or len(connection_id) > MAX_CONNECTION_ID:
+        return None
+    return connection_id, "/" + rest
+
+
+def passthrough_call(
+    method: str, provider_path: str, query: bytes, headers: Mapping[bytes, bytes], body: bytes
+) -> proxy.ProxyRequest:
+    """The proxy call a passthrough request makes (see the module doc); ValidationFailed naming
+    the header for an invalid control header."""
+    passed: dict[str, str] = {}
+    for name, value in headers.items():
+        if name in PASSED_ON_HEADERS:
+            passed[name.decode("latin-1")] = value.decode("latin-1")
+        elif name.startswith(PASSED_ON_PREFIX):
+            passed[name[len(PASSED_ON_PREFIX) :].decode("latin-1")] = value.decode("latin-1")
+    key = headers.get(b"idempotency-key")
+    return proxy.ProxyRequest(
+        method=method,
+        # Braces would read as the outbound builder's {parameter} placeholders.
+        path=provider_path.replace("{", "%7B").replace("}", "%7D"),
+        raw_query=_raw_query(query),
+        headers=passed,
+        body=body if body else proxy.NO_BODY,
+        idempotency_key=key.decode("latin-1") if key is not None else None,
+        max_attempts=_max_attempts(headers.get(MAX_ATTEMPTS_HEADER.lower().encode())),
+        timeout_seconds=_timeout(headers.get(TIMEOUT_HEADER.lower().encode())),
+    )
+
+
+def _raw_query(raw: bytes) -> str:
+    """The query string as it came; ValidationFailed when it is not ASCII (not percent-encoded)."""
+    try:
+        return raw.decode("ascii")
+    except UnicodeDecodeError:
+        raise ValidationFailed("the query string must be percent-encoded ASCII", field="query") from None
+
+
+def _max_attempts(value: bytes | None) -> int:
+    if value is None:
+        return 3
+    attempts = int(value) if value.isdigit() and len(value) < 3 else 0
+    if not 1 <= attempts <= proxy.MAX_ATTEMPTS:
+        raise ValidationFailed(
+            f"{MAX_ATTEMPTS_HEADER} must be a whole number from 1 to {proxy.MAX_ATTEMPTS}",
+            field=MAX_ATTEMPTS_HEADER,
+        )
+    return attempts
+
+
+def _timeout(value: bytes | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= proxy.MAX_TIMEOUT_SECONDS:  # NaN fails too
+        raise ValidationFailed(
+            f"{TIMEOUT_HEADER} must be a number of seconds above 0 and at most {proxy.MAX_TIMEOUT_SECONDS:g}",
+            field=TIMEOUT_HEADER,
+        )
+    return seconds
+
+
+def passthrough_answer(response: ApiResponse, rate_headers: Mapping[str, str]) -> DirectResponse:
+    """The provider's answer as the passthrough form returns it (see the module doc)."""
+    if response.truncated:
+        extra: dict[str, Any] = {"errorClass": "too_large", "attempts": response.attempts}
+        if response.request_id:
+            extra["requestId"] = response.request_id
+        raise UpstreamFailed(
+            "the provider's answer is larger than the connection's response limit; "
+            "the proxy does not pass on a body cut short",
+            extra=extra,
+        )
+    headers = [
+        (name.encode("latin-1"), value.encode("latin-1"))
+        for name, value in proxy.response_headers(response)
+        if not name.startswith("interlink-") and name not in _SET_BY_INTERLINK
+    ]
+    headers.append((b"interlink-attempts", str(response.attempts).encode()))
+    headers.append((b"interlink-duration-ms", b"%.3f" % response.duration_ms))
+    if response.request_id:
+        headers.append((b"interlink-request-id", response.request_id.encode()))
+    for name, value in rate_headers.items():
+        headers.append((b"interlink-" + name.lower().encode("latin-1"), value.encode("latin-1")))
+    return DirectResponse(response.status, response.content, headers)
+
+
+async def passthrough_for(
+    runtime: Runtime, request: DirectRequest, connection_id: str, provider_path: str
+) -> DirectResponse:
+    """Authenticate ``request`` (scope ``connections:write``), make its call through the connection
+    and return the provider's answer; InterlinkError for every answer of Interlink's own."""
+    actor, rate_headers = await authenticate(
+        runtime,
+        key=bearer(request.headers.get(b"authorization")),
+        tenant_header=text_header(request, b"x-tenant-id"),
+        scope=ApiKeyScope.CONNECTIONS_WRITE,
+        ip=caller_ip(request, runtime),
+        user_agent=text_header(request, b"user-agent"),
+        method=request.method,
+        path=request.path,
+    )
+    call = passthrough_call(request.method, provider_path, request.query, request.headers, request.body)
+    response = await proxy.call(runtime.connection_clients, actor, connection_id, call)
+    return passthrough_answer(response, rate_headers)
+
+
+class ConnectionPassthroughRoute(DirectRoute):
+    """``/v1/connections/{id}/proxy/{path}`` as a direct route (see the module doc)."""
+
+    label = RouteLabel(PREFIX + "{connection_id}" + PASSTHROUGH_MARK + "{path}")
+    methods = PASSTHROUGH_METHODS
+    raw_path = True
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def matches(self, path: str) -> bool:
+        return passthrough_target(path) is not None
+
+    async def __call__(self, request: DirectRequest) -> DirectResponse | None:
+        target = passthrough_target(request.path)
+        if target is None or not tenant_header_fits(request):
+            return None
+        try:
+            return await passthrough_for(self.runtime, request, *target)
+        except InterlinkError as exc:
+            return DirectResponse.of(interlink_problem(exc, request.path))

@@ -1,9 +1,10 @@
 """The HTTP server protocol Interlink runs under uvicorn: direct routes without ASGI, one socket
 write per response, one timer for idle connections.
 
-A request to one of the app's direct routes (:mod:`interlink.http.direct`: ``POST`` to key
-verification or the connection proxy, with a Content-Length within the body limit, no
-``Expect: 100-continue``, not queued behind another request of the same connection) is read whole
+A request to one of the app's direct routes (:mod:`interlink.http.direct`: key verification and
+the connection proxy, with a method the route takes, no percent escape in the path, no body or a
+Content-Length within the body limit, no ``Expect: 100-continue``, not queued behind another
+request of the same connection) is read whole
 and answered by :meth:`~interlink.http.direct.DirectRoutes.answer` from the parsed request: no
 ASGI scope, cycle, messages or middleware per call, the answer written as one buffer. While it is
 in flight a :class:`_DirectExchange` stands in as the connection's current request, so pipelined
@@ -205,7 +206,6 @@ class InterlinkHttpProtocol(HttpToolsProtocol):
             or self.expect_100_continue
             or self.limit_concurrency is not None
             or not (self.cycle is None or self.cycle.response_complete)
-            or self.parser.get_method() != b"POST"
             or self.parser.should_upgrade()
         ):
             return None
@@ -214,21 +214,17 @@ class InterlinkHttpProtocol(HttpToolsProtocol):
         if b"%" in raw_path:
             return None  # uvicorn unquotes it
         path = self.root_path + raw_path.decode("ascii")
-        route = routes.route_for("POST", path)
+        method = self.parser.get_method().decode("ascii")
+        route = routes.route_for(method, path)
         if route is None:
             return None
         headers = first_values(self.headers)
-        length = headers.get(b"content-length")
-        if (
-            length is None
-            or b"transfer-encoding" in headers
-            or not length.isdigit()
-            or int(length) > routes.max_body_bytes
-        ):
+        length = headers.get(b"content-length", b"0")  # neither it nor chunked: no body
+        if b"transfer-encoding" in headers or not length.isdigit() or int(length) > routes.max_body_bytes:
             return None
         http_version = self.parser.get_http_version()
         scope = self.scope
-        scope["method"] = "POST"
+        scope["method"] = method
         if http_version != "1.1":
             scope["http_version"] = http_version
         scope["path"] = path
@@ -261,7 +257,10 @@ class InterlinkHttpProtocol(HttpToolsProtocol):
     async def _answer_direct(self, exchange: _DirectExchange) -> None:
         assert self.direct_routes is not None
         body = b"".join(exchange.body)
-        request = DirectRequest(exchange.scope["path"], exchange.headers, body, self.client)
+        scope = exchange.scope
+        request = DirectRequest(
+            scope["path"], exchange.headers, body, self.client, scope["method"], scope["query_string"]
+        )
         try:
             response = await self.direct_routes.answer(exchange.route, request)
             if response is None:
@@ -282,7 +281,8 @@ class InterlinkHttpProtocol(HttpToolsProtocol):
         content = [STATUS_LINE[response.status]]
         for name, value in (*self.server_state.default_headers, *response.headers):
             content.extend((name, b": ", value, b"\r\n"))
-        content.append(b"content-length: %d\r\n" % len(response.body))
+        if response.status >= 200 and response.status not in (204, 304):  # those have no body
+            content.append(b"content-length: %d\r\n" % len(response.body))
         if not keep_alive:
             content.append(b"connection: close\r\n")
         content.append(b"\r\n")

@@ -74,7 +74,6 @@ from interlink.outbound.response import (
     ApiTiming,
     OutboundError,
     RateLimitInfo,
-    decode_body,
     parse_rate_limit,
     parse_retry_after,
 )
@@ -479,7 +478,6 @@ class ApiClient:
         return ApiResponse(
             status=outcome.status,
             headers=last.headers,
-            data=decode_body(last.body, last.headers.get("Content-Type"), last.truncated),
             content=last.body,
             timing=outcome.timing,
             duration_ms=duration_ms,

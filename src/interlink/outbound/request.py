@@ -14,7 +14,11 @@ Contracts (every refusal is :class:`~interlink.core.errors.ValidationFailed` nam
 * **Query parameters** (``query.<name>``): strings, integers, finite floats, booleans
   (``true``/``false``) or lists of them (the name repeats); ``None`` leaves a default out. The
   endpoint may restrict names (``query_params``) and require some (``required_query``). The
-  request's values override the endpoint's defaults.
+  request's values override the endpoint's defaults. A request may also carry a query string
+  sent as it came (``raw_query``, the proxy's passthrough form): ASCII without ``#``, CR, LF or
+  NUL (characters a request target cannot hold are percent-encoded when sent, escapes kept). It
+  goes first, less any parameter that ``query`` names (so an injected credential parameter
+  replaces the caller's).
 * **Headers** (``headers.<name>``): RFC 9110 token names, values without CR, LF or NUL. Client
   defaults, then the endpoint's, then the request's (case-insensitively replaced).
 * **Body** (``body``): JSON (anything ``json.dumps`` takes, finite numbers only) sent as
@@ -35,7 +39,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any, Final
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote_plus, urlsplit
 
 from interlink.core.errors import ValidationFailed
 
@@ -240,6 +244,18 @@ def encode_pairs(values: Mapping[str, QueryValue], prefix: str) -> str:
     return "&".join(out)
 
 
+_BAD_RAW_QUERY = re.compile(r"[^\x21-\x7e ]|#")
+
+
+def _raw_query(raw: str, replaced: Mapping[str, QueryValue]) -> str:
+    """``raw`` checked (see the module doc), less its parameters named in ``replaced``."""
+    if _BAD_RAW_QUERY.search(raw):
+        raise _invalid("the query string must be ASCII, without #, CR, LF or NUL", "query")
+    if not replaced:
+        return raw
+    return "&".join(pair for pair in raw.split("&") if unquote_plus(pair.partition("=")[0]) not in replaced)
+
+
 _ORIGINS: dict[str, tuple[str, str]] = {}
 _ORIGIN_CACHE_SIZE: Final = 4096
 
@@ -282,6 +298,8 @@ class ApiRequestBuilder:
     form: Mapping[str, QueryValue] | None = None
     idempotency_key: str | None = None
     timeout_seconds: float | None = None
+    raw_query: str = ""
+    """A query string sent as it is (see the module doc)."""
 
     def with_parameters(self, **values: PathValue) -> ApiRequestBuilder:
         return replace(self, parameters={**self.parameters, **values})
@@ -319,6 +337,7 @@ class ApiRequestBuilder:
             self.form,
             self.idempotency_key,
             self.timeout_seconds,
+            self.raw_query,
         )
 
     def with_call(
@@ -369,6 +388,9 @@ class ApiRequestBuilder:
             url = path
             origin, host = _origin_of(url, cache=False)
         query = self._query()
+        if self.raw_query:
+            raw = _raw_query(self.raw_query, self.query)
+            query = f"{raw}&{query}" if raw and query else raw or query
         if query:
             url = f"{url}?{query}"
 

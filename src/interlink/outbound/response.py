@@ -7,7 +7,7 @@
   retries and waits included.
 * **data** is the JSON-decoded body when the content type is JSON (``application/json`` or
   ``+json``) and it decodes; text (``text/*``, XML, form) as ``str``; anything else as ``bytes``;
-  ``None`` for an empty body.
+  ``None`` for an empty body. It is decoded on first use.
 * **Rate-limit headers** (:func:`parse_rate_limit`), first match wins: the IETF draft's structured
   ``RateLimit: "name";r=<remaining>;t=<reset>`` with ``RateLimit-Policy: "name";q=<limit>;w=<window>``,
   the earlier draft's ``RateLimit: limit=..., remaining=..., reset=...``, the separate
@@ -117,7 +117,6 @@ class ApiResponse:
 
     status: int
     headers: CIMultiDictProxy[str]
-    data: Any
     content: bytes
     timing: ApiTiming
     duration_ms: float
@@ -134,6 +133,17 @@ class ApiResponse:
     truncated: bool = False
     """The body was larger than the client's ``max_response_bytes``; ``content`` is its start."""
     _rate_limit: Any = field(default=_UNPARSED, init=False, repr=False, compare=False)
+    _data: Any = field(default=_UNPARSED, init=False, repr=False, compare=False)
+
+    @property
+    def data(self) -> Any:
+        """The body decoded by :func:`decode_body` (see the module doc), on first use: a caller that
+        passes ``content`` on as it is (the proxy's passthrough form) never pays for decoding."""
+        decoded = self._data
+        if decoded is _UNPARSED:
+            decoded = decode_body(self.content, self.headers.get("Content-Type"), self.truncated)
+            object.__setattr__(self, "_data", decoded)
+        return decoded
 
     @property
     def rate_limit(self) -> RateLimitInfo | None:

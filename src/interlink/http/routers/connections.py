@@ -6,10 +6,11 @@ Thin: validation, storage and tokens live in :mod:`interlink.connections.service
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, Security
 from fastapi.responses import RedirectResponse
+from fastapi.security import HTTPAuthorizationCredentials
 
 from interlink.connections.authorize import Authorizer, StateSigner
 from interlink.connections.connection_schemas import (
@@ -40,7 +41,8 @@ from interlink.core.pagination import PageRequest
 from interlink.core.schemas import PageOut, UtcDatetime
 from interlink.core.secrets import SecretStore
 from interlink.http import proxy_path
-from interlink.http.auth import get_runtime, require
+from interlink.http.auth import bearer_scheme, get_runtime, require
+from interlink.http.direct import DirectRequest, first_values
 from interlink.http.errors import STANDARD_ERRORS, error_responses
 from interlink.outbound import metrics as outbound_metrics
 from interlink.outbound.schemas import ApiMetrics
@@ -232,6 +234,75 @@ async def proxy_call(
     # operation and answers the rest (e.g. a 422 for an invalid body) the same way.
     answer = await proxy_path.proxy_for(get_runtime(request), actor, connection_id, body)
     return proxy_path.answer_response(answer)
+
+
+def _header_doc(description: str, kind: str) -> dict[str, object]:
+    return {"description": description, "schema": {"type": kind}}
+
+
+_PASSTHROUGH_DOC = {
+    "description": "The provider's answer, as it came: its status, headers and body.",
+    "headers": {
+        "Interlink-Request-Id": _header_doc("The call's request log row.", "string"),
+        "Interlink-Attempts": _header_doc("Attempts made, retries included.", "integer"),
+        "Interlink-Duration-Ms": _header_doc("The whole call, retries included.", "number"),
+    },
+}
+
+
+async def proxy_passthrough(
+    request: Request,
+    connection_id: str = ConnectionId,
+    path: str = Path(description="The provider path, joined to the connection's base URL."),
+    credentials: HTTPAuthorizationCredentials | None = Security(bearer_scheme),
+    x_tenant_id: str | None = Header(
+        default=None, max_length=64, description="Platform keys: the tenant to act for."
+    ),
+    interlink_max_attempts: int | None = Header(
+        default=None, description="Attempts including retries, 1-5 (default 3)."
+    ),
+    interlink_timeout_seconds: float | None = Header(
+        default=None, description="Per attempt, at most 120 (default 30)."
+    ),
+) -> Response:
+    """Call the provider as the host would call it itself, through the connection: the method,
+    path, query string and body are passed on with `Content-Type`, `Accept`, `Accept-Language`,
+    `Idempotency-Key` and every `Interlink-Proxy-<Name>` header (as `<Name>`); credentials are
+    injected, and the connection's rate limits, retries and circuit breaker apply, and the call is
+    written to the request log. The provider's answer is returned as it is, with
+    `Interlink-Request-Id`, `Interlink-Attempts`, `Interlink-Duration-Ms` and the key's
+    `Interlink-RateLimit-*` headers. No answer is 502 (`too_large`: above the response limit), 503
+    (held back) or 504 (timeout)."""
+    # Served by interlink.http.proxy_path's direct route unless the path holds a percent escape or
+    # the body is chunked; the header parameters above document what passthrough_for reads.
+    raw_path = request.scope.get("raw_path") or request.url.path.encode("latin-1")
+    target = proxy_path.passthrough_target(raw_path.decode("latin-1"))
+    if target is None:  # an escape in the route's own part of the path
+        target = (connection_id, "/" + quote(path, safe="/:@!$&'()*+,;=-._~"))
+    direct = DirectRequest(
+        request.url.path,
+        first_values(request.scope["headers"]),
+        await request.body(),
+        request.scope.get("client"),
+        request.method,
+        request.scope.get("query_string", b""),
+    )
+    answer = await proxy_path.passthrough_for(get_runtime(request), direct, *target)
+    response = Response(answer.body, status_code=answer.status)
+    response.raw_headers.extend(answer.headers)
+    return response
+
+
+for _method in sorted(proxy_path.PASSTHROUGH_METHODS):  # one operation (and operation id) per method
+    router.add_api_route(
+        "/{connection_id}/proxy/{path:path}",
+        proxy_passthrough,
+        methods=[_method],
+        operation_id=f"proxy_passthrough_{_method.lower()}",
+        summary=f"Proxy passthrough ({_method})",
+        response_class=Response,
+        responses={200: _PASSTHROUGH_DOC, **error_responses(409, 413, 502, 503, 504)},
+    )
 
 
 @router.get("/{connection_id}/metrics", response_model=ApiMetrics)
