@@ -126,6 +126,21 @@ async def proxy_for(runtime: Runtime, actor: Actor, connection_id: str, body: Pr
     }
 
 
+async def authenticated(runtime: Runtime, request: DirectRequest) -> tuple[Actor, dict[str, str]]:
+    """:func:`~interlink.http.auth.authenticate` for a proxy call (scope ``connections:write``):
+    the actor and the key's rate-limit headers."""
+    return await authenticate(
+        runtime,
+        key=bearer(request.headers.get(b"authorization")),
+        tenant_header=text_header(request, b"x-tenant-id"),
+        scope=ApiKeyScope.CONNECTIONS_WRITE,
+        ip=caller_ip(request, runtime),
+        user_agent=text_header(request, b"user-agent"),
+        method=request.method,
+        path=request.path,
+    )
+
+
 def answer_response(answer: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
     """The JSON response of ``answer`` (from :func:`proxy_for`)."""
     return Response(to_json(answer), media_type="application/json", headers=headers)
@@ -158,16 +173,7 @@ class ConnectionProxyRoute(DirectRoute):
         if connection_id is None or call is None or not tenant_header_fits(request):
             return None
         try:
-            actor, rate_headers = await authenticate(
-                self.runtime,
-                key=bearer(request.headers.get(b"authorization")),
-                tenant_header=text_header(request, b"x-tenant-id"),
-                scope=ApiKeyScope.CONNECTIONS_WRITE,
-                ip=caller_ip(request, self.runtime),
-                user_agent=text_header(request, b"user-agent"),
-                method="POST",
-                path=request.path,
-            )
+            actor, rate_headers = await authenticated(self.runtime, request)
             answer = await proxy_for(self.runtime, actor, connection_id, call)
         except InterlinkError as exc:
             return DirectResponse.of(interlink_problem(exc, request.path))
@@ -278,16 +284,7 @@ async def passthrough_for(
 ) -> DirectResponse:
     """Authenticate ``request`` (scope ``connections:write``), make its call through the connection
     and return the provider's answer; InterlinkError for every answer of Interlink's own."""
-    actor, rate_headers = await authenticate(
-        runtime,
-        key=bearer(request.headers.get(b"authorization")),
-        tenant_header=text_header(request, b"x-tenant-id"),
-        scope=ApiKeyScope.CONNECTIONS_WRITE,
-        ip=caller_ip(request, runtime),
-        user_agent=text_header(request, b"user-agent"),
-        method=request.method,
-        path=request.path,
-    )
+    actor, rate_headers = await authenticated(runtime, request)
     call = passthrough_call(request.method, provider_path, request.query, request.headers, request.body)
     response = await proxy.call(runtime.connection_clients, actor, connection_id, call)
     return passthrough_answer(response, rate_headers)
