@@ -267,6 +267,11 @@ async def test_interlinks_own_answers_are_problems(
     )
     assert assert_problem(slow, 504)["errorClass"] == "timeout"
 
+    # A status HTTP does not define cannot be passed on.
+    odd = await client.get(_url(conn, "/status/799"), headers=admin_headers)
+    body = assert_problem(odd, 502)
+    assert body["errorClass"] == "other" and body["providerStatus"] == 799
+
     # An answer above the connection's response limit (10 MB) is not passed on cut short.
     large = await client.get(_url(conn, f"/bytes/{10 * MEGABYTE + 1}"), headers=admin_headers)
     body = assert_problem(large, 502)

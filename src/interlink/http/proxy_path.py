@@ -29,8 +29,9 @@ and the provider's answer comes back as it is. Its contracts:
   headers as ``Interlink-RateLimit-*`` (the provider's own ``RateLimit-*`` pass unchanged) and
   ``X-Correlation-Id``.
 * An answer larger than the connection's response limit is not passed on cut short: 502 with
-  ``errorClass: too_large``. No answer at all is 502/503/504 as in the JSON form. Interlink's own
-  answers (these, and 401/403/404/422/429) are ``application/problem+json``.
+  ``errorClass: too_large``; a status outside 200-599 is a 502 too (``errorClass: other``). No
+  answer at all is 502/503/504 as in the JSON form. Interlink's own answers (these, and
+  401/403/404/422/429) are ``application/problem+json``.
 * :class:`ConnectionPassthroughRoute` serves it directly unless the path holds a percent escape, the
   body is chunked or above the body limit, or ``X-Tenant-Id`` is too long; the framework route
   (``proxy_passthrough`` in :mod:`interlink.http.routers.connections`) serves those with the same
@@ -256,8 +257,13 @@ def _timeout(value: bytes | None) -> float | None:
 
 def passthrough_answer(response: ApiResponse, rate_headers: Mapping[str, str]) -> DirectResponse:
     """The provider's answer as the passthrough form returns it (see the module doc)."""
+    if not 200 <= response.status <= 599:  # 1xx are interim (the wire skips them); 6xx-9xx invalid
+        extra = {"errorClass": "other", "attempts": response.attempts, "providerStatus": response.status}
+        if response.request_id:
+            extra["requestId"] = response.request_id
+        raise UpstreamFailed(f"the provider answered with HTTP status {response.status}", extra=extra)
     if response.truncated:
-        extra: dict[str, Any] = {"errorClass": "too_large", "attempts": response.attempts}
+        extra = {"errorClass": "too_large", "attempts": response.attempts}
         if response.request_id:
             extra["requestId"] = response.request_id
         raise UpstreamFailed(
