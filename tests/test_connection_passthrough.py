@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from interlink.core.errors import ValidationFailed
 from interlink.core.settings import Settings
@@ -186,6 +187,29 @@ async def test_the_query_string_goes_as_it_came_and_credentials_replace_the_call
     assert response.status_code == 200, response.text
     seen = response.json()
     assert seen["query"] == {"x": ["1"], "api_key": [API_KEY]}
+
+
+async def test_both_ways_of_serving_count_under_the_routes_template(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    """The direct route and the framework route (an escaped path) label their requests alike."""
+    route = "/v1/connections/{connection_id}/proxy/{path:path}"
+
+    async def counted() -> float:
+        text = (await client.get("/metrics")).text
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "interlink_http_requests_total"
+            and sample.labels == {"method": "GET", "route": route, "status": "200"}
+        )
+
+    conn = await _connect(client, admin_headers, "echo-header", "NONE")
+    before = await counted()
+    for path in ("/echo/direct", "/echo/escaped%20path"):
+        assert (await client.get(_url(conn, path), headers=admin_headers)).status_code == 200
+    assert await counted() - before == 2
 
 
 def test_a_query_string_that_is_not_percent_encoded_is_refused_not_re_encoded() -> None:

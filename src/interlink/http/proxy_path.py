@@ -299,7 +299,7 @@ async def passthrough_for(
 class ConnectionPassthroughRoute(DirectRoute):
     """``/v1/connections/{id}/proxy/{path}`` as a direct route (see the module doc)."""
 
-    label = RouteLabel(PREFIX + "{connection_id}" + PASSTHROUGH_MARK + "{path}")
+    label = RouteLabel(PREFIX + "{connection_id}" + PASSTHROUGH_MARK + "{path:path}")  # as the route
     methods = PASSTHROUGH_METHODS
     raw_path = True
 
