@@ -100,7 +100,7 @@ def check(request: ProxyRequest) -> ApiRequestBuilder:
         raise ValidationFailed(
             "path must start with / (it is joined to the connection's base URL)", field="path"
         )
-    if any(unquote(segment) in (".", "..") for segment in request.path.split("?", 1)[0].split("/")):
+    if _has_dot_segment(request.path.split("?", 1)[0]):
         raise ValidationFailed("path must not contain . or .. segments (escaped or not)", field="path")
     if not 1 <= request.max_attempts <= MAX_ATTEMPTS:
         raise ValidationFailed(f"maxAttempts must be between 1 and {MAX_ATTEMPTS}", field="maxAttempts")
@@ -130,6 +130,13 @@ def check(request: ProxyRequest) -> ApiRequestBuilder:
         )
     except ValidationFailed as exc:
         raise _renamed(exc) from None
+
+
+def _has_dot_segment(path: str) -> bool:
+    """``path`` has a ``.`` or ``..`` segment, written as it is or percent-escaped (``%2E``)."""
+    if "." not in path and "%" not in path:  # neither form can be there: the common case
+        return False
+    return any(unquote(segment) in (".", "..") for segment in path.split("/"))
 
 
 def _renamed(exc: ValidationFailed) -> ValidationFailed:
