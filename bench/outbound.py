@@ -465,6 +465,13 @@ def serve_forwarder() -> None:
     auth = {"Authorization": f"Bearer {TOKEN_FROM_ENV}", "Accept": "application/json"}
     sessions: list[aiohttp.ClientSession] = []
 
+    def session() -> aiohttp.ClientSession:
+        """The one pooled session, made on first use (the same bound as a connection's client)."""
+        if not sessions:
+            pool = aiohttp.TCPConnector(limit_per_host=DEFAULT_MAX_CONNECTIONS)
+            sessions.append(aiohttp.ClientSession(connector=pool))
+        return sessions[0]
+
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
             while True:
@@ -472,8 +479,8 @@ def serve_forwarder() -> None:
                 if message["type"] == "lifespan.startup":
                     await send({"type": "lifespan.startup.complete"})
                 elif message["type"] == "lifespan.shutdown":
-                    for session in sessions:
-                        await session.close()
+                    for made in sessions:
+                        await made.close()
                     await send({"type": "lifespan.shutdown.complete"})
                     return
         if scope["path"] == "/healthz":
@@ -484,10 +491,7 @@ def serve_forwarder() -> None:
             target = upstream + scope["path"].partition("/proxy")[2]
             if scope["query_string"]:
                 target += "?" + scope["query_string"].decode("latin-1")
-            if not sessions:
-                pool = aiohttp.TCPConnector(limit_per_host=DEFAULT_MAX_CONNECTIONS)
-                sessions.append(aiohttp.ClientSession(connector=pool))
-            async with sessions[0].get(target, headers=auth) as resp:
+            async with session().get(target, headers=auth) as resp:
                 content = await resp.read()
                 kind = resp.headers.get("Content-Type", "application/octet-stream").encode("latin-1")
                 status = resp.status
@@ -503,11 +507,7 @@ def serve_forwarder() -> None:
             chunks.append(message.get("body", b""))
             more = message.get("more_body", False)
         call = json.loads(b"".join(chunks))
-        if not sessions:
-            # The same bound as a connection's pooled client.
-            pool = aiohttp.TCPConnector(limit_per_host=DEFAULT_MAX_CONNECTIONS)
-            sessions.append(aiohttp.ClientSession(connector=pool))
-        async with sessions[0].get(upstream + call["path"], params=call["query"], headers=auth) as resp:
+        async with session().get(upstream + call["path"], params=call["query"], headers=auth) as resp:
             data = await resp.json()
             answer = {"status": resp.status, "headers": dict(resp.headers), "data": data}
         body = json.dumps(answer).encode()

@@ -256,7 +256,8 @@ class ClientConfig:
         """
         if isinstance(outcome, httpx.Response):
             if passthrough and not interlink_problem(outcome):  # a provider's answer, whatever its status
-                return self.check(outcome, correlation_id, passthrough=True)
+                self.remember(outcome, correlation_id)
+                return outcome
             delay = self.retry_delay(method, attempt, response=outcome, retry_safe=retry_safe)
             return self.check(outcome, correlation_id) if delay is None else delay
         delay = self.retry_delay(method, attempt, error=outcome, retry_safe=retry_safe)
@@ -264,13 +265,14 @@ class ClientConfig:
             raise connection_error(outcome, self.base_url, correlation_id) from outcome
         return delay
 
-    def check(
-        self, response: httpx.Response, correlation_id: str, *, passthrough: bool = False
-    ) -> httpx.Response:
-        """Remember the correlation id; raise the typed error for a non-2xx answer (with
-        ``passthrough``, only for a problem of Interlink's own: see :func:`interlink_problem`)."""
+    def remember(self, response: httpx.Response, correlation_id: str) -> None:
+        """Keep the answer's correlation id (the one sent when it has none) as the last one."""
         self.last_correlation_id = response.headers.get("x-correlation-id", correlation_id)
-        if response.is_success or (passthrough and not interlink_problem(response)):
+
+    def check(self, response: httpx.Response, correlation_id: str) -> httpx.Response:
+        """Remember the correlation id; raise the typed error for a non-2xx answer."""
+        self.remember(response, correlation_id)
+        if response.is_success:
             return response
         raise error_from_response(response)
 
