@@ -64,7 +64,7 @@ def sqlite_datetime_text(value: datetime) -> str:
     ``YYYY-MM-DD HH:MM:SS.ffffff``): for statements that bind values themselves."""
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+    return value.isoformat(" ", "microseconds")[:26]  # without the "+00:00"
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):

@@ -346,19 +346,19 @@ def _sqlite_insert(rows: int) -> str:
 _COPY: Final = f"COPY external_api_requests ({', '.join(COLUMNS)}) FROM STDIN"
 
 
-def _sqlite_values(values: tuple[Any, ...]) -> tuple[Any, ...]:
-    out = list(values)
-    out[_REQUEST_HEADERS] = json_text(out[_REQUEST_HEADERS])
-    if out[_RESPONSE_HEADERS] is not None:
-        out[_RESPONSE_HEADERS] = json_text(out[_RESPONSE_HEADERS])
-    out[_REUSED] = int(out[_REUSED])
-    out[_CREATED_AT] = sqlite_datetime_text(out[_CREATED_AT])
-    return tuple(out)
-
-
-def _sqlite_flat(chunk: list[tuple[Any, ...]]) -> tuple[Any, ...]:
-    """The parameters of :func:`_sqlite_insert` for ``chunk``."""
-    return tuple(v for r in chunk for v in _sqlite_values(r))
+def _sqlite_flat(chunk: list[tuple[Any, ...]]) -> list[Any]:
+    """The parameters of :func:`_sqlite_insert` for ``chunk`` (rows of :meth:`LogEntry.values`)."""
+    params: list[Any] = []
+    extend = params.extend
+    for values in chunk:
+        row = list(values)
+        row[_REQUEST_HEADERS] = json_text(row[_REQUEST_HEADERS])
+        if row[_RESPONSE_HEADERS] is not None:
+            row[_RESPONSE_HEADERS] = json_text(row[_RESPONSE_HEADERS])
+        row[_REUSED] = int(row[_REUSED])
+        row[_CREATED_AT] = sqlite_datetime_text(row[_CREATED_AT])
+        extend(row)
+    return params
 
 
 class SqliteLogFile:
