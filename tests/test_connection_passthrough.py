@@ -107,6 +107,30 @@ async def test_the_call_is_passed_on_and_the_answer_comes_back_as_it_came(
     assert API_KEY not in logged.text
 
 
+async def test_a_header_sent_on_several_lines_goes_on_as_one(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    """Repeated lines of a passed-on header are joined in order (RFC 9110, 5.3), through the
+    direct route and through the framework route (an escaped path) alike."""
+    conn = await _connect(client, admin_headers, "echo-header", "NONE")
+    lines = [
+        *admin_headers.items(),
+        ("Interlink-Proxy-X-Tag", "a"),
+        ("Accept", "application/json"),
+        ("Interlink-Proxy-X-Tag", "b, c"),
+        ("Accept", "text/plain"),
+        ("Idempotency-Key", "first"),
+        ("Idempotency-Key", "second"),
+    ]
+    for path in ("/echo/lines", "/echo/escaped%20lines"):
+        response = await client.post(_url(conn, path), headers=lines, content=b"{}")
+        assert response.status_code == 200, response.text
+        passed = response.json()["headers"]
+        assert passed["x-tag"] == "a, b, c", path
+        assert passed["accept"] == "application/json, text/plain", path
+        assert passed["idempotency-key"] == "first", path
+
+
 async def test_bodies_methods_and_the_providers_statuses(
     client: httpx.AsyncClient, admin_headers: dict[str, str], echo_api: EchoApi
 ) -> None:
@@ -388,6 +412,15 @@ def test_a_real_server_serves_both_ways(live_server: LiveServer) -> None:
         assert missing.status_code == 404 and missing.json() == {"status": 404}
         problem = http.get(_url(conn, "/echo"), headers={"Authorization": "Bearer il_live_nope"})
         assert_problem(problem, 401)
+
+    # Repeated header lines, as they come on the wire to the server's own direct route.
+    status, _, body = _raw_exchange(
+        live_server,
+        f"GET {_url(conn, '/echo/lines')} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+        "Interlink-Proxy-X-Tag: a\r\nInterlink-Proxy-X-Tag: b\r\nConnection: close\r\n\r\n".encode(),
+    )
+    assert status == "HTTP/1.1 200 OK", status
+    assert json.loads(body)["headers"]["x-tag"] == "a, b"
 
     # A 204 answer carries no Content-Length (and no body) on the wire.
     status, headers, body = _raw_exchange(

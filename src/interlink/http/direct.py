@@ -63,7 +63,8 @@ class DirectRequest:
     """A whole request to a direct route. ``headers``: lower-case names, the first value of each;
     ``path``: as decoded (a percent-escaped path reaches a direct route only through
     :class:`DirectRoutesMiddleware`, decoded, and never one whose ``raw_path`` is set);
-    ``query``: the raw query string."""
+    ``query``: the raw query string; ``header_lines``: every header line as received (lower-case
+    names, in order, repeats included)."""
 
     path: str
     headers: dict[bytes, bytes]
@@ -71,6 +72,7 @@ class DirectRequest:
     client: tuple[str, int] | None
     method: str = "POST"
     query: bytes = b""
+    header_lines: Sequence[tuple[bytes, bytes]] = ()
 
 
 @dataclass(slots=True)
@@ -197,7 +199,13 @@ class DirectRoutesMiddleware:
             return  # the client went away
         body, headers = read
         request = DirectRequest(
-            scope["path"], headers, body, scope.get("client"), scope["method"], scope["query_string"]
+            scope["path"],
+            headers,
+            body,
+            scope.get("client"),
+            scope["method"],
+            scope["query_string"],
+            scope["headers"],
         )
         response = await route(request)
         if response is None:

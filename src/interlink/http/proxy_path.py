@@ -16,7 +16,8 @@ parameter the connection's credentials set), the body as bytes and a few headers
 and the provider's answer comes back as it is. Its contracts:
 
 * Passed on: ``Content-Type``, ``Accept`` and ``Accept-Language``, and every header named
-  ``Interlink-Proxy-<Name>`` as ``<Name>`` (first value of each), with ``Idempotency-Key``. Nothing
+  ``Interlink-Proxy-<Name>`` as ``<Name>`` (the lines of a repeated one joined with ``", "``, in
+  order), with ``Idempotency-Key`` (its first line). Nothing
   else of the caller's, the Interlink key in ``Authorization`` least of all. Hop-by-hop and framing
   names are refused (422) as in the JSON form, and the connection's credentials win.
 * Controls: ``Interlink-Max-Attempts`` (1-5, default 3) and ``Interlink-Timeout-Seconds`` (per
@@ -40,7 +41,7 @@ and the provider's answer comes back as it is. Its contracts:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from pydantic_core import to_json
@@ -196,16 +197,26 @@ def passthrough_target(path: str) -> tuple[str, str] | None:
 
 
 def passthrough_call(
-    method: str, provider_path: str, query: bytes, headers: Mapping[bytes, bytes], body: bytes
+    method: str,
+    provider_path: str,
+    query: bytes,
+    headers: Mapping[bytes, bytes],
+    body: bytes,
+    header_lines: Iterable[tuple[bytes, bytes]] = (),
 ) -> proxy.ProxyRequest:
     """The proxy call a passthrough request makes (see the module doc); ValidationFailed naming
-    the header for an invalid control header."""
+    the header for an invalid control header. ``headers`` holds the first line of each header,
+    ``header_lines`` every line (the passed-on headers are read from it when given)."""
     passed: dict[str, str] = {}
-    for name, value in headers.items():
-        if name in PASSED_ON_HEADERS:
-            passed[name.decode("latin-1")] = value.decode("latin-1")
-        elif name.startswith(PASSED_ON_PREFIX):
-            passed[name[len(PASSED_ON_PREFIX) :].decode("latin-1")] = value.decode("latin-1")
+    for raw_name, raw_value in header_lines or headers.items():
+        if raw_name in PASSED_ON_HEADERS:
+            name = raw_name.decode("latin-1")
+        elif raw_name.startswith(PASSED_ON_PREFIX):
+            name = raw_name[len(PASSED_ON_PREFIX) :].decode("latin-1")
+        else:
+            continue
+        value = raw_value.decode("latin-1")
+        passed[name] = f"{passed[name]}, {value}" if name in passed else value  # RFC 9110, 5.3
     key = headers.get(b"idempotency-key")
     return proxy.ProxyRequest(
         method=method,
@@ -291,7 +302,9 @@ async def passthrough_for(
     """Authenticate ``request`` (scope ``connections:write``), make its call through the connection
     and return the provider's answer; InterlinkError for every answer of Interlink's own."""
     actor, rate_headers = await authenticated(runtime, request)
-    call = passthrough_call(request.method, provider_path, request.query, request.headers, request.body)
+    call = passthrough_call(
+        request.method, provider_path, request.query, request.headers, request.body, request.header_lines
+    )
     response = await proxy.call(runtime.connection_clients, actor, connection_id, call)
     return passthrough_answer(response, rate_headers)
 

@@ -141,15 +141,30 @@ class _DirectExchange:
     (uvicorn reads ``response_complete``, sets ``disconnected`` and ``keep_alive``, and sets
     ``message_event``)."""
 
-    __slots__ = ("body", "disconnected", "headers", "keep_alive", "response_complete", "route", "scope")
+    __slots__ = (
+        "body",
+        "disconnected",
+        "header_lines",
+        "headers",
+        "keep_alive",
+        "response_complete",
+        "route",
+        "scope",
+    )
 
     message_event = _NO_EVENT
 
     def __init__(
-        self, route: DirectRoute, scope: dict[str, Any], headers: dict[bytes, bytes], keep_alive: bool
+        self,
+        route: DirectRoute,
+        scope: dict[str, Any],
+        header_lines: list[tuple[bytes, bytes]],
+        headers: dict[bytes, bytes],
+        keep_alive: bool,
     ) -> None:
         self.route = route
         self.scope = scope
+        self.header_lines = header_lines
         self.headers = headers
         self.keep_alive = keep_alive
         self.body: list[bytes] = []
@@ -231,7 +246,7 @@ class InterlinkHttpProtocol(HttpToolsProtocol):
         scope["raw_path"] = self.root_path.encode("ascii") + raw_path
         scope["query_string"] = parsed.query or b""
         keep_alive = http_version != "1.0" and self.parser.should_keep_alive()
-        return _DirectExchange(route, scope, headers, keep_alive)  # type: ignore[arg-type]
+        return _DirectExchange(route, scope, self.headers, headers, keep_alive)  # type: ignore[arg-type]
 
     def on_body(self, body: bytes) -> None:
         exchange = self._reading
@@ -259,7 +274,13 @@ class InterlinkHttpProtocol(HttpToolsProtocol):
         body = b"".join(exchange.body)
         scope = exchange.scope
         request = DirectRequest(
-            scope["path"], exchange.headers, body, self.client, scope["method"], scope["query_string"]
+            scope["path"],
+            exchange.headers,
+            body,
+            self.client,
+            scope["method"],
+            scope["query_string"],
+            exchange.header_lines,
         )
         try:
             response = await self.direct_routes.answer(exchange.route, request)

@@ -286,6 +286,7 @@ async def proxy_passthrough(
         request.scope.get("client"),
         request.method,
         request.scope.get("query_string", b""),
+        request.scope["headers"],
     )
     answer = await proxy_path.passthrough_for(get_runtime(request), direct, *target)
     response = Response(answer.body, status_code=answer.status)
