@@ -49,7 +49,8 @@ Defaults take about four minutes. ``--compare REV`` measures a change instead: p
 this tree's server and the server of git revision ``REV`` (checked out in a temporary worktree; it
 must share this tree's schema) on the same API server, alternating, ``--proxy-rounds`` pairs per
 database (JSON form; ``--passthrough`` for the passthrough form, which ``REV`` must have), and the
-median of the paired ratios of server CPU per call and of throughput.
+median of the paired ratios of server CPU per call and of throughput. ``--server-processes N`` runs
+the Interlink server as ``interlink serve --processes N`` does (CPU summed over its processes).
 """
 
 from __future__ import annotations
@@ -204,11 +205,17 @@ def _machine_busy_seconds() -> float:
 
 
 def _cpu_seconds(pid: int) -> float:
+    """CPU seconds of ``pid`` and of every process below it (a supervisor's processes)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += _cpu_seconds(int(child))
+    return total
 
 
 def _cpu_model() -> str:
@@ -435,6 +442,19 @@ def serve_interlink() -> None:
 
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
+    if settings.serve_processes > 1:  # as ``interlink serve --processes N`` runs them
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(settings.data_dir / "metrics")
+        (settings.data_dir / "metrics").mkdir(exist_ok=True)
+        uvicorn.run(
+            "outbound:served_app",
+            factory=True,
+            app_dir=str(Path(__file__).resolve().parent),
+            host="127.0.0.1",
+            port=settings.port,
+            workers=settings.serve_processes,
+            **server_options(),
+        )
+        return
     app = create_app(settings, access_log=False, tune_gc_after_start=True)
     profile_path = os.environ.get("BENCH_OUTBOUND_PROFILE")
     profiler = cProfile.Profile() if profile_path else None
@@ -447,6 +467,16 @@ def serve_interlink() -> None:
         if profiler is not None and profile_path:
             profiler.disable()
             profiler.dump_stats(profile_path)
+
+
+def served_app() -> Any:
+    """One process of ``--server-processes N``: the app as :func:`serve_interlink` builds it."""
+    from interlink.core.settings import Settings
+    from interlink.http.app import create_app
+
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings, access_log=False, tune_gc_after_start=True)
 
 
 def serve_forwarder() -> None:
@@ -721,6 +751,7 @@ async def _proxy_server_env(database_url: str, data_dir: Path, api: ApiServer) -
         "INTERLINK_PROVIDERS_FILE": str(_providers_file(data_dir, api)),
         "INTERLINK_BOOTSTRAP": "false",
         "INTERLINK_RUN_WORKER": "false",  # no background jobs (health checks) calling the API server
+        "INTERLINK_SERVE_PROCESSES": os.environ.get("BENCH_SERVER_PROCESSES", "1"),
     }
     settings = Settings(
         data_dir=data_dir,
@@ -1164,6 +1195,12 @@ def main() -> int:
     parser.add_argument(
         "--proxy-requests", type=int, default=5_000, help="calls per proxy run (default 5,000)"
     )
+    parser.add_argument(
+        "--server-processes",
+        type=int,
+        default=1,
+        help="Interlink server processes on the port, as `interlink serve --processes N` (default 1)",
+    )
     parser.add_argument("--skip-library", action="store_true", help="only the proxy half")
     parser.add_argument("--skip-proxy", action="store_true", help="only the library half")
     parser.add_argument("--skip-postgres", action="store_true")
@@ -1198,12 +1235,17 @@ def main() -> int:
         return 0
 
     configure_logging("WARNING", "json")
+    if not 1 <= args.server_processes <= 64:
+        parser.error("--server-processes must be from 1 to 64")
+    os.environ["BENCH_SERVER_PROCESSES"] = str(args.server_processes)
     print(
         f"machine: {_cpu_model()}, {os.cpu_count()} CPUs; Python {platform.python_version()}; "
         f"{platform.system()} {platform.release()}"
     )
     if hasattr(os, "getloadavg"):
         print("load average at start: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
+    if args.server_processes > 1:
+        print(f"Interlink server: {args.server_processes} processes on its port (the forwarder: one)")
     started = time.monotonic()
     try:
         if args.compare:

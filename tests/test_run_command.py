@@ -72,11 +72,11 @@ class Served:
 
 
 @contextmanager
-def serve(cwd: Path, env: dict[str, str], port: int) -> Iterator[Served]:
+def serve(cwd: Path, env: dict[str, str], port: int, *options: str) -> Iterator[Served]:
     """``interlink serve`` in its own process group, always stopped (TERM, then KILL) afterwards."""
     stderr = (cwd / f"serve-{port}.log").open("w")
     process = subprocess.Popen(
-        [INTERLINK, "serve", "--port", str(port)],
+        [INTERLINK, "serve", "--port", str(port), *options],
         cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
@@ -230,3 +230,29 @@ def test_serve_and_worker_refuse_an_unmigrated_postgres_database(tmp_path: Path)
     finally:
         with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_invalid_settings_are_named_without_a_traceback(tmp_path: Path) -> None:
+    env = _environment(
+        tmp_path / "data",
+        INTERLINK_SERVE_PROCESSES="0",
+        INTERLINK_PORT="eighty",
+        INTERLINK_MASTER_KEYS="not-a-key-but-maybe-a-secret",
+        INTERLINK_SMTP_FROM="nobody",
+    )
+    for command in (["serve"], ["migrate"], ["worker"]):
+        refused = subprocess.run(
+            [INTERLINK, *command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert refused.returncode == 2, (command, refused.stderr)
+        lines = refused.stderr.splitlines()
+        assert (
+            "interlink: invalid setting INTERLINK_SERVE_PROCESSES: Input should be greater than or equal to 1"
+            in lines
+        )
+        assert any(line.startswith("interlink: invalid setting INTERLINK_PORT: ") for line in lines), lines
+        assert any(line.startswith("interlink: invalid setting INTERLINK_SMTP_FROM: ") for line in lines), (
+            lines
+        )
+        assert "Traceback" not in refused.stderr and "eighty" not in refused.stderr
+        assert "not-a-key-but-maybe-a-secret" not in refused.stderr

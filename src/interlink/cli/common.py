@@ -5,14 +5,23 @@ from __future__ import annotations
 import asyncio
 
 import typer
+from pydantic import ValidationError
 
 from interlink.core.logging import configure_logging
 from interlink.core.settings import Settings
 
 
 def load_settings() -> Settings:
-    """Settings from the environment, with logging configured from them."""
-    settings = Settings()
+    """Settings from the environment, with logging configured from them. An invalid value exits
+    with code 2 and one line per setting (its variable and what is wrong; never the value, which
+    may be a secret)."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = f"setting INTERLINK_{str(error['loc'][0]).upper()}" if error["loc"] else "settings"
+            typer.echo(f"interlink: invalid {where}: {error['msg']}", err=True)
+        raise typer.Exit(code=2) from None
     configure_logging(settings.log_level, settings.log_format)
     return settings
 

@@ -8,6 +8,7 @@ Server-side commands (``serve``, ``migrate``, ``admin``, ``secrets``) work on th
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 
 import typer
@@ -34,6 +35,7 @@ from interlink.cli.secrets_commands import app as secrets_app
 from interlink.cli.webhook_commands import endpoints_app, event_types_app
 from interlink.cli.webhook_config_commands import webhook_config_app
 from interlink.cli.worker_command import worker
+from interlink.core.settings import MAX_SERVE_PROCESSES, Settings
 
 app = typer.Typer(
     help="Interlink: the integration layer for multi-tenant SaaS backends.", no_args_is_help=True
@@ -75,8 +77,16 @@ def migrate() -> None:
 def serve(
     host: str = typer.Option(None, help="Bind address (default INTERLINK_HOST or 127.0.0.1)."),
     port: int = typer.Option(None, help="Port (default INTERLINK_PORT or 8000)."),
+    processes: int = typer.Option(
+        None,
+        min=1,
+        max=MAX_SERVE_PROCESSES,
+        help="API processes sharing the port (default INTERLINK_SERVE_PROCESSES or 1; "
+        "about one per core). Each runs the app as one process would.",
+    ),
 ) -> None:
-    """Start the REST API (and, on the embedded default, everything else) in one process."""
+    """Start the REST API (and, on the embedded default, everything else): one process, or
+    ``--processes N`` sharing the port under a supervisor that restarts any that dies."""
     import uvicorn
 
     from interlink.bootstrap import bootstrap_if_empty
@@ -89,6 +99,8 @@ def serve(
         settings.host = host
     if port is not None:
         settings.port = port
+    if processes is not None:
+        settings.serve_processes = processes
     refuse_bad_catalogue(settings)
     refuse_unless_migrated(settings)
     refuse_without_secrets(settings)
@@ -106,6 +118,9 @@ def serve(
     if created is not None:
         typer.echo("First start: created tenant 'default' and a platform admin API key.")
         typer.echo(f"Admin API key (shown once, store it now): {created.key}")  # type: ignore[attr-defined]
+    if settings.serve_processes > 1:
+        _serve_processes(settings)
+        return
     sys.stdout.flush()
     uvicorn.run(
         create_app(settings, tune_gc_after_start=True),
@@ -113,6 +128,49 @@ def serve(
         port=settings.port,
         **server_options(),
     )
+
+
+def _serve_processes(settings: Settings) -> None:
+    """``settings.serve_processes`` API processes on one listening socket (uvicorn's supervisor:
+    SIGTERM or SIGINT stops them all gracefully, a process that dies is started again). Each builds
+    its app from the environment (:func:`~interlink.http.app.create_served_app`); their Prometheus
+    counters go to a fresh directory that every ``/metrics`` answer sums (removed on exit)."""
+    import shutil
+    import tempfile
+
+    import uvicorn
+
+    from interlink.http.routers.health import MULTIPROCESS_DIR_VARIABLE
+    from interlink.http.server import server_options
+
+    if settings.is_sqlite and not settings.redis_url:
+        typer.echo(
+            "interlink: warning: several processes on one SQLite file without INTERLINK_REDIS_URL: "
+            "key revocations and connection changes reach the other processes only after "
+            "INTERLINK_KEY_CACHE_TTL_SECONDS / INTERLINK_CONNECTION_CACHE_TTL_SECONDS, and each "
+            "process counts its own rate-limit windows (docs/operations.md)",
+            err=True,
+        )
+    os.environ["INTERLINK_HOST"] = settings.host  # what the processes' settings read
+    os.environ["INTERLINK_PORT"] = str(settings.port)
+    own_directory = MULTIPROCESS_DIR_VARIABLE not in os.environ
+    directory = os.environ.setdefault(
+        MULTIPROCESS_DIR_VARIABLE, tempfile.mkdtemp(prefix="interlink-metrics-")
+    )
+    typer.echo(f"Serving with {settings.serve_processes} processes (metrics summed in {directory})")
+    sys.stdout.flush()
+    try:
+        uvicorn.run(
+            "interlink.http.app:create_served_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.serve_processes,
+            **server_options(),
+        )
+    finally:
+        if own_directory:
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def main() -> None:

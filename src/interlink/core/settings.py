@@ -13,6 +13,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from interlink.core.enums import IntegrationEnvironment, RetentionPolicy
 
+MAX_SERVE_PROCESSES = 64
+"""The most API processes ``interlink serve --processes`` runs."""
+
 
 class Settings(BaseSettings):
     """Every setting of the service. Field docs are the reference in docs/configuration.md."""
@@ -45,6 +48,14 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address `interlink serve` binds to.")
     port: int = Field(default=8000, ge=0, le=65535, description="Port `interlink serve` binds to.")
+    serve_processes: int = Field(
+        default=1,
+        ge=1,
+        le=MAX_SERVE_PROCESSES,
+        description="API processes `interlink serve` runs on its port (about one per core). Several "
+        "processes on one SQLite file need `INTERLINK_REDIS_URL` for instant key revocation and "
+        "shared rate limits (docs/operations.md).",
+    )
     public_url: str = Field(
         default="",
         description="Public base URL; defaults to http://host:port. OAuth2 providers redirect to "

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from interlink import __version__
+from interlink.core.logging import configure_logging
 from interlink.core.schemas import Problem
 from interlink.core.settings import Settings, get_settings
 from interlink.http.direct import DirectRoutes, DirectRoutesMiddleware
@@ -69,6 +70,14 @@ class InterlinkApp(FastAPI):
     async def framework(self, scope: Scope, receive: Receive, send: Send) -> None:
         """FastAPI's own handling of a request (what :attr:`edge` hands on)."""
         await super().__call__(scope, receive, send)
+
+
+def create_served_app() -> InterlinkApp:
+    """The app of one of ``interlink serve --processes N``'s processes: settings from the
+    environment (as the command read them), the garbage collector tuned once started."""
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings, tune_gc_after_start=True)
 
 
 def create_app(

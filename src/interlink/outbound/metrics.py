@@ -133,7 +133,8 @@ class CircuitGauges(Collector):
         yield family
 
 
-REGISTRY.register(CircuitGauges())
+CIRCUIT_GAUGES: Final = CircuitGauges()
+REGISTRY.register(CIRCUIT_GAUGES)
 
 
 # -- ApiMetrics from the request log ---------------------------------------------------------------

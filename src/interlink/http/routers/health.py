@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from interlink.http.auth import get_runtime
+from interlink.outbound.metrics import CIRCUIT_GAUGES
 from interlink.webhooks.metrics import QUEUE_GAUGES
+
+MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+"""Set (by ``interlink serve --processes N``) when several processes share one port: each keeps
+its counters and histograms in files there, and a scrape answered by any of them sums them all."""
 
 router = APIRouter(tags=["health"])
 
@@ -48,4 +55,18 @@ async def metrics(request: Request) -> Response:
     """Prometheus text exposition. The webhook queue gauges are read from the database first
     (cached a few seconds; left out, never an error, when the database does not answer)."""
     await QUEUE_GAUGES.refresh(get_runtime(request).db)
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+def exposition() -> bytes:
+    """This process's metrics; with several processes on one port (:data:`MULTIPROCESS_DIR_VARIABLE`
+    set), the counters and histograms of all of them summed, the webhook queue gauges (database-wide)
+    and this process's circuit breaker gauges."""
+    directory = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
+    if not directory:
+        return generate_latest()
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    registry.register(QUEUE_GAUGES)
+    registry.register(CIRCUIT_GAUGES)
+    return generate_latest(registry)
