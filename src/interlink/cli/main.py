@@ -153,10 +153,10 @@ def _serve_processes(settings: Settings) -> None:
         )
     os.environ["INTERLINK_HOST"] = settings.host  # what the processes' settings read
     os.environ["INTERLINK_PORT"] = str(settings.port)
-    own_directory = MULTIPROCESS_DIR_VARIABLE not in os.environ
-    directory = os.environ.setdefault(
-        MULTIPROCESS_DIR_VARIABLE, tempfile.mkdtemp(prefix="interlink-metrics-")
-    )
+    own_directory = not os.environ.get(MULTIPROCESS_DIR_VARIABLE)
+    if own_directory:
+        os.environ[MULTIPROCESS_DIR_VARIABLE] = tempfile.mkdtemp(prefix="interlink-metrics-")
+    directory = os.environ[MULTIPROCESS_DIR_VARIABLE]
     typer.echo(f"Serving with {settings.serve_processes} processes (metrics summed in {directory})")
     sys.stdout.flush()
     try:
