@@ -79,10 +79,15 @@ def _get_on(sock: socket.socket, path: str) -> bytes:
 
 
 def _healthz_count(url: str) -> float:
+    """The scrape's count of GET /healthz answered 200 (and no metric family twice in it)."""
     text = httpx.get(f"{url}/metrics", headers={"Connection": "close"}).text
+    families = list(text_string_to_metric_families(text))
+    names = [family.name for family in families]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+    assert "interlink_webhook_queue_depth" in names and "interlink_outbound_circuits" in names
     return sum(
         sample.value
-        for family in text_string_to_metric_families(text)
+        for family in families
         for sample in family.samples
         if sample.name == "interlink_http_requests_total"
         and sample.labels == {"method": "GET", "route": "/healthz", "status": "200"}

@@ -640,11 +640,16 @@ class QueueGauges(Collector):
         yield from self.failures.describe()
 
     def collect(self) -> Iterator[Any]:
+        yield from self.collect_gauges()
+        yield from self.failures.collect()
+
+    def collect_gauges(self) -> Iterator[GaugeMetricFamily]:
+        """The three gauges without the failure counter (which a scrape of several processes sums
+        from their files with the other counters)."""
         snapshot = self._snapshot
         if snapshot is not None and time.monotonic() - self._taken_at > self.stale_after:
             snapshot = None
         yield from self._families(snapshot)
-        yield from self.failures.collect()
 
     @staticmethod
     def _families(snapshot: QueueSnapshot | None) -> Iterator[GaugeMetricFamily]:

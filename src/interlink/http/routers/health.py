@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable, Iterable
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 from interlink.http.auth import get_runtime
 from interlink.outbound.metrics import CIRCUIT_GAUGES
@@ -67,6 +70,16 @@ def exposition() -> bytes:
         return generate_latest()
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
-    registry.register(QUEUE_GAUGES)
+    registry.register(_Families(QUEUE_GAUGES.collect_gauges))
     registry.register(CIRCUIT_GAUGES)
     return generate_latest(registry)
+
+
+class _Families(Collector):
+    """A collector of what ``collect`` yields."""
+
+    def __init__(self, collect: Callable[[], Iterable[Metric]]) -> None:
+        self._collect = collect
+
+    def collect(self) -> Iterable[Metric]:
+        return self._collect()
