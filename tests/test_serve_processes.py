@@ -122,29 +122,32 @@ def test_serve_runs_several_processes_on_one_port(db_url: str, tmp_path: Path) -
             made = client.keys.create("served", ["keys:verify"])
             assert client.keys.verify(made.key).valid
 
-        # Connections until each process has accepted at least one (the kernel picks).
+        # Connections until each process has accepted one (the kernel picks; a process still
+        # starting accepts none yet): one kept open per process, the others closed at once.
         before = _healthz_count(url)
-        held: dict[int, list[socket.socket]] = {child: [] for child in children}
+        held: dict[int, socket.socket] = {}
         sent = 0
         try:
-            for _ in range(300):
+            deadline = time.monotonic() + 60
+            while len(held) < len(children) and time.monotonic() < deadline:
                 sock = socket.create_connection(("127.0.0.1", port), timeout=10)
                 _get_on(sock, "/healthz")
                 sent += 1
                 owner = _accepting_process(port, sock.getsockname()[1], children)
                 assert owner is not None
-                held[owner].append(sock)
-                if all(held.values()):
-                    break
-            assert all(held.values()), {pid: len(socks) for pid, socks in held.items()}
-            for socks in held.values():  # more requests on connections of both processes
+                if owner in held:
+                    sock.close()
+                    time.sleep(0.01)
+                else:
+                    held[owner] = sock
+            assert set(held) == children, (held, children)
+            for sock in held.values():  # more requests on a connection of each process
                 for _ in range(3):
-                    _get_on(socks[0], "/healthz")
+                    _get_on(sock, "/healthz")
                     sent += 1
         finally:
-            for socks in held.values():
-                for sock in socks:
-                    sock.close()
+            for sock in held.values():
+                sock.close()
         # Whichever process answers a scrape, it counts the requests of both (one scrape per new
         # connection, its own /healthz-free request).
         for _ in range(6):
