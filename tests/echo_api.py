@@ -7,7 +7,8 @@ Routes, under ``/api``:
 * ``/api/status/{code}``: that status with ``{"status": code}``.
 * ``/api/slow``: answers after 2 s.
 * ``/api/binary``: 256 bytes of ``application/octet-stream``.
-* ``/api/bytes/{n}``: ``n`` bytes of ``application/octet-stream``.
+* ``/api/bytes/{n}`` (and ``/api/bytes/{n}/...``): ``n`` bytes of ``application/octet-stream``.
+* ``/api/gzip``: ``{"compressed": true}`` gzip-encoded (``Content-Encoding: gzip``).
 * ``/api/empty``: 204, no body.
 * ``/api/protected/...``: 401 for a missing bearer token, one in :attr:`EchoApi.revoked`, or any
   while :attr:`EchoApi.reject_all` is set; records every token it sees in :attr:`EchoApi.tokens`.
@@ -18,6 +19,7 @@ Because it runs in its own thread it serves blocking tests (SDK, CLI) as well as
 from __future__ import annotations
 
 import asyncio
+import gzip
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -77,6 +79,11 @@ class EchoApi:
         size = int(request.match_info["n"])
         return web.Response(body=b"x" * size, content_type="application/octet-stream")
 
+    async def _gzip(self, _request: web.Request) -> web.Response:
+        self.requests += 1
+        body = gzip.compress(b'{"compressed": true}')
+        return web.Response(body=body, content_type="application/json", headers={"Content-Encoding": "gzip"})
+
     async def _empty(self, _request: web.Request) -> web.Response:
         self.requests += 1
         return web.Response(status=204)
@@ -96,7 +103,8 @@ class EchoApi:
         app.router.add_route("*", "/api/status/{code:[0-9]{3}}", self._status)
         app.router.add_route("*", "/api/slow", self._slow)
         app.router.add_route("*", "/api/binary", self._binary)
-        app.router.add_route("*", "/api/bytes/{n:[0-9]+}", self._bytes)
+        app.router.add_route("*", "/api/bytes/{n:[0-9]+}{tail:(/.*)?}", self._bytes)
+        app.router.add_route("*", "/api/gzip", self._gzip)
         app.router.add_route("*", "/api/empty", self._empty)
         app.router.add_route("*", "/api/protected{tail:.*}", self._protected)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)

@@ -181,6 +181,46 @@ async def test_bodies_methods_and_the_providers_statuses(
     assert empty.status_code == 204 and empty.content == b""
 
 
+async def test_head_and_options_are_passed_on(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    """HEAD answers carry the provider's Content-Length and no body, through the direct route and
+    the framework route (an escaped path) alike; a compressed answer's length is not passed on
+    (the GET through the proxy comes decoded); OPTIONS reaches the provider as it is."""
+    conn = await _connect(client, admin_headers, "echo-header", "NONE")
+    for path in ("/bytes/1234", "/bytes/1234/escaped%20tail"):
+        head = await client.head(_url(conn, path), headers=admin_headers)
+        assert head.status_code == 200, (path, head.text)
+        assert head.content == b"", path
+        assert head.headers.get_list("content-length") == ["1234"], path
+        assert head.headers["content-type"] == "application/octet-stream", path
+        assert head.headers["interlink-attempts"] == "1", path
+        request_id = head.headers["interlink-request-id"]
+        got = await client.get(_url(conn, path), headers=admin_headers)
+        assert len(got.content) == 1234, path
+
+    compressed = await client.head(_url(conn, "/gzip"), headers=admin_headers)
+    assert compressed.status_code == 200 and compressed.content == b""
+    assert "content-length" not in compressed.headers and "content-encoding" not in compressed.headers
+    decoded = await client.get(_url(conn, "/gzip"), headers=admin_headers)
+    assert decoded.json() == {"compressed": True}
+
+    options = await client.options(_url(conn, "/echo/options"), headers=admin_headers)
+    assert options.status_code == 200, options.text
+    assert options.json()["method"] == "OPTIONS"
+    assert options.json()["path"] == "/api/echo/options"
+
+    # Interlink's own answer to HEAD has no body either.
+    refused = await client.head(_url(conn, "/bytes/10"), headers={"Authorization": "Bearer il_live_nope"})
+    assert refused.status_code == 401 and refused.content == b""
+
+    assert runtime.outbound.log is not None
+    await runtime.outbound.log.flush()
+    logged = await client.get(f"/v1/api-requests/{request_id}", headers=admin_headers)
+    assert logged.status_code == 200, logged.text
+    assert logged.json()["method"] == "HEAD" and logged.json()["status"] == 200
+
+
 async def test_escapes_in_the_path_are_kept(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> None:
     """A percent escape sends the request the framework's way, which passes the path on as it came
     (``%2F`` stays one segment)."""
@@ -373,6 +413,18 @@ def _raw_exchange(server: LiveServer, request: bytes) -> tuple[str, dict[str, st
         return lines[0], headers, body
 
 
+def _pipelined(server: LiveServer, requests: bytes) -> bytes:
+    """Send ``requests`` (the last one with ``Connection: close``) and read until the server
+    closes the connection."""
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(requests)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+        return data
+
+
 def test_a_real_server_serves_both_ways(live_server: LiveServer) -> None:
     key = live_server.admin_key
     with httpx.Client(base_url=live_server.url, headers={"Authorization": f"Bearer {key}"}) as http:
@@ -431,6 +483,27 @@ def test_a_real_server_serves_both_ways(live_server: LiveServer) -> None:
     assert status == "HTTP/1.1 204 No Content", status
     assert "content-length" not in headers and body == b""
     assert headers["interlink-attempts"] == "1"
+
+    # Answers to HEAD on the wire: the provider's length, no body (the next answer on the same
+    # connection follows the blank line at once), from the direct route, the framework route and a
+    # problem alike.
+    for path, status, length in (
+        ("/bytes/1234", "200 OK", "1234"),
+        ("/bytes/1234/a%20b", "200 OK", "1234"),
+        ("/bytes/10?key=x&key=y", "401 Unauthorized", None),
+    ):
+        auth = "il_live_nope" if length is None else key
+        answers = _pipelined(
+            live_server,
+            f"HEAD {_url(conn, path)} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {auth}\r\n\r\n"
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode(),
+        )
+        head, _, rest = answers.partition(b"\r\n\r\n")
+        assert head.startswith(f"HTTP/1.1 {status}".encode()), (path, head)
+        fields = [line.split(b":", 1) for line in head.split(b"\r\n")[1:]]
+        lengths = [value.strip() for name, value in fields if name.lower() == b"content-length"]
+        assert lengths == ([length.encode()] if length else []), (path, head)
+        assert rest.startswith(b"HTTP/1.1 200 OK"), (path, rest[:200])
 
     # Dot segments as they come on the wire (a client library would resolve them) are refused.
     status, _, body = _raw_exchange(

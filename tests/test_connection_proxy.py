@@ -479,6 +479,9 @@ def test_sdk_and_cli_forward(live_server: LiveServer) -> None:
         binary = sdk.connections.forward(conn.id, "GET", "/binary")
         assert binary.status == 200 and binary.content == bytes(range(256))
         assert binary.headers["content-type"] == "application/octet-stream"
+        head = sdk.connections.forward(conn.id, "HEAD", "/binary")
+        assert head.status == 200 and head.content == b"" and head.headers["content-length"] == "256"
+        assert head.request_id is not None and head.request_id != binary.request_id
 
         with pytest.raises(ValidationError) as raised:
             sdk.connections.forward(conn.id, "GET", "/echo/x", max_attempts=9)
@@ -528,6 +531,10 @@ def test_sdk_and_cli_forward(live_server: LiveServer) -> None:
     assert status.startswith("HTTP 200") and "content-type: application/octet-stream" in lines
     assert any(line.startswith("interlink-request-id: apr_") for line in lines)
     assert lines[-2:] == ["", "<256 bytes of binary content>"]
+    result = runner.invoke(cli_app, ["connections", "forward", conn.id, "HEAD", "/binary", "-i", *base])
+    assert result.exit_code == 0, result.output
+    status, *lines = result.output.splitlines()
+    assert status.startswith("HTTP 200") and "content-length: 256" in lines and lines[-1] == ""
     result = runner.invoke(cli_app, ["connections", "forward", conn.id, "GET", "no-slash", *base])
     assert result.exit_code == 2 and "must start with '/'" in result.output
 

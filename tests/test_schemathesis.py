@@ -54,6 +54,8 @@ SUCCESS_COVERED_ELSEWHERE = {
     "POST /v1/connections/{connection_id}/proxy",
     # the same in the passthrough form: tests/test_connection_passthrough.py
     "GET /v1/connections/{connection_id}/proxy/{path}",
+    "HEAD /v1/connections/{connection_id}/proxy/{path}",
+    "OPTIONS /v1/connections/{connection_id}/proxy/{path}",
     "POST /v1/connections/{connection_id}/proxy/{path}",
     "PUT /v1/connections/{connection_id}/proxy/{path}",
     "PATCH /v1/connections/{connection_id}/proxy/{path}",

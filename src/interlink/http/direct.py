@@ -78,11 +78,18 @@ class DirectRequest:
 @dataclass(slots=True)
 class DirectResponse:
     """A whole answer. ``headers``: lower-case names and values the server made (never a request's
-    bytes echoed unchecked), without Content-Length, which the sender adds."""
+    bytes echoed unchecked), without Content-Length, which the sender adds. An answer to HEAD is
+    sent without its body and without a Content-Length of the sender's: a route that knows the
+    length a GET would have puts it in ``headers``."""
 
     status: int
     body: bytes
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+
+    @property
+    def has_body(self) -> bool:
+        """Whether the status carries a body (and so a Content-Length): not 1xx, 204 or 304."""
+        return self.status >= 200 and self.status not in (204, 304)
 
     @classmethod
     def json(cls, body: bytes, headers: dict[str, str] | None = None, status: int = 200) -> DirectResponse:
@@ -213,10 +220,11 @@ class DirectRoutesMiddleware:
             return
         scope["route"] = route.label
         raw = list(response.headers)
-        if response.status >= 200 and response.status not in (204, 304):  # those have no body
+        head = scope["method"] == "HEAD"
+        if response.has_body and not head:
             raw.append((b"content-length", str(len(response.body)).encode()))
         await send({"type": "http.response.start", "status": response.status, "headers": raw})
-        await send({"type": "http.response.body", "body": response.body})
+        await send({"type": "http.response.body", "body": b"" if head else response.body})
 
 
 async def read_request(scope: Scope, receive: Receive) -> tuple[bytes, dict[bytes, bytes]] | None:

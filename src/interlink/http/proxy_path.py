@@ -9,7 +9,8 @@ whose body parses and validates as :class:`ProxyCall` and whose connection id an
 are within bounds are answered here; anything else goes to the FastAPI route, which answers with
 its usual 400/422 problems. Nothing with a side effect happens before that decision.
 
-**The passthrough form**, ``/v1/connections/{id}/proxy/{path}`` (GET, POST, PUT, PATCH, DELETE), is
+**The passthrough form**, ``/v1/connections/{id}/proxy/{path}`` (GET, HEAD, OPTIONS, POST, PUT, PATCH,
+DELETE), is
 the same call made the way the host would make it to the provider itself: the method, ``{path}``
 (joined to the connection's base URL, percent escapes kept), the query string (as it came, less a
 parameter the connection's credentials set), the body as bytes and a few headers are passed on,
@@ -28,7 +29,9 @@ and the provider's answer comes back as it is. Its contracts:
   ``Date`` of the provider's (the server sends its own); plus ``Interlink-Request-Id`` (the
   request log row), ``Interlink-Attempts``, ``Interlink-Duration-Ms``, the key's rate-limit
   headers as ``Interlink-RateLimit-*`` (the provider's own ``RateLimit-*`` pass unchanged) and
-  ``X-Correlation-Id``.
+  ``X-Correlation-Id``. An answer to HEAD has no body and keeps the provider's ``Content-Length``
+  (the length its GET would have), unless the provider's answer was compressed: the GET through
+  the proxy comes decoded, of another length, so then there is none.
 * An answer larger than the connection's response limit is not passed on cut short: 502 with
   ``errorClass: too_large``; a status outside 200-599 is a 502 too (``errorClass: other``). No
   answer at all is 502/503/504 as in the JSON form. Interlink's own answers (these, and
@@ -73,7 +76,7 @@ SUFFIX: Final = "/proxy"
 MAX_CONNECTION_ID: Final = 64
 """As the route's ``connection_id`` path parameter (``max_length=64``)."""
 PASSTHROUGH_MARK: Final = "/proxy/"
-PASSTHROUGH_METHODS: Final = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
+PASSTHROUGH_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PUT", "PATCH", "DELETE"})
 PASSED_ON_HEADERS: Final = frozenset({b"content-type", b"accept", b"accept-language"})
 PASSED_ON_PREFIX: Final = b"interlink-proxy-"
 MAX_ATTEMPTS_HEADER: Final = "Interlink-Max-Attempts"
@@ -266,8 +269,11 @@ def _timeout(value: bytes | None) -> float | None:
     return seconds
 
 
-def passthrough_answer(response: ApiResponse, rate_headers: Mapping[str, str]) -> DirectResponse:
-    """The provider's answer as the passthrough form returns it (see the module doc)."""
+def passthrough_answer(
+    response: ApiResponse, rate_headers: Mapping[str, str], method: str = "GET"
+) -> DirectResponse:
+    """The provider's answer to ``method`` as the passthrough form returns it (see the module
+    doc)."""
     if not 200 <= response.status <= 599:  # 1xx are interim (the wire skips them); 6xx-9xx invalid
         extra = {"errorClass": "other", "attempts": response.attempts, "providerStatus": response.status}
         if response.request_id:
@@ -287,6 +293,8 @@ def passthrough_answer(response: ApiResponse, rate_headers: Mapping[str, str]) -
         for name, value in proxy.response_headers(response)
         if not name.startswith("interlink-") and name not in _SET_BY_INTERLINK
     ]
+    if method == "HEAD":
+        headers.extend(_head_length(response))
     headers.append((b"interlink-attempts", str(response.attempts).encode()))
     headers.append((b"interlink-duration-ms", b"%.3f" % response.duration_ms))
     if response.request_id:
@@ -294,6 +302,16 @@ def passthrough_answer(response: ApiResponse, rate_headers: Mapping[str, str]) -
     for name, value in rate_headers.items():
         headers.append((b"interlink-" + name.lower().encode("latin-1"), value.encode("latin-1")))
     return DirectResponse(response.status, response.content, headers)
+
+
+def _head_length(response: ApiResponse) -> list[tuple[bytes, bytes]]:
+    """The provider's ``Content-Length`` of an answer to HEAD, when it holds for the GET through
+    the proxy: a number, and the answer not compressed (the proxy passes bodies on decoded)."""
+    length = response.headers.get("content-length", "").strip()
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if not (length.isascii() and length.isdigit()) or len(length) > 18 or encoding not in ("", "identity"):
+        return []
+    return [(b"content-length", str(int(length)).encode())]
 
 
 async def passthrough_for(
@@ -306,7 +324,7 @@ async def passthrough_for(
         request.method, provider_path, request.query, request.headers, request.body, request.header_lines
     )
     response = await proxy.call(runtime.connection_clients, actor, connection_id, call)
-    return passthrough_answer(response, rate_headers)
+    return passthrough_answer(response, rate_headers, request.method)
 
 
 class ConnectionPassthroughRoute(DirectRoute):

@@ -299,15 +299,17 @@ class InterlinkHttpProtocol(HttpToolsProtocol):
         if exchange.disconnected:
             return
         keep_alive = exchange.keep_alive
+        head = exchange.scope["method"] == "HEAD"
         content = [STATUS_LINE[response.status]]
         for name, value in (*self.server_state.default_headers, *response.headers):
             content.extend((name, b": ", value, b"\r\n"))
-        if response.status >= 200 and response.status not in (204, 304):  # those have no body
+        if response.has_body and not head:
             content.append(b"content-length: %d\r\n" % len(response.body))
         if not keep_alive:
             content.append(b"connection: close\r\n")
         content.append(b"\r\n")
-        content.append(response.body)
+        if not head:
+            content.append(response.body)
         self.transport.write(b"".join(content))
         if not keep_alive:
             self.transport.close()

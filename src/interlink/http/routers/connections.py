@@ -271,8 +271,9 @@ async def proxy_passthrough(
     injected, and the connection's rate limits, retries and circuit breaker apply, and the call is
     written to the request log. The provider's answer is returned as it is, with
     `Interlink-Request-Id`, `Interlink-Attempts`, `Interlink-Duration-Ms` and the key's
-    `Interlink-RateLimit-*` headers. No answer is 502 (`too_large`: above the response limit), 503
-    (held back) or 504 (timeout)."""
+    `Interlink-RateLimit-*` headers; an answer to `HEAD` has no body and the provider's
+    `Content-Length` (none when its answer came compressed). No answer is 502 (`too_large`: above
+    the response limit), 503 (held back) or 504 (timeout)."""
     # Served by interlink.http.proxy_path's direct route unless the path holds a percent escape or
     # the body is chunked; the header parameters above document what passthrough_for reads.
     raw_path = request.scope.get("raw_path") or request.url.path.encode("latin-1")
@@ -290,6 +291,8 @@ async def proxy_passthrough(
     )
     answer = await proxy_path.passthrough_for(get_runtime(request), direct, *target)
     response = Response(answer.body, status_code=answer.status)
+    if request.method == "HEAD":  # the provider's length or none (the route's doc), not the empty body's
+        response.raw_headers = [h for h in response.raw_headers if h[0] != b"content-length"]
     response.raw_headers.extend(answer.headers)
     return response
 
