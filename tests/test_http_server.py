@@ -5,6 +5,8 @@ one shared deadline timer instead of a timer per request."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import socket
 import threading
 import time
@@ -17,6 +19,7 @@ from uvicorn.server import ServerState
 
 from interlink.http.server import (
     HOLD_LIMIT,
+    MAX_HEADER_BYTES,
     CoalescingTransport,
     InterlinkHttpProtocol,
     server_options,
@@ -297,6 +300,80 @@ def test_large_bodies_arrive_whole_and_head_has_no_body(server_port: int) -> Non
         head, _, rest = after.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200 OK") and b"content-length: 5" in head.lower()
         assert rest.startswith(b"HTTP/1.1 200 OK"), "the HEAD answer carried a body"
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GET /echo?name=\xc3\xa9 HTTP/1.1\r\nHost: t\r\n\r\n",  # a target that is not ASCII
+        b"GET /echo HTTP/1.1\r\nHost: t\r\nBad Header: x\r\n\r\n",  # a space in a name
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",  # TLS spoken to plain HTTP
+        b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+    ],
+    ids=["non-ascii-target", "bad-header-name", "tls", "two-lengths"],
+)
+def test_bytes_that_are_not_http_get_a_problem_and_the_connection_is_closed(
+    server_port: int, request_bytes: bytes
+) -> None:
+    with socket.create_connection(("127.0.0.1", server_port), timeout=10) as sock:
+        sock.sendall(request_bytes)
+        data = b""
+        while chunk := sock.recv(65536):  # the server closes the connection
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    fields = dict(line.lower().split(": ", 1) for line in lines[1:])
+    assert lines[0] == "HTTP/1.1 400 Bad Request", data
+    assert fields["content-type"] == "application/problem+json" and fields["connection"] == "close"
+    assert int(fields["content-length"]) == len(body)
+    problem = json.loads(body)
+    assert problem["type"] == "urn:interlink:problem:malformed-request" and problem["status"] == 400
+    assert "not valid HTTP/1.1" in problem["detail"]
+    assert problem["correlationId"] == fields["x-correlation-id"] and len(problem["correlationId"]) == 32
+
+
+def _refusal(port: int, *parts: bytes) -> tuple[str, dict[str, Any]]:
+    """Send ``parts`` one by one (stopping once the server closes) and read to the end: the
+    status line and the problem."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        with contextlib.suppress(ConnectionError):
+            for part in parts:
+                sock.sendall(part)
+        data = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := sock.recv(65536):
+                data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert b"connection: close" in head.lower(), head
+    return head.split(b"\r\n", 1)[0].decode(), json.loads(body)
+
+
+def test_a_request_head_larger_than_the_limit_is_refused(server_port: int) -> None:
+    """The request line and headers together are bounded (MAX_HEADER_BYTES), whether they come in
+    one write or a header at a time; a head within the bound is served, and a large body is not
+    a large head."""
+    start = b"GET /echo HTTP/1.1\r\nHost: t\r\n"
+    status, problem = _refusal(server_port, start + b"X-Big: " + b"a" * (2 * MAX_HEADER_BYTES) + b"\r\n\r\n")
+    assert status == "HTTP/1.1 431 Request Header Fields Too Large", status
+    assert problem["type"] == "urn:interlink:problem:header-fields-too-large"
+    assert str(MAX_HEADER_BYTES) in problem["detail"]
+    many = [b"X-H%d: %s\r\n" % (n, b"v" * 100) for n in range(2 * MAX_HEADER_BYTES // 100)]
+    status, _ = _refusal(server_port, start, *many, b"\r\n")
+    assert status == "HTTP/1.1 431 Request Header Fields Too Large", status
+    status, problem = _refusal(server_port, b"GET /" + b"a" * (2 * MAX_HEADER_BYTES) + b" HTTP/1.1\r\n\r\n")
+    assert status == "HTTP/1.1 414 Request-URI Too Long" and problem["status"] == 414, status
+
+    with socket.create_connection(("127.0.0.1", server_port), timeout=10) as sock:
+        near = b"X-Near: " + b"n" * (MAX_HEADER_BYTES - 200) + b"\r\n"
+        sock.sendall(start + near + b"\r\n")
+        head, body = read_response(sock)
+        assert head.startswith(b"HTTP/1.1 200 OK") and body == b"echo:", head
+        payload = b"p" * (4 * MAX_HEADER_BYTES)
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(payload))
+        for offset in range(0, len(payload), 8192):
+            sock.sendall(payload[offset : offset + 8192])
+        head, body = read_response(sock)
+        assert head.startswith(b"HTTP/1.1 200 OK") and body == b"echo:" + payload
 
 
 def test_a_streamed_body_is_sent_as_it_is_produced(server_port: int) -> None:

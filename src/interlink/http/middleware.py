@@ -62,9 +62,10 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"the request body exceeds {limit} bytes")
 
 
-def _problem_bytes(
+def problem_bytes(
     status: int, code: str, title: str, detail: str, correlation_id: str, instance: str | None
 ) -> bytes:
+    """The JSON body of a problem answer made outside the framework's error handlers."""
     return json.dumps(
         {
             "type": problem_type(code),
@@ -112,7 +113,7 @@ def unhandled_problem_body(
     first), as :class:`RequestContextMiddleware` sends it."""
     log_unhandled(exc, path)
     status, code, title, detail, headers = unhandled_problem(exc)
-    body = _problem_bytes(status, code, title, detail, correlation_id, path)
+    body = problem_bytes(status, code, title, detail, correlation_id, path)
     return status, body, [(b"content-type", PROBLEM_MEDIA_TYPE.encode()), *headers]
 
 
@@ -121,7 +122,7 @@ async def server_error_handler(request: Request, exc: Exception) -> Response:
     calls it, then re-raises to :class:`RequestContextMiddleware`, which logs it): the same
     problem+json the middleware would send."""
     status, code, title, detail, headers = unhandled_problem(exc)
-    body = _problem_bytes(status, code, title, detail, current_correlation_id(), request.url.path)
+    body = problem_bytes(status, code, title, detail, current_correlation_id(), request.url.path)
     response = Response(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE)
     for name, value in headers:
         response.headers[name.decode("latin-1")] = value.decode("latin-1")
@@ -251,7 +252,7 @@ class RequestContextMiddleware:
         *,
         extra_headers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
-        body = _problem_bytes(status, code, title, detail, correlation_id, scope.get("path"))
+        body = problem_bytes(status, code, title, detail, correlation_id, scope.get("path"))
         await send(
             {
                 "type": "http.response.start",

@@ -27,19 +27,24 @@ next request's bytes arrive: a timer per request on a busy keep-alive connection
 instead gives the connection a deadline in its server's :class:`~interlink.core.deadlines.DeadlineTimer`
 (a dict insert, and a dict pop when bytes arrive or the connection is lost); the one timer they
 share closes each connection once it has been idle for ``timeout_keep_alive`` seconds.
+
+Every request's head (request line and headers) is bounded by :data:`MAX_HEADER_BYTES` (414 or
+431), and bytes the parser refuses get a 400 problem: the server's own refusals are
+``application/problem+json`` like the app's, with a correlation id.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-from typing import Any
+from typing import Any, Final
 
 import httptools
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
+from interlink.core.context import new_correlation_id
 from interlink.core.deadlines import DeadlineTimer
 from interlink.http.direct import (
     DirectRequest,
@@ -48,8 +53,18 @@ from interlink.http.direct import (
     DirectRoutes,
     first_values,
 )
+from interlink.http.errors import PROBLEM_MEDIA_TYPE
+from interlink.http.middleware import problem_bytes
 
 HOLD_LIMIT = 64 * 1024
+MAX_HEADER_BYTES: Final = 64 * 1024
+"""The most a request's line and headers may take together. Beyond it the request is refused (414
+while still in the request line, else 431) and the connection closed: the parser keeps a header
+whole until it ends, so without a bound one peer could make the server buffer without end."""
+
+
+class _HeadTooLarge(Exception):
+    """Raised in a parser callback to stop parsing a head that is too large."""
 
 
 class CoalescingTransport:
@@ -189,6 +204,14 @@ class InterlinkHttpProtocol(HttpToolsProtocol):
         routes = getattr(self.app, "direct_routes", None)
         self.direct_routes: DirectRoutes | None = routes if isinstance(routes, DirectRoutes) else None
         self._reading: _DirectExchange | None = None
+        # The size of the current request's head (see _check_head_size); a read is what one
+        # data_received gets.
+        self._read_size = 0
+        self._reading_headers = False
+        self._head_began = False
+        self._head_first_read = 0
+        self._head_later_reads = 0
+        self._refused: tuple[int, str, str, str] | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
@@ -203,9 +226,56 @@ class InterlinkHttpProtocol(HttpToolsProtocol):
         # Per request (uvicorn calls it on every data_received): a dict pop, no timer to cancel.
         self.idle_deadlines.discard(self)
 
+    # -- the size of a request's head -----------------------------------------------------------
+    # MAX_HEADER_BYTES is held two ways. While a head arrives, the reads after the one it began in
+    # are counted (never more than the head: no answer is refused early) and the head is refused
+    # once they pass the bound, which bounds what is buffered. When the head is complete it is
+    # measured exactly, but only when all the reads since it began could hold more than the bound
+    # (a head that arrived within one read of a usual size is not measured at all).
+
+    def data_received(self, data: bytes) -> None:
+        self._read_size = len(data)
+        super().data_received(data)
+        if not self._reading_headers or self.transport.is_closing():
+            return
+        if self._head_began:
+            self._head_began = False
+            return
+        self._head_later_reads += self._read_size
+        if self._head_later_reads > MAX_HEADER_BYTES:
+            if self.cycle is not None and not self.cycle.response_complete:
+                self.transport.close()  # an earlier answer is being written: no room for one
+            else:
+                self._send_problem(*self._head_refusal(self._head_later_reads))
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._reading_headers = self._head_began = True
+        self._head_first_read = self._read_size
+        self._head_later_reads = 0
+
+    def _check_head_size(self) -> None:
+        """Raise (the parser stops; :meth:`send_400_response` answers) for a complete head larger
+        than :data:`MAX_HEADER_BYTES`."""
+        if self._head_first_read + self._head_later_reads + self._read_size <= MAX_HEADER_BYTES:
+            return
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > MAX_HEADER_BYTES:
+            self._refused = self._head_refusal(size)
+            raise _HeadTooLarge
+
+    def _head_refusal(self, size: int) -> tuple[int, str, str, str]:
+        """414 when the request target is most of the ``size`` bytes of the head, else 431."""
+        bound = f"the request line and headers may take {MAX_HEADER_BYTES} bytes together"
+        if len(self.url) * 2 > size:
+            return 414, "uri-too-long", "URI too long", f"the request target is too long: {bound}"
+        return 431, "header-fields-too-large", "Request header fields too large", f"{bound}, not more"
+
     # -- direct routes --------------------------------------------------------------------------
 
     def on_headers_complete(self) -> None:
+        self._reading_headers = False
+        self._check_head_size()
         exchange = self._direct_exchange()
         if exchange is None:
             super().on_headers_complete()
@@ -338,6 +408,46 @@ class InterlinkHttpProtocol(HttpToolsProtocol):
         if self.cycle is exchange:  # type: ignore[comparison-overlap]  # see on_headers_complete
             self.cycle = cycle
         await cycle.run_asgi(self.direct_routes.declined)  # type: ignore[arg-type]
+
+    # -- requests that are not HTTP -------------------------------------------------------------
+
+    def send_400_response(self, msg: str) -> None:
+        """The answer to bytes the parser refuses (a request line, header or framing that is not
+        HTTP/1.1, such as raw non-ASCII bytes in the target): a 400 problem like every other
+        error, with its correlation id, instead of uvicorn's plain text; the connection is closed,
+        as nothing after such bytes can be framed. uvicorn has already logged the refusal. A
+        head found too large by :meth:`_check_head_size` comes here too (the parser stopped on
+        its exception), and gets its own status."""
+        refused, self._refused = self._refused, None
+        if refused is not None:
+            self._send_problem(*refused)
+            return
+        self._send_problem(
+            400,
+            "malformed-request",
+            "Malformed request",
+            "the request is not valid HTTP/1.1: its request line, a header or its framing could not "
+            "be parsed (a target must be percent-encoded ASCII)",
+        )
+
+    def _send_problem(self, status: int, code: str, title: str, detail: str) -> None:
+        """Answer a request the server refuses before any route sees it, and close the connection."""
+        correlation_id = new_correlation_id()
+        body = problem_bytes(status, code, title, detail, correlation_id, None)
+        content = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            content.extend((name, b": ", value, b"\r\n"))
+        content.extend(
+            (
+                b"content-type: " + PROBLEM_MEDIA_TYPE.encode() + b"\r\n",
+                b"x-correlation-id: " + correlation_id.encode() + b"\r\n",
+                b"content-length: %d\r\n" % len(body),
+                b"connection: close\r\n\r\n",
+                body,
+            )
+        )
+        self.transport.write(b"".join(content))
+        self.transport.close()
 
     # -- idle connections -----------------------------------------------------------------------
 
