@@ -412,6 +412,11 @@ class SqliteLogFile:
             connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             for pragma in SQLITE_PRAGMAS:
                 connection.execute(pragma)
+            # A multi-row INSERT keeps a statement journal (the pages it changes, to undo it alone),
+            # which SQLite moves to a new temporary file (in /var/tmp or $SQLITE_TMPDIR) once past
+            # 64 KiB: a file created, written and deleted for most batches, and a failed batch
+            # where that folder is not writable. In memory it is a few hundred KiB at most.
+            connection.execute("PRAGMA temp_store=MEMORY")
             self._connection = connection
         try:
             connection.execute("BEGIN IMMEDIATE")
