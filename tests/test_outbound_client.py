@@ -785,6 +785,33 @@ async def test_request_log_records_failures_and_loses_nothing_on_close(
     assert (404, "http_4xx", 1) in statuses and (None, "connect", 3) in statuses
 
 
+async def test_request_log_writes_whole_batches_when_woken_and_the_rest_on_time(runtime: Runtime) -> None:
+    """Woken by a whole batch waiting, the writer writes whole batches and leaves the rest for the
+    next batch or its timer; the timer writes whatever waits; close writes everything."""
+    prefix = min_id_at("apr", clock.utcnow())[4:-6]
+    writer = RequestLogWriter(runtime.db, flush_seconds=3600, batch_rows=10)
+    writer.start()
+    for i in range(25):
+        writer.record(_entry(f"apr_{prefix}{i:06d}"))
+    async with asyncio.timeout(10):
+        while writer.written < 20:
+            await asyncio.sleep(0.01)
+    await asyncio.sleep(0.2)  # a loop that wrote the partial batch too would have done so by now
+    assert (writer.written, writer.pending) == (20, 5)
+    await writer.close()
+    assert (writer.written, writer.pending) == (25, 0)
+
+    timed = RequestLogWriter(runtime.db, flush_seconds=0.1, batch_rows=100)
+    timed.start()
+    for i in range(25, 30):
+        timed.record(_entry(f"apr_{prefix}{i:06d}"))
+    async with asyncio.timeout(10):
+        while timed.written < 5:
+            await asyncio.sleep(0.01)
+    await timed.close()
+    assert len(await _rows(runtime)) == 30
+
+
 async def test_request_log_keeps_nul_answers_and_survives_refused_rows(
     runtime: Runtime, receiver: Receiver
 ) -> None:

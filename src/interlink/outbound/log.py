@@ -2,8 +2,9 @@
 
 :meth:`RequestLogWriter.record` only appends to a buffer (no I/O, no redaction on the request
 path). A background task writes the buffer every ``flush_seconds``, or as soon as ``batch_rows``
-entries wait, in one transaction with one multi-row INSERT; :meth:`RequestLogWriter.close` writes
-everything left. A failed write keeps the entries for the next flush; if the database stays away
+entries wait (then whole batches only, the rest left for the next batch or the timer), each batch
+in one transaction with one multi-row INSERT; :meth:`RequestLogWriter.close` writes everything
+left. A failed write keeps the entries for the next flush; if the database stays away
 and more than ``max_buffered`` entries wait, the oldest are dropped and counted
 (``interlink_outbound_log_dropped_total``) rather than growing without bound. A batch the database
 refuses for its content (not an outage) is written row by row; a row still refused is dropped,
@@ -509,12 +510,14 @@ class RequestLogWriter:
             self._closed = False
             self._task = asyncio.create_task(self._loop(), name="outbound-request-log")
 
-    async def flush(self) -> int:
-        """Write everything buffered (in batches of ``batch_rows``); returns the rows written.
-        Raises if the database refuses (the entries stay buffered)."""
+    async def flush(self, *, whole_batches: bool = False) -> int:
+        """Write everything buffered (in batches of ``batch_rows``), or with ``whole_batches``
+        only whole batches (the rest waits for the next); returns the rows written. Raises if
+        the database refuses (the entries stay buffered)."""
         written = 0
+        least = self.batch_rows if whole_batches else 1
         async with self._lock:
-            while self._buffer:
+            while len(self._buffer) >= least:
                 batch = self._buffer[: self.batch_rows]
                 del self._buffer[: len(batch)]
                 try:
@@ -570,14 +573,21 @@ class RequestLogWriter:
                 )
 
     async def _loop(self) -> None:
+        # Woken by a whole batch waiting, the loop writes whole batches only: what arrived while
+        # they were written waits for the next batch or the timer (at most ``flush_seconds``), so
+        # under load every transaction holds a whole batch rather than one of every two holding
+        # the few rows that came in meanwhile (a transaction's fixed cost is most of a small one).
         while not self._closed:
-            with contextlib.suppress(TimeoutError):
+            woken = True
+            try:
                 await asyncio.wait_for(self._wake.wait(), self.flush_seconds)
+            except TimeoutError:
+                woken = False
             self._wake.clear()
             if not self._buffer:
                 continue
             # Shielded: stopping the loop must not abandon a batch halfway; close() waits for it.
-            flushing = asyncio.ensure_future(self.flush())
+            flushing = asyncio.ensure_future(self.flush(whole_batches=woken))
             try:
                 await asyncio.shield(flushing)
             except asyncio.CancelledError:
