@@ -59,8 +59,8 @@ from interlink.http.middleware import problem_bytes
 HOLD_LIMIT = 64 * 1024
 MAX_HEADER_BYTES: Final = 64 * 1024
 """The most a request's line and headers may take together. Beyond it the request is refused (414
-while still in the request line, else 431) and the connection closed: the parser keeps a header
-whole until it ends, so without a bound one peer could make the server buffer without end."""
+when the request target is most of it, else 431) and the connection closed: the parser keeps a
+header whole until it ends, so without a bound one peer could make the server buffer without end."""
 
 
 class _HeadTooLarge(Exception):
