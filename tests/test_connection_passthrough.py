@@ -390,7 +390,12 @@ def live_server_settings_overrides(tmp_path: Path, echo_api: EchoApi) -> dict[st
     return {
         "providers_file": _providers(tmp_path, echo_api, "http://127.0.0.1:9/token"),
         "allowed_target_networks": ["127.0.0.0/8"],
+        "connection_max_response_bytes": LIVE_RESPONSE_LIMIT,
     }
+
+
+LIVE_RESPONSE_LIMIT = 64 * 1024
+"""INTERLINK_CONNECTION_MAX_RESPONSE_BYTES of the real server here (the default is 10 MB)."""
 
 
 def _raw_exchange(server: LiveServer, request: bytes) -> tuple[str, dict[str, str], bytes]:
@@ -462,6 +467,12 @@ def test_a_real_server_serves_both_ways(live_server: LiveServer) -> None:
 
         missing = http.get(_url(conn, "/status/404"))
         assert missing.status_code == 404 and missing.json() == {"status": 404}
+
+        # The response limit is the operator's setting.
+        limit = http.get(_url(conn, f"/bytes/{LIVE_RESPONSE_LIMIT}"))
+        assert limit.status_code == 200 and len(limit.content) == LIVE_RESPONSE_LIMIT
+        above = http.get(_url(conn, f"/bytes/{LIVE_RESPONSE_LIMIT + 1}"))
+        assert assert_problem(above, 502)["errorClass"] == "too_large"
         problem = http.get(_url(conn, "/echo"), headers={"Authorization": "Bearer il_live_nope"})
         assert_problem(problem, 401)
 

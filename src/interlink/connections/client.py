@@ -72,7 +72,7 @@ from interlink.core.enums import AuthenticationType, IntegrationConnectionStatus
 from interlink.core.errors import NotFound, ValidationFailed
 from interlink.core.secrets import SecretStore
 from interlink.outbound.client import ApiClient, OutboundService
-from interlink.outbound.config import ApiClientConfig, RateLimit, RetryPolicy
+from interlink.outbound.config import DEFAULT_MAX_RESPONSE_BYTES, ApiClientConfig, RateLimit, RetryPolicy
 from interlink.outbound.request import (
     NO_BODY,
     ApiEndpointConfig,
@@ -256,11 +256,15 @@ class ConnectionClients:
         outbound: OutboundService,
         *,
         state_ttl_seconds: float = 0.0,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         self.db = db
         self.connections = connections
         self.tokens = tokens
         self.outbound = outbound
+        self.max_response_bytes = max_response_bytes
+        """The largest answer a call through a connection reads
+        (``INTERLINK_CONNECTION_MAX_RESPONSE_BYTES``)."""
         self.state_ttl_seconds = state_ttl_seconds
         """How long a connection's state is reused without reading it (0: read on every call;
         only safe above 0 when changes reach :meth:`forget`, as the runtime's bus does)."""
@@ -280,6 +284,7 @@ class ConnectionClients:
             Tokens.from_runtime(runtime),
             runtime.outbound,
             state_ttl_seconds=runtime.settings.connection_cache_ttl_seconds,
+            max_response_bytes=runtime.settings.connection_max_response_bytes,
         )
 
     def forget(self, connection_id: str) -> None:
@@ -460,6 +465,7 @@ class ConnectionClients:
             rate_limit=provider_rate_limit(provider, conn),
             log_requests=log_requests,
             timeout_seconds=timeout or 30.0,
+            max_response_bytes=self.max_response_bytes,
         )
         return _Plan(
             fingerprint=_fingerprint(conn),

@@ -81,6 +81,14 @@ class Settings(BaseSettings):
         "only bounds staleness if a push is lost (or on SQLite with several processes and no Redis). "
         "0 reads them on every call.",
     )
+    connection_max_response_bytes: int = Field(
+        default=10 * 1024 * 1024,  # outbound.config.DEFAULT_MAX_RESPONSE_BYTES
+        ge=1024,
+        le=1024 * 1024 * 1024,
+        description="Largest provider answer a call through a connection (the proxy, connectors, "
+        "health checks) reads; a larger one is a 502 with errorClass too_large, never passed on cut "
+        "short. Each answer is held in memory whole while it is passed on.",
+    )
     key_usage_flush_seconds: float = Field(
         default=5.0, gt=0, description="How often lastUsedAt and usage counters are written (batched)."
     )

@@ -23,9 +23,12 @@ from interlink.outbound.request import check_headers
 DEFAULT_RETRY_STATUSES: Final = frozenset({408, 429, 500, 502, 503, 504})
 """429 and the 5xx answers that say "try again" (501 Not Implemented and 505 are not retried)."""
 RETRYABLE_ERRORS: Final = frozenset({"timeout", "connect", "dns"})
+"""Network failures worth another attempt (TLS failures and SSRF refusals are not)."""
 DEFAULT_MAX_CONNECTIONS: Final = 32
 """Pooled connections per provider host and process, unless a client's config says otherwise."""
-"""Network failures worth another attempt (TLS failures and SSRF refusals are not)."""
+DEFAULT_MAX_RESPONSE_BYTES: Final = 10 * 1024 * 1024
+"""The largest answer a client reads unless its config says otherwise (a larger one is cut short,
+``ApiResponse.truncated``)."""
 
 
 def _positive(value: float, name: str, *, allow_zero: bool = False) -> None:
@@ -137,7 +140,7 @@ class ApiClientConfig:
     circuit_breaker: CircuitBreakerConfig | None = field(default_factory=CircuitBreakerConfig)
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     """Connections kept to the host (the host's pool is created by the first client using it)."""
-    max_response_bytes: int = 10 * 1024 * 1024
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     log_requests: bool = True
     log_bodies: bool = True
     """Store the first 4 KB of request and response bodies (redacted) in the request log."""
