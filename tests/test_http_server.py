@@ -376,6 +376,35 @@ def test_a_request_head_larger_than_the_limit_is_refused(server_port: int) -> No
         assert head.startswith(b"HTTP/1.1 200 OK") and body == b"echo:" + payload
 
 
+def test_a_large_head_behind_an_answer_in_progress_closes_the_connection_without_an_answer(
+    server_port: int,
+) -> None:
+    """A refusal cannot be written into the middle of an earlier answer: the connection is only
+    closed, and what reached the client is that answer's start, nothing else."""
+    release_stream.clear()
+    try:
+        with socket.create_connection(("127.0.0.1", server_port), timeout=10) as sock:
+            sock.sendall(b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n")
+            seen = b""
+            while b"first;" not in seen:
+                chunk = sock.recv(65536)
+                assert chunk
+                seen += chunk
+            with contextlib.suppress(ConnectionError):
+                sock.sendall(b"GET /echo HTTP/1.1\r\nHost: t\r\n")
+                # Never completed, so refused while arriving: past the bound after the read the
+                # head began in (a read is at most 256 KiB).
+                for n in range((MAX_HEADER_BYTES + 2 * 256 * 1024) // 100):
+                    sock.sendall(b"X-H%d: %s\r\n" % (n, b"v" * 100))
+            with contextlib.suppress(ConnectionResetError):
+                while chunk := sock.recv(65536):
+                    seen += chunk
+    finally:
+        release_stream.set()
+    assert seen.startswith(b"HTTP/1.1 200 OK") and b"first;" in seen
+    assert b"second" not in seen and b"HTTP/1.1 4" not in seen
+
+
 def test_a_streamed_body_is_sent_as_it_is_produced(server_port: int) -> None:
     release_stream.clear()
     with socket.create_connection(("127.0.0.1", server_port), timeout=10) as sock:

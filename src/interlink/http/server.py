@@ -229,9 +229,10 @@ class InterlinkHttpProtocol(HttpToolsProtocol):
     # -- the size of a request's head -----------------------------------------------------------
     # MAX_HEADER_BYTES is held two ways. While a head arrives, the reads after the one it began in
     # are counted (never more than the head: no answer is refused early) and the head is refused
-    # once they pass the bound, which bounds what is buffered. When the head is complete it is
-    # measured exactly, but only when all the reads since it began could hold more than the bound
-    # (a head that arrived within one read of a usual size is not measured at all).
+    # once they pass the bound, so no head takes more than the bound and one read (uvloop reads
+    # up to 256 KiB) of buffer. When the head is complete it is measured exactly, but only when
+    # all the reads since it began could hold more than the bound (a head that arrived within one
+    # read of a usual size is not measured at all).
 
     def data_received(self, data: bytes) -> None:
         self._read_size = len(data)
