@@ -384,12 +384,7 @@ def test_a_large_head_behind_an_answer_in_progress_closes_the_connection_without
     release_stream.clear()
     try:
         with socket.create_connection(("127.0.0.1", server_port), timeout=10) as sock:
-            sock.sendall(b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n")
-            seen = b""
-            while b"first;" not in seen:
-                chunk = sock.recv(65536)
-                assert chunk
-                seen += chunk
+            seen = _start_stream(sock)
             with contextlib.suppress(ConnectionError):
                 sock.sendall(b"GET /echo HTTP/1.1\r\nHost: t\r\n")
                 # Never completed, so refused while arriving: past the bound after the read the
@@ -405,15 +400,22 @@ def test_a_large_head_behind_an_answer_in_progress_closes_the_connection_without
     assert b"second" not in seen and b"HTTP/1.1 4" not in seen
 
 
+def _start_stream(sock: socket.socket) -> bytes:
+    """Ask for ``/stream`` and read until its first part has come (the rest waits for
+    ``release_stream``): what was read."""
+    sock.sendall(b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n")
+    seen = b""
+    while b"first;" not in seen:
+        chunk = sock.recv(65536)
+        assert chunk
+        seen += chunk
+    return seen
+
+
 def test_a_streamed_body_is_sent_as_it_is_produced(server_port: int) -> None:
     release_stream.clear()
     with socket.create_connection(("127.0.0.1", server_port), timeout=10) as sock:
-        sock.sendall(b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n")
-        seen = b""
-        while b"first;" not in seen:
-            chunk = sock.recv(65536)
-            assert chunk
-            seen += chunk
+        seen = _start_stream(sock)
         assert b"second" not in seen
         release_stream.set()
         while not seen.endswith(b"0\r\n\r\n"):
