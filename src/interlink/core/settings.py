@@ -86,8 +86,9 @@ class Settings(BaseSettings):
         ge=1024,
         le=1024 * 1024 * 1024,
         description="Largest provider answer a call through a connection (the proxy, connectors, "
-        "health checks) reads; a larger one is a 502 with errorClass too_large, never passed on cut "
-        "short. Each answer is held in memory whole while it is passed on.",
+        "health checks) reads. The passthrough proxy answers a larger one with a 502 (errorClass "
+        "too_large), never passing it on cut short; the JSON form marks it truncated. Each answer "
+        "is held in memory whole while it is passed on.",
     )
     key_usage_flush_seconds: float = Field(
         default=5.0, gt=0, description="How often lastUsedAt and usage counters are written (batched)."
