@@ -17,7 +17,9 @@ import pytest
 import uvicorn
 from uvicorn.server import ServerState
 
+from interlink.http import server as server_module
 from interlink.http.server import (
+    HEAD_TIMEOUT_SECONDS,
     HOLD_LIMIT,
     MAX_HEADER_BYTES,
     CoalescingTransport,
@@ -471,6 +473,41 @@ def test_an_idle_keep_alive_connection_is_closed_after_the_timeout(short_keep_al
     assert KEEP_ALIVE - 0.2 <= idle <= KEEP_ALIVE + 0.5
 
 
+def test_a_connection_that_sends_nothing_is_closed_as_an_idle_one(short_keep_alive_port: int) -> None:
+    with socket.create_connection(("127.0.0.1", short_keep_alive_port), timeout=10) as sock:
+        idle = seconds_until_eof(sock, KEEP_ALIVE + 2)
+    assert KEEP_ALIVE - 0.2 <= idle <= KEEP_ALIVE + 0.5
+
+
+def test_a_head_sent_slower_than_its_timeout_is_cut_off(
+    short_keep_alive_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A byte now and then (more often than the idle timeout) does not hold a connection: the head
+    must be complete within HEAD_TIMEOUT_SECONDS of its first byte."""
+    monkeypatch.setattr(server_module, "HEAD_TIMEOUT_SECONDS", 2.0)
+    with socket.create_connection(("127.0.0.1", short_keep_alive_port), timeout=10) as sock:
+        started = time.monotonic()
+        sock.sendall(b"GET /echo HTTP/1.1\r\n")
+        closed = None
+        for n in range(40):  # a header line every 0.25 s, for up to 10 s
+            time.sleep(KEEP_ALIVE / 4)
+            try:
+                sock.sendall(b"X-Slow-%d: x\r\n" % n)
+            except ConnectionError:
+                closed = time.monotonic() - started
+                break
+            sock.settimeout(0.001)
+            try:
+                if sock.recv(65536) == b"":
+                    closed = time.monotonic() - started
+                    break
+            except TimeoutError:
+                pass
+            finally:
+                sock.settimeout(10)
+    assert closed is not None and 2.0 - 0.2 <= closed <= 2.0 + KEEP_ALIVE, closed
+
+
 def test_a_connection_used_more_often_than_the_timeout_stays_open(short_keep_alive_port: int) -> None:
     with socket.create_connection(("127.0.0.1", short_keep_alive_port), timeout=10) as sock:
         for n in range(4):  # 2.4 timeouts in all, never idle for 1
@@ -563,7 +600,8 @@ async def test_no_lost_connection_keeps_a_deadline_and_the_timer_sleeps_when_not
     )
     deadlines = clean.idle_deadlines
     assert reset.idle_deadlines is deadlines and busy.idle_deadlines is deadlines
-    assert deadlines.pending == {} and not deadlines.armed
+    # Idle from the start: a connection that never sends a request is closed like an idle one.
+    assert set(deadlines.pending) == {clean, reset, busy} and deadlines.armed
     for protocol in (clean, reset, busy):
         await connections.answered(protocol)
     assert set(deadlines.pending) == {clean, reset, busy} and deadlines.armed
@@ -571,8 +609,9 @@ async def test_no_lost_connection_keeps_a_deadline_and_the_timer_sleeps_when_not
 
     clean.connection_lost(None)
     reset.connection_lost(ConnectionResetError())  # uvicorn unsets its own timer only on a clean loss
-    busy.data_received(b"GET /echo HTTP/1.1\r\n")  # a request begins: busy, not idle
-    assert set(deadlines.pending) == set()
+    busy.data_received(b"GET /echo HTTP/1.1\r\n")  # a head begins: its own deadline, not idle's
+    assert set(deadlines.pending) == {busy}
+    assert deadlines.pending[busy] >= connections.loop.time() + HEAD_TIMEOUT_SECONDS - 1
     busy.connection_lost(None)
     assert deadlines.pending == {}
 

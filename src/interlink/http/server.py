@@ -28,9 +28,12 @@ instead gives the connection a deadline in its server's :class:`~interlink.core.
 (a dict insert, and a dict pop when bytes arrive or the connection is lost); the one timer they
 share closes each connection once it has been idle for ``timeout_keep_alive`` seconds.
 
-Every request's head (request line and headers) is bounded by :data:`MAX_HEADER_BYTES` (414 or
-431), and bytes the parser refuses get a 400 problem: the server's own refusals are
-``application/problem+json`` like the app's, with a correlation id.
+A new connection is idle (with a deadline) until its first request begins, and a request's head
+must arrive within :data:`HEAD_TIMEOUT_SECONDS` of its first byte, so neither a silent
+connection nor a head trickled a byte at a time holds a connection (uvicorn would keep both open
+for ever). Every request's head (request line and headers) is bounded by
+:data:`MAX_HEADER_BYTES` (414 or 431), and bytes the parser refuses get a 400 problem: the
+server's own refusals are ``application/problem+json`` like the app's, with a correlation id.
 """
 
 from __future__ import annotations
@@ -61,6 +64,12 @@ MAX_HEADER_BYTES: Final = 64 * 1024
 """The most a request's line and headers may take together. Beyond it the request is refused (414
 when the request target is most of it, else 431) and the connection closed: the parser keeps a
 header whole until it ends, so without a bound one peer could make the server buffer without end."""
+
+
+HEAD_TIMEOUT_SECONDS: Final = 30.0
+"""How long a request's line and headers may take to arrive, from their first byte: a connection
+that sends a head slower than that (a byte at a time, to hold the connection) is closed. A
+connection that sends nothing at all is closed after the keep-alive timeout, as an idle one."""
 
 
 class _HeadTooLarge(Exception):
@@ -211,10 +220,13 @@ class InterlinkHttpProtocol(HttpToolsProtocol):
         self._head_began = False
         self._head_first_read = 0
         self._head_later_reads = 0
+        self._head_deadline = 0.0
         self._refused: tuple[int, str, str, str] | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(CoalescingTransport(transport, self.loop))  # type: ignore[arg-type]
+        # Idle until its first request arrives (uvicorn would keep it open for ever).
+        self.idle_deadlines.set(self, self.loop.time() + self.timeout_keep_alive)
 
     def connection_lost(self, exc: Exception | None) -> None:
         # uvicorn unsets the keep-alive timer only on a clean loss; a lost connection must never
@@ -236,9 +248,10 @@ class InterlinkHttpProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         self._read_size = len(data)
-        super().data_received(data)
+        super().data_received(data)  # which drops the connection's deadline
         if not self._reading_headers or self.transport.is_closing():
             return
+        self.idle_deadlines.set(self, self._head_deadline)  # fixed when the head began
         if self._head_began:
             self._head_began = False
             return
@@ -254,6 +267,7 @@ class InterlinkHttpProtocol(HttpToolsProtocol):
         self._reading_headers = self._head_began = True
         self._head_first_read = self._read_size
         self._head_later_reads = 0
+        self._head_deadline = self.loop.time() + HEAD_TIMEOUT_SECONDS
 
     def _check_head_size(self) -> None:
         """Raise (the parser stops; :meth:`send_400_response` answers) for a complete head larger
