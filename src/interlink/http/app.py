@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from interlink import __version__
 from interlink.core.logging import configure_logging
@@ -68,8 +69,37 @@ class InterlinkApp(FastAPI):
             await super().__call__(scope, receive, send)
 
     async def framework(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """FastAPI's own handling of a request (what :attr:`edge` hands on)."""
+        """FastAPI's own handling of a request (what :attr:`edge` hands on). A HEAD request that no
+        route takes as HEAD is answered as its GET would be, without the body (RFC 9110 9.3.2:
+        FastAPI's routes take only the methods they name, so HEAD /healthz was a 405)."""
+        if scope["method"] == "HEAD" and not self._takes_head(scope):
+            # In place, so the edge labels the request with the route it took; HEAD again from
+            # the answer's start, so the server (which holds the same scope) sends no body.
+            scope["method"] = "GET"
+            try:
+                await super().__call__(scope, receive, _as_head_answer(scope, send))
+            finally:
+                scope["method"] = "HEAD"
+            return
         await super().__call__(scope, receive, send)
+
+    def _takes_head(self, scope: Scope) -> bool:
+        """Whether a route answers HEAD itself (the passthrough proxy, Starlette routes, mounts)."""
+        return any(route.matches(scope)[0] is Match.FULL for route in self.router.routes)
+
+
+def _as_head_answer(scope: Scope, send: Send) -> Send:
+    """``send`` for a GET answer to a HEAD request: the request is HEAD again from the answer's
+    start, and every body part is emptied (the headers, Content-Length included, unchanged)."""
+
+    async def send_head(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            scope["method"] = "HEAD"
+        elif message["type"] == "http.response.body" and message.get("body"):
+            message = {**message, "body": b""}
+        await send(message)
+
+    return send_head
 
 
 def create_served_app() -> InterlinkApp:
