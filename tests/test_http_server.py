@@ -378,8 +378,24 @@ def test_a_request_head_larger_than_the_limit_is_refused(server_port: int) -> No
         assert head.startswith(b"HTTP/1.1 200 OK") and body == b"echo:" + payload
 
 
-def test_a_large_head_behind_an_answer_in_progress_closes_the_connection_without_an_answer(
-    server_port: int,
+def _slow_large_head() -> list[bytes]:
+    """A head never completed, so refused while arriving: past the bound after the read it began
+    in (a read is at most 256 KiB)."""
+    lines = [b"X-H%d: %s\r\n" % (n, b"v" * 100) for n in range((MAX_HEADER_BYTES + 2 * 256 * 1024) // 100)]
+    return [b"GET /echo HTTP/1.1\r\nHost: t\r\n", *lines]
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        _slow_large_head(),
+        [b"GET /echo HTTP/1.1\r\nHost: t\r\nX-Big: " + b"b" * (2 * MAX_HEADER_BYTES) + b"\r\n\r\n"],
+        [b"GET /echo HTTP/1.1\r\nBad Header: x\r\n\r\n"],
+    ],
+    ids=["large-head-arriving", "large-head-complete", "not-http"],
+)
+def test_a_refusal_behind_an_answer_in_progress_closes_the_connection_without_an_answer(
+    server_port: int, parts: list[bytes]
 ) -> None:
     """A refusal cannot be written into the middle of an earlier answer: the connection is only
     closed, and what reached the client is that answer's start, nothing else."""
@@ -388,11 +404,8 @@ def test_a_large_head_behind_an_answer_in_progress_closes_the_connection_without
         with socket.create_connection(("127.0.0.1", server_port), timeout=10) as sock:
             seen = _start_stream(sock)
             with contextlib.suppress(ConnectionError):
-                sock.sendall(b"GET /echo HTTP/1.1\r\nHost: t\r\n")
-                # Never completed, so refused while arriving: past the bound after the read the
-                # head began in (a read is at most 256 KiB).
-                for n in range((MAX_HEADER_BYTES + 2 * 256 * 1024) // 100):
-                    sock.sendall(b"X-H%d: %s\r\n" % (n, b"v" * 100))
+                for part in parts:
+                    sock.sendall(part)
             with contextlib.suppress(ConnectionResetError):
                 while chunk := sock.recv(65536):
                     seen += chunk

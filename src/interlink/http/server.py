@@ -257,10 +257,7 @@ class InterlinkHttpProtocol(HttpToolsProtocol):
             return
         self._head_later_reads += self._read_size
         if self._head_later_reads > MAX_HEADER_BYTES:
-            if self.cycle is not None and not self.cycle.response_complete:
-                self.transport.close()  # an earlier answer is being written: no room for one
-            else:
-                self._send_problem(*self._head_refusal(self._head_later_reads))
+            self._send_problem(*self._head_refusal(self._head_later_reads))
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -446,7 +443,12 @@ class InterlinkHttpProtocol(HttpToolsProtocol):
         )
 
     def _send_problem(self, status: int, code: str, title: str, detail: str) -> None:
-        """Answer a request the server refuses before any route sees it, and close the connection."""
+        """Answer a request the server refuses before any route sees it, and close the connection;
+        only close it while an earlier request's answer is still being written (a problem written
+        now would land in the middle of that answer)."""
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.transport.close()
+            return
         correlation_id = new_correlation_id()
         body = problem_bytes(status, code, title, detail, correlation_id, None)
         content = [STATUS_LINE[status]]
