@@ -56,6 +56,8 @@ from interlink.outbound.response import (
     ApiResponse,
     ApiTiming,
     OutboundError,
+    decode_body,
+    json_value,
     parse_rate_limit,
     parse_retry_after,
 )
@@ -293,6 +295,34 @@ def test_rate_limit_and_retry_after_headers() -> None:
     assert parse_retry_after("120") == 120.0
     assert parse_retry_after("Wed, 21 Oct 2037 07:28:00 GMT", now=2139722880.0 - 90) == pytest.approx(90.0)
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        b'{"id": "it_1", "lines": [1, 2.5, -0.0, 1e400, null, true], "name": "\\u00e9\xc3\xa9"}',
+        b"123456789012345678901234567890",
+        b"NaN",
+        b'{"a": 1, "a": 2}',
+        b'"\\ud800"',  # a lone surrogate escape: json.loads reads it, pydantic_core does not
+        b"\xef\xbb\xbf{}",  # a byte order mark
+        '{"utf": 16}'.encode("utf-16"),
+        b"[1,]",
+        b'{"a": 1}{}',
+        b'"\t"',
+        b"\xff",
+    ],
+)
+def test_json_bodies_decode_as_json_loads_reads_them(document: bytes) -> None:
+    try:
+        expected: Any = json.loads(document)
+    except ValueError:
+        with pytest.raises(ValueError):
+            json_value(document)
+        assert decode_body(document, "application/json") == document.decode("utf-8", errors="replace")
+        return
+    assert repr(json_value(document)) == repr(expected)  # repr: NaN is not equal to itself
+    assert repr(decode_body(document, "application/problem+json; charset=utf-8")) == repr(expected)
 
 
 def test_redaction_helpers() -> None:

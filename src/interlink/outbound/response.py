@@ -28,6 +28,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Final, cast
 
 from multidict import CIMultiDictProxy
+from pydantic_core import from_json
 
 ERROR_CLASSES: Final = frozenset(
     {
@@ -177,6 +178,17 @@ class ApiResponse:
         )
 
 
+def json_value(content: bytes) -> Any:
+    """What ``json.loads(content)`` returns, or its ValueError. pydantic_core's parser goes first
+    (about four times faster on a small document); what it refuses (a byte order mark, a lone
+    surrogate escape, UTF-16 or UTF-32) goes to ``json.loads``. Where both accept a document they
+    read the same value."""
+    try:
+        return from_json(content)
+    except ValueError:
+        return json.loads(content)
+
+
 def decode_body(content: bytes, content_type: str | None, truncated: bool = False) -> Any:
     """JSON for JSON types (when it decodes), ``str`` for text types, else ``bytes``; None if empty."""
     if not content:
@@ -188,7 +200,7 @@ def decode_body(content: bytes, content_type: str | None, truncated: bool = Fals
         charset = ctype.split("charset=", 1)[1].split(";", 1)[0].strip().strip('"') or "utf-8"
     if (media == "application/json" or media.endswith("+json")) and not truncated:
         try:
-            return json.loads(content)
+            return json_value(content)
         except ValueError:
             pass
     if media.startswith(_TEXT_TYPES) or media.endswith(("+xml", "+json")) or media == "application/json":
