@@ -4,11 +4,12 @@ every CRUD operation, cursor tampering), and ``/v1/connectors`` over REST, the S
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import ipaddress
 import json
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
+from interlink.bootstrap import bootstrap_if_empty
 from interlink.client import AsyncInterlinkClient, InterlinkClient, NotFoundError
+from interlink.connectors import registry as registry_module
 from interlink.connectors.base import (
     Connector,
     OperationNotAllowed,
@@ -29,10 +32,12 @@ from interlink.connectors.registry import load_registry
 from interlink.connectors.rest import DeclarativeRestConnector
 from interlink.connectors.spec import ConnectorSpecError, load_specs
 from interlink.core.errors import ValidationFailed
+from interlink.http.app import create_app
 from interlink.outbound.client import ApiClient, OutboundService
 from interlink.outbound.config import ApiClientConfig, RetryPolicy
+from interlink.runtime import Runtime
 from tests.cli_runner import run_interlink
-from tests.conftest import LiveServer
+from tests.conftest import LiveServer, make_settings
 from tests.external import JsonServer, json_server_fixture  # noqa: F401  (the fixture)
 
 SPECS = Path(__file__).resolve().parent / "fixtures" / "connectors" / "json_server.yaml"
@@ -97,6 +102,18 @@ async def test_link_header_style_follows_rel_next(api: ApiClient, json_server: J
     pages = await walk(connector("js-link"), api)
     assert pages == [["1", "2", "3", "4"], ["5", "6", "7", "8"], ["9", "10"]]
     assert json_server.stats()["byRoute"]["GET /customers"] == 3
+
+
+@pytest.mark.parametrize("key", ["js-cursor", "js-cursor-header", "js-cursor-last-id"])
+async def test_cursor_styles_follow_the_token(api: ApiClient, json_server: JsonServer, key: str) -> None:
+    """The token from the body (``cursor_path``), a header (``cursor_header``) or the last record's
+    id (``cursor_from: last_id``) goes back as ``cursor_param``; the listing ends when there is none
+    or ``has_more_path`` is false, and ``since`` is kept across pages."""
+    pages = await walk(connector(key), api)
+    assert pages == [["1", "2", "3", "4"], ["5", "6", "7", "8"], ["9", "10"]], key
+    assert json_server.stats()["byRoute"]["GET /cursor/customers"] == 3
+    pages = await walk(connector(key), api, since=datetime(2026, 1, 9, tzinfo=UTC), limit=2)
+    assert [i for p in pages for i in p] == ["5", "6", "7", "8", "9", "10"], key
 
 
 async def test_single_page_style(api: ApiClient) -> None:
@@ -328,6 +345,124 @@ def test_builtin_registry_is_valid_against_the_catalogue() -> None:
     registry = load_registry(None, load_catalogue())
     assert {"stripe", "zendesk"} <= set(registry.connectors)
     assert isinstance(registry.get("zendesk"), DeclarativeRestConnector)
+
+
+PLUGIN_MODULE = """
+from interlink.connectors.base import (
+    Connector, ConnectorResourceInfo, IntegrationConnectorInfo, Record, RecordPage,
+)
+
+
+class LedgerConnector(Connector):
+    key = "ledger"
+
+    def __init__(self, providers=("stripe",)):
+        self._info = IntegrationConnectorInfo(
+            key=self.key, name="Ledger", version="2", kind="python", source="builtin",
+            providers=list(providers),
+            resources=[ConnectorResourceInfo(
+                name="entries", operations=["list"], pagination="none", incremental=False, id_field="id",
+            )],
+        )
+
+    def info(self):
+        return self._info
+
+    async def list_records(self, transport, resource, *, cursor=None, since=None, limit=None):
+        self.require(resource, "list")
+        return RecordPage([Record(id="e1", updated_at=None, data={"id": "e1", "amount": 7})])
+
+    async def get_record(self, transport, resource, record_id):
+        raise AssertionError("not offered")
+
+    create_record = update_record = delete_record = get_record
+
+
+def unknown_provider():
+    return LedgerConnector(providers=("nope",))
+
+
+def not_a_connector():
+    return object()
+"""
+
+
+@pytest.fixture
+def plugin_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """An installed package (module plus dist-info) on sys.path whose entry points name connectors;
+    write ``entry_points.txt`` to choose them. The registry cache is cleared around the test."""
+    root = tmp_path / "site"
+    (root / "ledger_connectors-1.0.dist-info").mkdir(parents=True)
+    (root / "ledger_connectors-1.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: ledger-connectors\nVersion: 1.0\n"
+    )
+    (root / "ledger_connectors.py").write_text(PLUGIN_MODULE)
+    monkeypatch.syspath_prepend(str(root))
+    registry_module._load_cached.cache_clear()
+    yield root / "ledger_connectors-1.0.dist-info" / "entry_points.txt"
+    registry_module._load_cached.cache_clear()
+
+
+def test_python_connectors_of_installed_packages_are_registered(plugin_package: Path) -> None:
+    from interlink.connections.catalogue import load_catalogue
+
+    plugin_package.write_text("[interlink.connectors]\nledger = ledger_connectors:LedgerConnector\n")
+    registry = load_registry(None, load_catalogue())
+    ledger = registry.get("ledger")
+    assert ledger is not None
+    info = ledger.info()
+    assert (info.kind, info.source, info.providers) == ("python", "custom", ["stripe"])
+    assert registry.for_provider("stripe") is ledger  # the operator's connector first
+    assert {"stripe", "zendesk", "ledger"} <= set(registry.connectors)
+    with pytest.raises(OperationNotAllowed):
+        asyncio.run(ledger.get_record(None, "entries", "e1"))  # type: ignore[arg-type]
+
+    plugin_package.write_text(
+        "[interlink.connectors]\n"
+        "a-missing = ledger_connectors:Missing\n"
+        "b-object = ledger_connectors:not_a_connector\n"
+        "c-provider = ledger_connectors:unknown_provider\n"
+    )
+    registry_module._load_cached.cache_clear()  # entry points are read once per process otherwise
+    with pytest.raises(ConnectorSpecError) as caught:
+        load_registry(None, load_catalogue())
+    message = str(caught.value)
+    assert (
+        "entry point 'a-missing' (ledger_connectors:Missing): cannot load the connector: AttributeError"
+        in message
+    )
+    assert "entry point 'b-object' (ledger_connectors:not_a_connector): does not make" in message
+    assert (
+        "entry point 'c-provider' (ledger_connectors:unknown_provider): connector 'ledger': providers: 'nope'"
+        in (message)
+    )
+
+
+async def test_a_python_connector_of_a_package_serves_records(
+    plugin_package: Path, db_url: str, tmp_path: Path
+) -> None:
+    plugin_package.write_text("[interlink.connectors]\nledger = ledger_connectors:LedgerConnector\n")
+    runtime = Runtime(make_settings(db_url, tmp_path / "data"))
+    await runtime.start()
+    try:
+        admin = await bootstrap_if_empty(runtime)
+        assert admin is not None
+        headers = {"Authorization": f"Bearer {admin.key}"}
+        transport = httpx.ASGITransport(app=create_app(runtime.settings, runtime, access_log=False))
+        async with httpx.AsyncClient(transport=transport, base_url="http://interlink.test") as client:
+            shown = (await client.get("/v1/connectors/ledger", headers=headers)).json()
+            assert (shown["kind"], shown["source"], shown["version"]) == ("python", "custom", "2")
+            body = {"providerKey": "stripe", "name": "pay", "credentials": {"apiKey": "sk_test_1"}}
+            made = await client.post("/v1/connections", json=body, headers=headers)
+            assert made.status_code == 201, made.text
+            base = f"/v1/connections/{made.json()['id']}/resources/entries"
+            page = await client.get(base, headers=headers)
+            assert page.status_code == 200, page.text
+            assert page.json()["data"] == [{"id": "e1", "updatedAt": None, "data": {"id": "e1", "amount": 7}}]
+            refused = await client.get(f"{base}/e1", headers=headers)
+            assert refused.status_code == 405 and refused.json()["allowed"] == ["list"]
+    finally:
+        await runtime.stop()
 
 
 # -- /v1/connectors --------------------------------------------------------------------------------------

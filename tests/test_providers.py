@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 from jsonschema import Draft202012Validator
 
+from interlink.bootstrap import bootstrap_if_empty
 from interlink.client import AsyncInterlinkClient, InterlinkClient, NotFoundError
 from interlink.connections.catalogue import CatalogueError, ProviderCatalogue, load_catalogue
 from interlink.connections.models import IntegrationProvider
@@ -26,6 +27,7 @@ from interlink.connections.schemas import IntegrationProviderExtended, WebhookSi
 from interlink.core.db import Database
 from interlink.core.enums import AuthenticationType, IntegrationCategory, IntegrationProviderStatus
 from interlink.core.migrate import upgrade
+from interlink.http.app import create_app
 from interlink.runtime import Runtime
 from tests.api_helpers import assert_problem
 from tests.cli_runner import run_interlink
@@ -257,6 +259,36 @@ def test_placeholders_must_be_constrained_config_properties(tmp_path: Path) -> N
     assert "must be a string with a pattern or an enum" in _problems(path)
 
 
+def test_oauth2_settings_are_required_with_an_oauth2_auth_type(tmp_path: Path) -> None:
+    path = _write(tmp_path, VALID_ACME.replace("[API_KEY]", "[OAUTH2_CLIENT_CREDENTIALS]"))
+    message = _problems(path)
+    line = _line_of(path, "key: acme")
+    assert f"{path}:{line}: provider 'acme': oauth2: is required for OAUTH2_* authentication types" in message
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle", "field", "text"),
+    [
+        ('    description: "A\\0B"\n', "description:", "description", "must not contain NUL characters"),
+        (
+            "    config_schema:\n      type: object\n      properties:\n"
+            "        n: {type: number, maximum: .inf}\n",
+            "maximum: .inf",
+            "config_schema.properties.n.maximum",
+            "must be a finite number",
+        ),
+    ],
+    ids=["nul", "infinity"],
+)
+def test_values_no_database_or_json_can_hold_are_refused(
+    tmp_path: Path, extra: str, needle: str, field: str, text: str
+) -> None:
+    """A NUL would fail the provider table's sync on PostgreSQL; .inf would be served as null."""
+    path = _write(tmp_path, VALID_ACME + extra)
+    message = _problems(path)
+    assert f"{path}:{_line_of(path, needle)}: provider 'acme': {field}: {text}" in message, message
+
+
 # -- operator overrides ------------------------------------------------------------------------------
 
 
@@ -419,6 +451,39 @@ async def test_any_valid_key_reads_the_catalogue(
     assert (await client.get("/v1/providers/stripe", headers=narrow)).status_code == 200
     assert_problem(await client.get("/v1/providers"), 401)
     assert_problem(await client.get("/v1/providers", headers={"Authorization": "Bearer il_live_nope"}), 401)
+
+
+async def test_a_disabled_provider_takes_no_new_connections(db_url: str, tmp_path: Path) -> None:
+    """DISABLED: no new connections (create and validate refuse them); DEPRECATED still accepts."""
+    path = _write(
+        tmp_path, "  - key: stripe\n    status: DISABLED\n  - key: twilio\n    status: DEPRECATED\n"
+    )
+    runtime = Runtime(make_settings(db_url, tmp_path / "data", providers_file=path))
+    await runtime.start()
+    try:
+        admin = await bootstrap_if_empty(runtime)
+        assert admin is not None
+        headers = {"Authorization": f"Bearer {admin.key}"}
+        transport = httpx.ASGITransport(app=create_app(runtime.settings, runtime, access_log=False))
+        async with httpx.AsyncClient(transport=transport, base_url="http://interlink.test") as client:
+            body = {"providerKey": "stripe", "name": "pay", "credentials": {"apiKey": "sk_test_1"}}
+            for path_ in ("/v1/connections/validate", "/v1/connections"):
+                refused = assert_problem(await client.post(path_, json=body, headers=headers), 422)
+                assert refused["errors"][0]["field"] == "providerKey", refused
+                assert "disabled" in refused["detail"]
+            listed = (await client.get("/v1/connections", headers=headers)).json()
+            assert listed["data"] == []
+            sid = "AC" + "0123456789abcdef" * 2
+            deprecated = {
+                "providerKey": "twilio",
+                "name": "sms",
+                "config": {"account_sid": sid},
+                "credentials": {"username": sid, "password": "token"},
+            }
+            made = await client.post("/v1/connections", json=deprecated, headers=headers)
+            assert made.status_code == 201, made.text
+    finally:
+        await runtime.stop()
 
 
 # -- the provider table ------------------------------------------------------------------------------

@@ -71,6 +71,14 @@ def _provider_file(directory: Path, server_url: str, health_port: int, closed_po
                 auth_types: [NONE]
                 base_urls:
                   PRODUCTION: http://127.0.0.1:{closed_port}
+              - key: ui-off
+                name: UI off
+                category: CRM
+                status: DISABLED
+                docs_url: https://example.com/docs
+                auth_types: [NONE]
+                base_urls:
+                  PRODUCTION: http://127.0.0.1:{closed_port}
             """
         )
     )
@@ -222,6 +230,7 @@ async def test_every_page_renders(
         "/ui/providers/stripe",
         "/ui/providers/zendesk",
         "/ui/providers/ui-oauth",
+        "/ui/providers/ui-off",
         "/ui/connections",
         "/ui/connections?provider=stripe&status=ACTIVE&environment=PRODUCTION",
         "/ui/connections/new",
@@ -253,6 +262,19 @@ async def test_every_page_renders(
         "100 requests",
     ):
         assert fact in stripe, fact
+    # The connector serving a provider, with its resources; none for a provider without one.
+    connector = stripe.split('id="provider-connector"', 1)[1].split("</table>", 1)[0]
+    assert "<code>customers</code>" in connector and "list, get, create, update, delete" in connector
+    assert "<code>created</code>" in connector  # the incremental filter
+    assert "<code>users</code>" in shown["/ui/providers/zendesk"]
+    assert "No connector serves this provider" in shown["/ui/providers/ui-oauth"]
+    # A DISABLED provider takes no new connections: no "Create connection" button.
+    assert "/ui/connections/new?provider=stripe" in stripe
+    assert "/ui/connections/new?provider=ui-off" not in shown["/ui/providers/ui-off"]
+    assert 'value="ui-local"' in shown["/ui/connections/new"]
+    assert 'value="ui-off"' not in shown["/ui/connections/new"]
+    off = await client.get("/ui/connections/new?provider=ui-off")
+    assert off.status_code == 422 and "disabled in the catalogue" in html.unescape(off.text)
     assert 'name="config.subdomain"' in shown["/ui/connections/new?provider=zendesk"]
     detail = shown[f"/ui/connections/{connection_id}"]
     assert "<code>credentials</code>: stored" in detail
@@ -279,6 +301,7 @@ async def test_bad_filters_are_pages_not_500s(client: httpx.AsyncClient, admin: 
         ("/ui/connections?environment=MARS", "environment"),
         ("/ui/api-requests?errorClass=bogus", "errorClass"),
         ("/ui/api-requests?status=abc", "status"),
+        ("/ui/api-requests?status=1000", "status"),
         ("/ui/api-requests?since=yesterday", "since"),
         ("/ui/api-requests?connectionId=conn%00x", "connectionId"),
         ("/ui/connections?provider=a%00b", "provider"),
@@ -287,6 +310,7 @@ async def test_bad_filters_are_pages_not_500s(client: httpx.AsyncClient, admin: 
         assert response.status_code == 422, (path, response.text[:500])
         assert field in response.text, path
     assert (await client.get("/ui/providers/nope")).status_code == 404
+    assert (await client.get("/ui/api-requests?status=799")).status_code == 200  # as GET /v1/api-requests
     assert (await client.get("/ui/api-requests/apr_nope")).status_code == 404
     assert (await client.get("/ui/connections/new?provider=nope")).status_code == 422
 

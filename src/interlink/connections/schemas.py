@@ -540,7 +540,9 @@ class IntegrationProviderExtended(SpecModel):
     base_urls: dict[IntegrationEnvironment, str] = Field(description="API base URL per environment.")
     default_headers: dict[str, str] = Field(default_factory=dict, description="Sent with every API call.")
     api_key: ApiKeyPlacement | None = Field(default=None, description="With API_KEY: where the key goes.")
-    oauth2: OAuth2Settings | None = None
+    oauth2: OAuth2Settings | None = Field(
+        default=None, validate_default=True, description="Required with OAUTH2_* authentication types."
+    )
     request_headers: dict[RequestHeaderName, HeaderTemplate] = Field(
         default_factory=dict,
         description="Headers filled from the connection's config and sent with every call through "

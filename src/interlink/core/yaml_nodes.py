@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from interlink.core.jsoncheck import find_unstorable
+
 M = TypeVar("M", bound=BaseModel)
 
 Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -201,6 +203,15 @@ def validate_entry(model: type[M], key: str, node: yaml.Node, noun: str, problem
         data = construct(node)
     except yaml.YAMLError as exc:
         problems.append(f"{where(node)}: {noun} {key!r}: {exc}")
+        return None
+    unstorable = find_unstorable(data)
+    if unstorable is not None:
+        # PostgreSQL stores no NUL and JSON has no NaN or Infinity: refuse them here, on every
+        # database, instead of failing (or silently turning .inf into null) when serving or syncing.
+        dotted, what = unstorable
+        steps = [int(p) if p.isdigit() else p for p in dotted.split(".")] if dotted else []
+        at, _ = locate(node, steps)
+        problems.append(f"{where(at)}: {noun} {key!r}: {dotted or f'({noun})'}: {what}")
         return None
     try:
         return model.model_validate(data, by_alias=False, by_name=True)

@@ -210,6 +210,7 @@ async def provider_page(request: Request, key: str) -> Response:
     provider = ui.runtime.providers.get(key)
     if provider is None:
         raise NotFound(f"provider {key[:100]!r} is not in the catalogue")
+    connector = ui.runtime.connectors.for_provider(provider.key)
     return _html(
         request,
         "provider_detail.html",
@@ -218,7 +219,10 @@ async def provider_page(request: Request, key: str) -> Response:
         source=ui.runtime.providers.sources.get(provider.key, "builtin"),
         fields=config_fields(provider),
         credential_fields={t.value: CREDENTIAL_FIELDS[t] for t in provider.auth_types},
-        can_connect=ui.actor.has_scope(ApiKeyScope.CONNECTIONS_WRITE),
+        connector=connector.info() if connector is not None else None,
+        # A DISABLED provider takes no new connections (the service refuses them).
+        can_connect=ui.actor.has_scope(ApiKeyScope.CONNECTIONS_WRITE)
+        and provider.status is not IntegrationProviderStatus.DISABLED,
     )
 
 
@@ -389,7 +393,11 @@ def _connection_form(
         status,
         active="connections",
         provider=provider,
-        providers=list(ui.runtime.providers.providers.values()),
+        providers=[
+            p
+            for p in ui.runtime.providers.providers.values()
+            if p.status is not IntegrationProviderStatus.DISABLED  # they take no new connections
+        ],
         connection=connection,
         form=values,
         errors=errors,
@@ -412,6 +420,11 @@ async def new_connection_page(request: Request) -> Response:
     key = _text_param(request, "provider", 64)
     provider = ui.runtime.providers.get(key) if key else None
     errors = {"providerKey": f"Provider {key!r} is not in the catalogue."} if key and provider is None else {}
+    if provider is not None and provider.status is IntegrationProviderStatus.DISABLED:
+        errors = {
+            "providerKey": f"Provider {provider.key!r} is disabled in the catalogue (no new connections)."
+        }
+        provider = None
     values = _blank_connection_form(provider)
     return _connection_form(request, ui, provider, values, errors, 422 if errors else 200)
 
@@ -741,7 +754,6 @@ async def run_health_check(request: Request, connection_id: str) -> Response:
 @page
 async def health_check_page(request: Request, connection_id: str, check_id: str) -> Response:
     ui = await _open(request, ApiKeyScope.CONNECTIONS_READ, CONNECTIONS)
-    _no_nul(check_id, "checkId")
     async with ui.runtime.db.unit_of_work(write=False) as session:
         conn = await _connections(ui).get(session, ui.actor, connection_id)
         row = await HealthChecker(ui.runtime).get_check(session, ui.actor, connection_id, check_id[:64])
@@ -771,7 +783,7 @@ async def api_requests_page(request: Request) -> Response:
     _no_nul(filters["connectionId"], "connectionId")
     flt = request_log.RequestFilter(
         connection_id=filters["connectionId"] or None,
-        status=_int_param(filters["status"], "status", 100, 599) if filters["status"] else None,
+        status=_int_param(filters["status"], "status", 100, 999) if filters["status"] else None,
         error_class=filters["errorClass"] or None,
         since=parse_time(filters["since"], "since"),
         until=parse_time(filters["until"], "until"),
