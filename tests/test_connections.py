@@ -159,6 +159,33 @@ async def test_bad_input_is_a_422_naming_the_field(
     assert listed["data"] == []
 
 
+def _nested(levels: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(levels - 1):
+        value = {"a": value}
+    return value
+
+
+async def test_deeply_nested_json_is_refused_and_lists_keep_working(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    for overrides, field in (({"metadata": _nested(300)}, "metadata"), ({"config": _nested(300)}, "config")):
+        for path in ("/v1/connections", "/v1/connections/validate"):
+            body = {**ZENDESK, **overrides}
+            problem = assert_problem(await client.post(path, json=body, headers=admin_headers), 422)
+            assert field in _fields(problem) and "levels" in problem["detail"], problem
+    created = await client.post(
+        "/v1/connections", json={**ZENDESK, "metadata": _nested(32)}, headers=admin_headers
+    )
+    assert created.status_code == 201, created.text
+    patch = await client.patch(
+        f"/v1/connections/{created.json()['id']}", json={"metadata": _nested(300)}, headers=admin_headers
+    )
+    assert "metadata" in _fields(assert_problem(patch, 422))
+    listed = await client.get("/v1/connections", headers=admin_headers)
+    assert listed.status_code == 200 and len(listed.json()["data"]) == 1
+
+
 async def test_validate_does_not_save(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> None:
     response = await client.post("/v1/connections/validate", json=ZENDESK, headers=admin_headers)
     assert response.status_code == 200, response.text
@@ -320,6 +347,10 @@ async def test_async_sdk_connections(live_server: LiveServer) -> None:
             provider_key="sendgrid", name="mail", auth_type="API_KEY", credentials={"apiKey": "k"}
         )
         assert (await sdk.connections.get(created.id)).credential_roles == ["credentials"]
+        with pytest.raises(ConflictError, match="not OAuth2"):
+            await sdk.connections.refresh(created.id)
+        with pytest.raises(ConflictError, match="OAUTH2_AUTHORIZATION_CODE"):
+            await sdk.connections.authorize_url(created.id, return_to="/ui/x")
         assert [c.id async for c in sdk.connections.iter_all(status="ACTIVE")] == [created.id]
         assert (
             await sdk.connections.validate(provider_key="sendgrid", name="m2", credentials={"apiKey": "k"})
@@ -383,3 +414,73 @@ def test_cli_connections(live_server: LiveServer) -> None:
     assert deleted.returncode == 0, deleted.stderr
     missing = _cli(live_server, "connections", "show", body["id"])
     assert missing.returncode == 1 and "404" in missing.stderr
+
+
+def test_cli_connections_update(live_server: LiveServer) -> None:
+    created = _cli(
+        live_server, "connections", "create", "--provider", "sendgrid", "--name", "mail",
+        "--credentials", '{"apiKey": "cli-plaintext"}', "--json",
+    )  # fmt: skip
+    conn_id = json.loads(created.stdout)["id"]
+
+    renamed = _cli(
+        live_server, "connections", "update", conn_id, "--name", "mail 2", "--metadata", '{"team": "ops"}',
+        "--credentials-file", "-", "--json", stdin='{"apiKey": "cli-rotated"}',
+    )  # fmt: skip
+    assert renamed.returncode == 0, renamed.stderr
+    body = json.loads(renamed.stdout)
+    assert body["name"] == "mail 2" and body["metadata"] == {"team": "ops"}
+    assert "cli-rotated" not in renamed.stdout
+    disabled = _cli(live_server, "connections", "update", conn_id, "--status", "DISABLED", "--json")
+    assert json.loads(disabled.stdout)["status"] == "DISABLED"
+    enabled = _cli(live_server, "connections", "update", conn_id, "--status", "ACTIVE")
+    assert enabled.returncode == 0 and "ACTIVE" in enabled.stdout
+
+    refused = _cli(live_server, "connections", "update", conn_id, "--status", "EXPIRED")
+    assert refused.returncode == 1 and "409" in refused.stderr
+    wrong_shape = _cli(live_server, "connections", "update", conn_id, "--credentials", '{"token": "t"}')
+    assert wrong_shape.returncode == 1 and "credentials.token" in wrong_shape.stderr
+    scopes = _cli(live_server, "connections", "update", conn_id, "--scope", "a")
+    assert scopes.returncode == 1 and "scopes" in scopes.stderr
+    assert _cli(live_server, "connections", "update", conn_id).returncode == 2  # nothing to change
+    both = _cli(live_server, "connections", "update", conn_id, "--scope", "a", "--default-scopes")
+    assert both.returncode == 2
+    other = _cli(live_server, "connections", "update", "conn_nope", "--name", "x")
+    assert other.returncode == 1 and "404" in other.stderr
+    not_oauth = _cli(live_server, "connections", "refresh", conn_id)
+    assert not_oauth.returncode == 1 and "409" in not_oauth.stderr
+    revoked = _cli(live_server, "connections", "update", conn_id, "--status", "REVOKED", "--json")
+    assert json.loads(revoked.stdout)["status"] == "REVOKED"
+
+
+async def test_a_connection_secret_changes_only_through_the_connection(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    created = (await client.post("/v1/connections", json=ZENDESK, headers=admin_headers)).json()
+    owned = await client.get(
+        "/v1/secrets", params={"ownerType": "connection", "ownerId": created["id"]}, headers=admin_headers
+    )
+    [secret] = owned.json()["data"]
+    rotate = await client.post(
+        f"/v1/secrets/{secret['id']}/rotate", json={"value": "not json"}, headers=admin_headers
+    )
+    problem = assert_problem(rotate, 409)
+    assert problem["connectionId"] == created["id"] and "PATCH /v1/connections/" in problem["detail"]
+    assert_problem(await client.delete(f"/v1/secrets/{secret['id']}", headers=admin_headers), 409)
+    shown = (await client.get(f"/v1/connections/{created['id']}", headers=admin_headers)).json()
+    assert shown["credentialRoles"] == ["credentials"]
+
+    # A secret that only names a connection as owner (made through /v1/secrets) stays free.
+    loose = await client.post(
+        "/v1/secrets",
+        json={"name": "loose", "value": "v", "tokenType": "GENERIC", "ownerType": "connection",
+              "ownerId": created["id"]},
+        headers=admin_headers,
+    )  # fmt: skip
+    assert loose.status_code == 201, loose.text
+    rotated = await client.post(
+        f"/v1/secrets/{loose.json()['id']}/rotate", json={"value": "w"}, headers=admin_headers
+    )
+    assert rotated.status_code == 200, rotated.text
+    deleted = await client.delete(f"/v1/secrets/{loose.json()['id']}", headers=admin_headers)
+    assert deleted.status_code == 204

@@ -21,13 +21,14 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from interlink.client import InterlinkClient
+from interlink.client import ConflictError, InterlinkClient
 from interlink.connections import oauth
 from interlink.connections.models import IntegrationConnection
 from interlink.connections.oauth import ConnectionUnavailable, Tokens
 from interlink.core import clock
 from interlink.core.actor import system_actor
 from interlink.core.models import AuditEvent, IntegrationSecret
+from interlink.core.secrets import SecretStore
 from interlink.core.settings import Settings
 from interlink.jobs import schedules
 from interlink.jobs.models import Job
@@ -35,6 +36,7 @@ from interlink.jobs.registry import BUILTIN_SCHEDULES, CONNECTIONS_REFRESH, ensu
 from interlink.runtime import Runtime
 from interlink.webhooks.models import WebhookEvent
 from tests.api_helpers import assert_problem
+from tests.cli_runner import run_interlink
 from tests.conftest import TEST_MASTER_KEYS, TEST_PEPPER, LiveServer, make_settings
 from tests.external import OAuth2MockServer, oauth2_server_fixture
 
@@ -412,6 +414,131 @@ async def test_invalid_grant_on_refresh_expires_the_connection(
     assert (await client.get("/v1/oauth/callback", params=params)).json()["status"] == "ACTIVE"
 
 
+async def test_refresh_endpoint_obtains_a_token_now(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], runtime: Runtime, oauth_server: OAuth2MockServer
+) -> None:
+    oauth_server.configure(clients={CLIENT_ID: CLIENT_SECRET}, expires_in=3600)
+    await _subscribe(client, admin_headers, "connection.error")
+    created = await _connection(client, admin_headers, "OAUTH2_CLIENT_CREDENTIALS")
+    url = f"/v1/connections/{created['id']}/oauth/refresh"
+    first = await client.post(url, headers=admin_headers)
+    assert first.status_code == 200, first.text
+    assert first.json()["status"] == "ACTIVE" and first.json()["tokenVersion"] == 1
+    assert first.json()["credentialRoles"] == ["accessToken", "credentials"]
+    again = await client.post(url, headers=admin_headers)  # forced: a token still valid is renewed
+    assert again.json()["tokenVersion"] == 2 and oauth_server.state()["tokenRequests"] == 2
+    assert CLIENT_SECRET not in again.text
+    oauth_server.configure(delay_ms=300)  # concurrent requests: one token request
+    burst = await asyncio.gather(*(client.post(url, headers=admin_headers) for _ in range(5)))
+    assert {r.status_code for r in burst} == {200} and {r.json()["tokenVersion"] for r in burst} == {3}
+    assert oauth_server.state()["tokenRequests"] == 3
+    oauth_server.configure(delay_ms=0)
+
+    # A refusal is a 409 naming the new status; the event marks the change, once.
+    oauth_server.configure(clients={CLIENT_ID: "another-secret"})
+    for _ in range(2):
+        problem = assert_problem(await client.post(url, headers=admin_headers), 409)
+        assert problem["connectionStatus"] == "ERROR" and "invalid_client" in problem["detail"]
+    assert len(await _events(runtime, "connection.error")) == 1
+    row = await _row(runtime, created["id"])
+    assert row.status.value == "ERROR" and "invalid_client" in (row.last_error or "")
+    oauth_server.configure(clients=None)
+    recovered = await client.post(url, headers=admin_headers)
+    assert recovered.status_code == 200 and recovered.json()["status"] == "ACTIVE"
+    assert recovered.json()["lastError"] is None
+
+    # Connections that cannot have a token.
+    code = await _connection(
+        client, admin_headers, "OAUTH2_AUTHORIZATION_CODE", name="code", credentials={"clientId": CLIENT_ID}
+    )
+    pending = await client.post(f"/v1/connections/{code['id']}/oauth/refresh", headers=admin_headers)
+    assert "not authorized yet" in assert_problem(pending, 409)["detail"]
+    static = await client.post(
+        "/v1/connections",
+        json={"providerKey": "sendgrid", "name": "mail", "credentials": {"apiKey": "k"}},
+        headers=admin_headers,
+    )
+    refused = await client.post(f"/v1/connections/{static.json()['id']}/oauth/refresh", headers=admin_headers)
+    assert "not OAuth2" in assert_problem(refused, 409)["detail"]
+    assert_problem(await client.post("/v1/connections/conn_nope/oauth/refresh", headers=admin_headers), 404)
+    assert_problem(await client.post(url), 401)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"access_token": ""},
+        {"access_token": {"nested": 1}},
+        {"access_token": "a\r\nX-Injected: 1"},
+        {"access_token": "t" * 70_000},
+        {"access_token": "ok", "refresh_token": "r\u0000"},
+    ],
+)
+async def test_an_unusable_token_answer_is_a_clear_failure(
+    client: httpx.AsyncClient,
+    admin_headers: dict[str, str],
+    runtime: Runtime,
+    oauth_server: OAuth2MockServer,
+    answer: dict[str, Any],
+) -> None:
+    created = await _connection(client, admin_headers, "OAUTH2_CLIENT_CREDENTIALS")
+    oauth_server.configure(failures=[{"status": 200, "body": answer}])
+    refused = await client.post(f"/v1/connections/{created['id']}/oauth/refresh", headers=admin_headers)
+    problem = assert_problem(refused, 409)
+    assert problem["error"] == "invalid_response" and problem["connectionStatus"] == "ERROR"
+    assert "usable" in problem["detail"]
+    row = await _row(runtime, created["id"])
+    assert row.status.value == "ERROR" and "accessToken" not in row.secret_ids
+
+    code = await _connection(
+        client, admin_headers, "OAUTH2_AUTHORIZATION_CODE", name="code", credentials={"clientId": CLIENT_ID}
+    )
+    _link, params = await _authorize(client, admin_headers, code["id"])
+    oauth_server.configure(failures=[{"status": 200, "body": answer}])
+    exchange = assert_problem(await client.get("/v1/oauth/callback", params=params), 400)
+    assert exchange["error"] == "invalid_response"
+    assert (await _row(runtime, code["id"])).status.value == "PENDING"
+
+
+async def test_control_characters_of_a_token_refusal_are_not_stored(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], runtime: Runtime, oauth_server: OAuth2MockServer
+) -> None:
+    created = await _connection(client, admin_headers, "OAUTH2_CLIENT_CREDENTIALS")
+    body = {"error": "invalid\u0000client", "error_description": "bad\u0000\nsecret"}
+    oauth_server.configure(failures=[{"status": 401, "body": body}])
+    refused = await client.post(f"/v1/connections/{created['id']}/oauth/refresh", headers=admin_headers)
+    problem = assert_problem(refused, 409)
+    assert problem["error"] == "invalid?client" and problem["connectionStatus"] == "ERROR"
+    row = await _row(runtime, created["id"])
+    assert row.last_error == "token endpoint answered 401 invalid?client: bad??secret"
+
+
+async def test_unreadable_stored_credentials_are_a_409_not_a_500(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    created = await _connection(client, admin_headers, "OAUTH2_CLIENT_CREDENTIALS")
+    secret_id = (await _row(runtime, created["id"])).secret_ids["credentials"]
+    store = SecretStore.from_runtime(runtime)
+    actor = system_actor(created["tenantId"])
+    url = f"/v1/connections/{created['id']}/oauth/refresh"
+    for tampered in ("not json", '["a"]', '{"clientId": 5}'):
+        async with runtime.db.unit_of_work() as session:
+            await store.rotate(session, actor, secret_id, tampered)
+        problem = assert_problem(await client.post(url, headers=admin_headers), 409)
+        assert "cannot be read" in problem["detail"] and tampered not in problem["detail"]
+    async with runtime.db.unit_of_work() as session:
+        await store.delete(session, actor, secret_id)
+    assert "cannot be read" in assert_problem(await client.post(url, headers=admin_headers), 409)["detail"]
+    # New credentials repair it.
+    patched = await client.patch(
+        f"/v1/connections/{created['id']}",
+        json={"credentials": {"clientId": CLIENT_ID, "clientSecret": CLIENT_SECRET}},
+        headers=admin_headers,
+    )
+    assert patched.status_code == 200, patched.text
+    assert (await client.post(url, headers=admin_headers)).json()["status"] == "ACTIVE"
+
+
 # -- single flight ---------------------------------------------------------------------------------
 
 
@@ -579,3 +706,98 @@ def test_sdk_authorize_url_and_callback(live_server: LiveServer, oauth_server: O
         )
         assert callback.status_code == 200, callback.text
         assert sdk.connections.get(created.id).status.value == "ACTIVE"
+
+
+async def test_a_replayed_callback_is_refused_without_asking_the_provider(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], runtime: Runtime, oauth_server: OAuth2MockServer
+) -> None:
+    created = await _connection(
+        client, admin_headers, "OAUTH2_AUTHORIZATION_CODE", credentials={"clientId": CLIENT_ID}
+    )
+    _link, params = await _authorize(client, admin_headers, created["id"])
+    _other, second = await _authorize(client, admin_headers, created["id"])  # opened in another tab
+    head = await client.head("/v1/oauth/callback", params=params)  # a link checker: nothing happens
+    assert head.status_code == 405 and head.headers["allow"] == "GET" and not head.content
+    assert oauth_server.state()["tokenRequests"] == 0
+    assert (await client.get("/v1/oauth/callback", params=params)).status_code == 200
+    requests = oauth_server.state()["tokenRequests"]
+
+    for replay in (
+        params,
+        second,  # superseded: the connection got its token after this state was issued
+        {"state": params["state"], "error": "access_denied", "error_description": "late"},
+    ):
+        problem = assert_problem(await client.get("/v1/oauth/callback", params=replay), 400, "replayed")
+        assert problem["type"].endswith("invalid-oauth-state") and "already" in problem["detail"]
+    assert oauth_server.state()["tokenRequests"] == requests  # nothing sent to the provider
+    row = await _row(runtime, created["id"])
+    assert row.status.value == "ACTIVE" and row.last_error is None and row.token_version == 1
+
+    # A fresh authorization of the connected connection still works (re-consent).
+    _link, again = await _authorize(client, admin_headers, created["id"])
+    assert (await client.get("/v1/oauth/callback", params=again)).json()["status"] == "ACTIVE"
+
+
+async def test_control_characters_of_the_provider_error_are_not_stored(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    created = await _connection(
+        client, admin_headers, "OAUTH2_AUTHORIZATION_CODE", credentials={"clientId": CLIENT_ID}
+    )
+    _link, params = await _authorize(client, admin_headers, created["id"])
+    denied = await client.get(
+        "/v1/oauth/callback",
+        params={"state": params["state"], "error": "access\x00denied", "error_description": "no\x00\x01pe\n"},
+    )
+    problem = assert_problem(denied, 400)
+    assert problem["error"] == "access?denied" and problem["errorDescription"] == "no??pe?"
+    last_error = (await _row(runtime, created["id"])).last_error or ""
+    assert last_error == "the provider refused the authorization: access?denied: no??pe?"
+    assert "authorization_failed" in " ".join(await _actions(runtime, created["id"]))
+
+
+def test_sdk_and_cli_refresh_and_authorize_url(
+    live_server: LiveServer, oauth_server: OAuth2MockServer
+) -> None:
+    oauth_server.configure(expires_in=3600)
+    with InterlinkClient(live_server.url, live_server.admin_key) as sdk:
+        machine = sdk.connections.create(
+            provider_key="mock-oauth", name="machine", auth_type="OAUTH2_CLIENT_CREDENTIALS",
+            credentials={"clientId": CLIENT_ID, "clientSecret": CLIENT_SECRET},
+        )  # fmt: skip
+        refreshed = sdk.connections.refresh(machine.id)
+        assert refreshed.status.value == "ACTIVE" and refreshed.token_version == 1
+        crm = sdk.connections.create(
+            provider_key="mock-oauth", name="crm", auth_type="OAUTH2_AUTHORIZATION_CODE",
+            credentials={"clientId": CLIENT_ID},
+        )  # fmt: skip
+        link = sdk.connections.authorize_url(crm.id, return_to="/ui/connections/" + crm.id)
+        redirect = httpx.get(link.url, follow_redirects=False, trust_env=False)
+        callback = httpx.get(
+            f"{live_server.url}/v1/oauth/callback?{urlsplit(redirect.headers['location']).query}",
+            follow_redirects=False,
+            trust_env=False,
+        )
+        assert callback.status_code == 303
+        assert (
+            callback.headers["location"] == f"/ui/connections/{crm.id}?oauth=connected&connectionId={crm.id}"
+        )
+        with pytest.raises(ConflictError):
+            sdk.connections.refresh(
+                sdk.connections.create(provider_key="sendgrid", name="mail", credentials={"apiKey": "k"}).id
+            )
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INTERLINK_")}
+    env.update({"INTERLINK_API_URL": live_server.url, "INTERLINK_API_KEY": live_server.admin_key})
+    cli = run_interlink(["connections", "refresh", machine.id, "--json"], env=env)
+    assert cli.returncode == 0, cli.stderr
+    assert json.loads(cli.stdout)["tokenVersion"] == 2 and CLIENT_SECRET not in cli.stdout
+    shown = run_interlink(["connections", "authorize-url", crm.id, "--return-to", "/ui/x"], env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.startswith(oauth_server.authorize_url + "?") and "code_challenge=" in shown.stdout
+    as_json = run_interlink(["connections", "authorize-url", crm.id, "--json"], env=env)
+    assert json.loads(as_json.stdout)["redirectUri"].endswith("/v1/oauth/callback")
+    not_oauth = run_interlink(["connections", "authorize-url", "conn_nope"], env=env)
+    assert not_oauth.returncode == 1 and "404" in not_oauth.stderr
+    bad = run_interlink(["connections", "authorize-url", crm.id, "--return-to", "//evil.example"], env=env)
+    assert bad.returncode == 1 and "returnTo" in bad.stderr

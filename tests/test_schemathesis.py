@@ -42,6 +42,8 @@ SUCCESS_COVERED_ELSEWHERE = {
     # generated check ids never name a real check: tests/test_connection_health.py
     "POST /v1/connections/{connection_id}/health-checks",
     "GET /v1/connections/{connection_id}/health-checks/{check_id}",
+    # the real connection here has no OAuth2 token to refresh (409): tests/test_oauth.py
+    "POST /v1/connections/{connection_id}/oauth/refresh",
     # records need a connection whose provider a connector serves, on a reachable host:
     # tests/test_connector_records.py
     "GET /v1/connections/{connection_id}/resources/{resource}",

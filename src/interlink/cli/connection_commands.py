@@ -191,6 +191,80 @@ def connections_show(conn: Connection, connection_id: ConnectionArg) -> None:
     _one(conn, found, f"Connection {found.id}")
 
 
+@client_command(connections_app, "update")
+def connections_update(
+    conn: Connection,
+    connection_id: ConnectionArg,
+    name: Annotated[str | None, typer.Option("--name", help="New name (unique in the tenant).")] = None,
+    config: Config = None,
+    credentials: Credentials = None,
+    credentials_file: CredentialsFile = None,
+    scope: Annotated[
+        list[str] | None, typer.Option("--scope", help="OAuth2 scope (repeat for more; replaces them).")
+    ] = None,
+    default_scopes: Annotated[
+        bool, typer.Option("--default-scopes", help="Go back to the provider's default scopes.")
+    ] = False,
+    metadata: Metadata = None,
+    status: Annotated[
+        IntegrationConnectionStatus | None,
+        typer.Option("--status", help="ACTIVE (re-enable), DISABLED or REVOKED (final)."),
+    ] = None,
+) -> None:
+    """Change a connection; only the options given change. New credentials replace the stored
+    ones (OAuth2 tokens are dropped)."""
+    if scope and default_scopes:
+        raise typer.BadParameter("use --scope or --default-scopes, not both", param_hint="--scope")
+    changes: dict[str, Any] = {}
+    if name is not None:
+        changes["name"] = name
+    if config is not None:
+        changes["config"] = _metadata(config, "--config")
+    found = _credentials(credentials, credentials_file)
+    if found is not None:
+        changes["credentials"] = found
+    if scope:
+        changes["scopes"] = scope
+    elif default_scopes:
+        changes["scopes"] = None
+    if metadata is not None:
+        changes["metadata"] = _metadata(metadata)
+    if status is not None:
+        changes["status"] = status
+    if not changes:
+        raise typer.BadParameter("nothing to change: give at least one option")
+    updated = api_call(conn, lambda client: client.connections.update(connection_id, **changes))
+    _one(conn, updated, f"Connection {updated.id}")
+
+
+@client_command(connections_app, "authorize-url")
+def connections_authorize_url(
+    conn: Connection,
+    connection_id: ConnectionArg,
+    return_to: Annotated[
+        str | None,
+        typer.Option("--return-to", help="A path on the server the user is sent back to afterwards."),
+    ] = None,
+) -> None:
+    """The provider's authorize URL of an OAUTH2_AUTHORIZATION_CODE connection (valid 10 minutes):
+    send the user there to connect it."""
+    link = api_call(conn, lambda client: client.connections.authorize_url(connection_id, return_to=return_to))
+    if conn.as_json:
+        _print_json(link)
+        return
+    typer.echo(link.url)
+    typer.echo(f"(valid until {link.state_expires_at.isoformat()}; the provider sends the user to "
+               f"{link.redirect_uri})")  # fmt: skip
+
+
+@client_command(connections_app, "refresh")
+def connections_refresh(conn: Connection, connection_id: ConnectionArg) -> None:
+    """Obtain a new OAuth2 access token now (refresh token or client credentials); exits 1 when
+    the provider refuses (the connection is then EXPIRED or ERROR, see `lastError`)."""
+    refreshed = api_call(conn, lambda client: client.connections.refresh(connection_id))
+    _one(conn, refreshed, f"Connection {refreshed.id}")
+
+
 @client_command(connections_app, "delete", json_option=False)
 def connections_delete(conn: Connection, connection_id: ConnectionArg) -> None:
     """Delete a connection and its stored credentials and tokens."""

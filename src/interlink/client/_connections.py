@@ -236,7 +236,8 @@ def _update_body(**fields: Any) -> dict[str, Any]:
 
 
 class Connections(SyncResource):
-    """``/v1/connections``: create, validate, list, get, update, delete; the OAuth2 authorize URL."""
+    """``/v1/connections``: create, validate, list, get, update, delete; the OAuth2 authorize URL
+    and token refresh; calls to the provider (``proxy``, ``forward``)."""
 
     def create(
         self,
@@ -336,10 +337,20 @@ class Connections(SyncResource):
         """Delete the connection and its stored credentials and tokens."""
         self._send(empty_call("DELETE", item_path(PATH, connection_id), tenant_id))
 
-    def authorize_url(self, connection_id: str, *, tenant_id: str | None = None) -> AuthorizeUrl:
-        """The provider's authorize URL for an OAUTH2_AUTHORIZATION_CODE connection."""
+    def authorize_url(
+        self, connection_id: str, *, return_to: str | None = None, tenant_id: str | None = None
+    ) -> AuthorizeUrl:
+        """The provider's authorize URL for an OAUTH2_AUTHORIZATION_CODE connection; ``return_to``
+        (a path on the server) is where the callback sends the user back with the outcome."""
         path = item_path(PATH, connection_id, "/oauth/authorize-url")
-        return self._send(call(AuthorizeUrl, "GET", path, tenant_id=tenant_id))
+        params = query({"returnTo": return_to})
+        return self._send(call(AuthorizeUrl, "GET", path, params=params, tenant_id=tenant_id))
+
+    def refresh(self, connection_id: str, *, tenant_id: str | None = None) -> ConnectionInfo:
+        """Obtain a new OAuth2 access token now; the connection after (``ConflictError`` when it
+        cannot have one or the provider refused: it is then EXPIRED or ERROR)."""
+        path = item_path(PATH, connection_id, "/oauth/refresh")
+        return self._send(call(ConnectionInfo, "POST", path, tenant_id=tenant_id))
 
     def proxy(
         self,
@@ -501,10 +512,20 @@ class AsyncConnections(AsyncResource):
         """Delete the connection and its stored credentials and tokens."""
         await self._send(empty_call("DELETE", item_path(PATH, connection_id), tenant_id))
 
-    async def authorize_url(self, connection_id: str, *, tenant_id: str | None = None) -> AuthorizeUrl:
-        """The provider's authorize URL for an OAUTH2_AUTHORIZATION_CODE connection."""
+    async def authorize_url(
+        self, connection_id: str, *, return_to: str | None = None, tenant_id: str | None = None
+    ) -> AuthorizeUrl:
+        """The provider's authorize URL for an OAUTH2_AUTHORIZATION_CODE connection; ``return_to``
+        (a path on the server) is where the callback sends the user back with the outcome."""
         path = item_path(PATH, connection_id, "/oauth/authorize-url")
-        return await self._send(call(AuthorizeUrl, "GET", path, tenant_id=tenant_id))
+        params = query({"returnTo": return_to})
+        return await self._send(call(AuthorizeUrl, "GET", path, params=params, tenant_id=tenant_id))
+
+    async def refresh(self, connection_id: str, *, tenant_id: str | None = None) -> ConnectionInfo:
+        """Obtain a new OAuth2 access token now; the connection after (``ConflictError`` when it
+        cannot have one or the provider refused: it is then EXPIRED or ERROR)."""
+        path = item_path(PATH, connection_id, "/oauth/refresh")
+        return await self._send(call(ConnectionInfo, "POST", path, tenant_id=tenant_id))
 
     async def proxy(
         self,

@@ -5,15 +5,21 @@
   (``<INTERLINK_PUBLIC_URL>/v1/oauth/callback``), scopes, the provider's extra parameters, a
   ``code_challenge`` and a signed ``state``.
 * ``state`` is ``<payload>.<mac>``: the payload (base64url JSON) carries the tenant, the connection,
-  a random nonce and the expiry (:data:`STATE_TTL`); the MAC is HMAC-SHA256 under a key derived from
+  a random nonce, the expiry (:data:`STATE_TTL`) and the connection's ``token_version`` when the URL
+  was made; the MAC is HMAC-SHA256 under a key derived from
   the server's key pepper (``INTERLINK_KEY_PEPPER``, the same secret that keys API-key hashes), so
   a state cannot be forged or altered. The PKCE verifier is never in the URL and never stored: it
   is derived from the nonce with a second key derived from the same pepper, so only the server can
   compute it when the callback brings the state back. Several authorize URLs of one connection may
-  be open at once; each works once (the provider accepts a code once).
-* :meth:`Authorizer.callback` verifies the state (forged, altered or expired → 400 problem
-  ``invalid-oauth-state``), reports a provider ``error``/``error_description`` as a 400 problem
-  ``oauth-authorization-failed`` (recorded as the connection's ``lastError``), exchanges the code
+  be open at once; the first to come back wins. A state works once: the callback, under the
+  connection's row lock, refuses a state whose ``token_version`` is older than the connection's
+  (a reload of the callback, or another URL of the connection completed or a token was obtained
+  since) with a 400 problem ``invalid-oauth-state``, reason ``replayed``, before anything is sent
+  to the provider or recorded on the connection.
+* :meth:`Authorizer.callback` verifies the state (forged, altered, expired or replayed → 400
+  problem ``invalid-oauth-state``), reports a provider ``error``/``error_description`` as a 400
+  problem ``oauth-authorization-failed`` (recorded as the connection's ``lastError``, control
+  characters replaced by ``?``), exchanges the code
   with the ``code_verifier`` at the token endpoint (a refusal is a 400 problem naming the provider's
   error; an unreachable endpoint a 502), stores the tokens as IntegrationSecret rows and makes the
   connection ``ACTIVE``. No outcome is a 500.
@@ -40,6 +46,7 @@ from interlink.core.actor import Actor, system_actor
 from interlink.core.clock import utcnow
 from interlink.core.enums import AuthenticationType, IntegrationConnectionStatus
 from interlink.core.errors import Conflict, InterlinkError, NotFound, ValidationFailed
+from interlink.core.text import CONTROL_CHARACTERS
 
 STATE_TTL: Final = timedelta(minutes=10)
 CALLBACK_PATH: Final = "/v1/oauth/callback"
@@ -82,6 +89,8 @@ class State:
     expires_at: datetime
     return_to: str | None = None
     """A path on this server to send the user back to after the callback (signed with the rest)."""
+    token_version: int | None = None
+    """The connection's ``token_version`` when the state was made (None in states made without it)."""
 
 
 MAX_RETURN_TO_CHARS = 500
@@ -116,7 +125,12 @@ class StateSigner:
         self._verifier_key = hmac.digest(pepper, _VERIFIER_LABEL, hashlib.sha256)
 
     def sign(
-        self, tenant_id: str, connection_id: str, now: datetime, return_to: str | None = None
+        self,
+        tenant_id: str,
+        connection_id: str,
+        now: datetime,
+        return_to: str | None = None,
+        token_version: int | None = None,
     ) -> tuple[str, State]:
         nonce = _b64(os.urandom(18))
         expires = now + STATE_TTL
@@ -128,9 +142,11 @@ class StateSigner:
         }
         if return_to is not None:
             payload["r"] = return_to
+        if token_version is not None:
+            payload["v"] = token_version
         body = _b64(json.dumps(payload, separators=(",", ":")).encode())
         mac = _b64(hmac.digest(self._state_key, body.encode(), hashlib.sha256))
-        return f"{body}.{mac}", State(tenant_id, connection_id, nonce, expires, return_to)
+        return f"{body}.{mac}", State(tenant_id, connection_id, nonce, expires, return_to, token_version)
 
     def verify(self, token: str, now: datetime) -> State:
         if not token or len(token) > MAX_STATE_CHARS or token.count(".") != 1:
@@ -147,6 +163,7 @@ class StateSigner:
                 str(payload["n"]),
                 datetime.fromtimestamp(int(payload["e"]), UTC),
                 str(payload["r"]) if payload.get("r") is not None else None,
+                int(payload["v"]) if payload.get("v") is not None else None,
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidOAuthState("state payload is malformed", extra={"reason": "malformed"}) from exc
@@ -202,7 +219,7 @@ class Authorizer:
                 raise Conflict(f"provider {provider.key!r} has no authorize URL")
             creds = await self.tokens.credentials(session, actor, conn)
             base = render(endpoints.authorize_url, conn.config, provider)
-            token, state = self.signer.sign(conn.tenant_id, conn.id, utcnow(), return_to)
+            token, state = self.signer.sign(conn.tenant_id, conn.id, utcnow(), return_to, conn.token_version)
             params = {
                 **provider.oauth2.authorize_params,
                 "response_type": "code",
@@ -243,14 +260,13 @@ class Authorizer:
         state = self.signer.verify(state_token or "", utcnow())
         actor = system_actor(state.tenant_id)
         if error:
-            message = f"the provider refused the authorization: {error[:100]}"
-            if error_description:
-                message += f": {error_description[:300]}"
-            await self._record_failure(actor, state.connection_id, message)
-            raise OAuthAuthorizationFailed(
-                message,
-                extra={"error": error[:100], "errorDescription": (error_description or "")[:300] or None},
-            )
+            error = _printable(error, 100)
+            description = _printable(error_description or "", 300) or None
+            message = f"the provider refused the authorization: {error}"
+            if description:
+                message += f": {description}"
+            await self._record_failure(actor, state, message)
+            raise OAuthAuthorizationFailed(message, extra={"error": error, "errorDescription": description})
         if not code:
             raise OAuthAuthorizationFailed("the callback carries no code", extra={"error": "missing_code"})
         failure: TokenRequestFailed | None = None
@@ -263,6 +279,7 @@ class Authorizer:
                     "the connection of this state no longer exists", extra={"reason": "unknown_connection"}
                 ) from None
             self._check(conn)
+            _not_replayed(conn, state)
             provider = self.tokens.connections.provider(conn.provider_key)
             creds = await self.tokens.credentials(session, actor, conn)
             form = {
@@ -311,12 +328,13 @@ class Authorizer:
             extra={"error": failure.error, "errorDescription": failure.description},
         )
 
-    async def _record_failure(self, actor: Actor, connection_id: str, message: str) -> None:
+    async def _record_failure(self, actor: Actor, state: State, message: str) -> None:
         async with self.tokens.db.unit_of_work() as session:
             try:
-                conn = await self.tokens.connections.get(session, actor, connection_id, for_update=True)
+                conn = await self.tokens.connections.get(session, actor, state.connection_id, for_update=True)
             except NotFound:
                 return
+            _not_replayed(conn, state)
             conn.last_error = message[:1000]
             conn.last_error_at = utcnow()
             audit.record(
@@ -327,3 +345,18 @@ class Authorizer:
                 conn.id,
                 {"error": {"old": None, "new": message[:500]}},
             )
+
+
+def _not_replayed(conn: IntegrationConnection, state: State) -> None:
+    """Refuse a state made before the connection's current token (400 ``replayed``)."""
+    if state.token_version is not None and conn.token_version != state.token_version:
+        raise InvalidOAuthState(
+            "this authorization was already completed, or the connection got a token since it was "
+            "started; start the authorization again",
+            extra={"reason": "replayed"},
+        )
+
+
+def _printable(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, control characters replaced by ``?``."""
+    return CONTROL_CHARACTERS.sub("?", text[:limit])

@@ -16,11 +16,16 @@ Contracts:
 * Token requests use the process's SSRF-guarded transport (``runtime.transport``) with the
   provider's token URL (per environment, placeholders filled from the connection's config), client
   authentication per ``token_auth_method``. Network errors and 5xx answers are retried
-  (:data:`ATTEMPTS` attempts, short backoff) while the lock is held.
+  (:data:`ATTEMPTS` attempts, short backoff) while the lock is held. An answer whose tokens cannot
+  be stored or sent (not a non-empty string, control characters, too large) is a refusal with
+  ``error`` ``invalid_response``; the provider's ``error``/``error_description`` are kept with
+  control characters replaced by ``?``.
 * A failed refresh changes the connection's status in the same transaction and publishes an
   operational event for the tenant's endpoints that subscribe to it explicitly (like
   ``endpoint.disabled``): ``invalid_grant`` → ``EXPIRED`` and ``connection.expired``; any other
   refusal, or network errors and 5xx after the retries → ``ERROR`` and ``connection.error``. The
+  event marks the change: another failure of a connection already in that status updates its
+  ``lastError`` (and the audit trail) without publishing again. The
   caller then gets :class:`ConnectionUnavailable` (409). Access and refresh tokens are stored
   only as IntegrationSecret rows; their values never reach a log line or an audit row.
 """
@@ -55,8 +60,10 @@ from interlink.core.actor import Actor, system_actor
 from interlink.core.clock import utcnow
 from interlink.core.db import Database
 from interlink.core.enums import AuthenticationType, IntegrationConnectionStatus, TokenType
-from interlink.core.errors import Conflict
+from interlink.core.errors import Conflict, NotFound
+from interlink.core.secret_schemas import MAX_VALUE_BYTES
 from interlink.core.secrets import SecretSpec, SecretStore
+from interlink.core.text import CONTROL_CHARACTERS, has_control_characters
 from interlink.outbound.transport import HttpTransport, TransportError
 from interlink.webhooks import operational
 
@@ -70,6 +77,7 @@ ATTEMPTS: Final = 3
 BACKOFF_SECONDS: Final = (0.2, 0.5)
 TOKEN_TIMEOUT_SECONDS: Final = 15.0
 DEFAULT_MIN_VALID: Final = timedelta(seconds=60)
+MAX_TOKEN_BYTES: Final = MAX_VALUE_BYTES
 EXPIRED_EVENT: Final = "connection.expired"
 ERROR_EVENT: Final = "connection.error"
 
@@ -165,6 +173,13 @@ async def request_token(
         answer = await transport.send("POST", url, headers, urlencode(body).encode(), TOKEN_TIMEOUT_SECONDS)
     except TransportError as exc:
         raise TokenRequestFailed(f"token endpoint unreachable ({exc.error_class}): {exc}") from None
+    if answer.truncated and answer.status < 400:
+        raise TokenRequestFailed(
+            f"token endpoint answered {answer.status} with more than {len(answer.body)} bytes: "
+            "not a usable token answer",
+            error="invalid_response",
+            status=answer.status,
+        )
     try:
         data: Any = json.loads(answer.body or b"{}")
     except ValueError:
@@ -172,9 +187,8 @@ async def request_token(
     if not isinstance(data, dict):
         data = {}
     if answer.status >= 400 or "access_token" not in data:
-        error = data.get("error") if isinstance(data.get("error"), str) else None
-        description = data.get("error_description")
-        description = description[:300] if isinstance(description, str) else None
+        error = _shown(data.get("error"), 100)
+        description = _shown(data.get("error_description"), 300)
         if answer.status >= 500 or answer.status == 429:
             error = None
         elif error is None:
@@ -185,18 +199,48 @@ async def request_token(
         if description:
             text += f": {description}"
         raise TokenRequestFailed(text, error=error, description=description, status=answer.status)
+    access = data["access_token"]
+    refresh = data.get("refresh_token")
+    if not isinstance(refresh, str) or not refresh:
+        refresh = None  # none, or nothing usable: the access token alone
+    given = [("access_token", access)] + ([("refresh_token", refresh)] if refresh is not None else [])
+    for name, value in given:
+        if not _usable_token(value):
+            raise TokenRequestFailed(
+                f"token endpoint answered {answer.status} with an unusable {name} (it must be a "
+                f"non-empty string of at most {MAX_TOKEN_BYTES} bytes without control characters)",
+                error="invalid_response",
+                status=answer.status,
+            )
     expires_in = data.get("expires_in")
     try:
         expires = int(expires_in) if expires_in is not None else provider.oauth2.access_token_ttl_seconds
     except (TypeError, ValueError):
         expires = provider.oauth2.access_token_ttl_seconds
-    refresh = data.get("refresh_token")
     return TokenAnswer(
-        access_token=str(data["access_token"]),
+        access_token=access,
         expires_in=expires,
-        refresh_token=refresh if isinstance(refresh, str) and refresh else None,
+        refresh_token=refresh,
         token_type=str(data.get("token_type") or "Bearer"),
         scope=data.get("scope") if isinstance(data.get("scope"), str) else None,
+    )
+
+
+def _shown(value: Any, limit: int) -> str | None:
+    """A provider's text field cut to ``limit``, control characters as ``?``; None if not text."""
+    if not isinstance(value, str) or not value:
+        return None
+    return CONTROL_CHARACTERS.sub("?", value[:limit])
+
+
+def _usable_token(value: Any) -> bool:
+    """A token Interlink can store and send in a header: a non-empty string, at most
+    :data:`MAX_TOKEN_BYTES` bytes, no control characters."""
+    return (
+        isinstance(value, str)
+        and bool(value)
+        and len(value.encode("utf-8", "surrogatepass")) <= MAX_TOKEN_BYTES
+        and not has_control_characters(value)
     )
 
 
@@ -257,8 +301,21 @@ class Tokens:
         secret_id = (conn.secret_ids or {}).get(ROLE_CREDENTIALS)
         if secret_id is None:
             return {}
-        revealed = await self.secrets.reveal(session, actor, secret_id, purpose=purpose)
-        value: dict[str, str] = json.loads(revealed.value)
+        unusable = ConnectionUnavailable(
+            f"connection {conn.id}: its stored credentials cannot be read; set them again with "
+            f"PATCH /v1/connections/{conn.id}",
+            extra={"connectionStatus": conn.status.value},
+        )
+        try:
+            revealed = await self.secrets.reveal(session, actor, secret_id, purpose=purpose)
+        except NotFound:
+            raise unusable from None
+        try:
+            value: Any = json.loads(revealed.value)
+        except ValueError:
+            raise unusable from None
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise unusable
         return value
 
     async def get_access_token(
@@ -433,7 +490,7 @@ class Tokens:
         now = utcnow()
         new = S.EXPIRED if exc.expired else S.ERROR
         before = conn.status
-        self.connections.set_status(conn, new, now, error=str(exc))
+        moved = self.connections.set_status(conn, new, now, error=str(exc))
         conn.last_error = str(exc)[:1000]
         conn.last_error_at = now
         conn.updated_at = now
@@ -452,7 +509,8 @@ class Tokens:
             "connection_token_failed", connection_id=conn.id, tenant_id=conn.tenant_id, status=new.value,
             error=exc.error, http_status=exc.status,
         )  # fmt: skip
-        await publish(session, conn, EXPIRED_EVENT if new is S.EXPIRED else ERROR_EVENT, str(exc))
+        if moved:  # once per change: a connection already EXPIRED/ERROR does not repeat it
+            await publish(session, conn, EXPIRED_EVENT if new is S.EXPIRED else ERROR_EVENT, str(exc))
         await session.flush()
         return new
 

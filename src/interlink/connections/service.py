@@ -73,6 +73,7 @@ from interlink.core.enums import (
     AuthenticationType,
     IntegrationConnectionStatus,
     IntegrationEnvironment,
+    IntegrationProviderStatus,
     TokenType,
 )
 from interlink.core.errors import Conflict, NotFound, ValidationFailed
@@ -90,6 +91,8 @@ MAX_CONFIG_BYTES = 16_384
 MAX_METADATA_BYTES = 16_384
 MAX_CREDENTIAL_CHARS = 4096
 MAX_SCOPES = 50
+MAX_JSON_DEPTH = 32
+"""Nesting levels allowed in ``config`` and ``metadata`` (answers must stay serializable)."""
 _SCOPE_RE = re.compile(r"^[\x21\x23-\x5b\x5d-\x7e]{1,200}$")
 
 TRANSITIONS: dict[IntegrationConnectionStatus, frozenset[IntegrationConnectionStatus]] = {
@@ -180,12 +183,34 @@ def check_name(name: str) -> str:
 
 
 def _json_size(value: Any, field: str, limit: int) -> None:
+    """``value`` is JSON of at most ``limit`` bytes nested at most :data:`MAX_JSON_DEPTH` levels."""
     try:
         size = len(json.dumps(value, separators=(",", ":")).encode())
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise ValidationFailed(f"{field} must be a JSON object", field=field) from exc
     if size > limit:
         raise ValidationFailed(f"{field} must be at most {limit} bytes as JSON", field=field)
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise ValidationFailed(
+            f"{field} must not nest objects and arrays more than {MAX_JSON_DEPTH} levels deep", field=field
+        )
+
+
+def _depth(value: Any) -> int:
+    """Levels of objects and arrays in ``value`` (``{}`` is 1, a scalar 0)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def check_config(provider: IntegrationProviderExtended, config: dict[str, Any] | None) -> dict[str, Any]:
@@ -309,6 +334,27 @@ def _snapshot(conn: IntegrationConnection) -> dict[str, Any]:
     }
 
 
+async def connection_holding(
+    session: AsyncSession, secret: IntegrationSecret
+) -> tuple[IntegrationConnection, str] | None:
+    """The connection that uses ``secret`` as one of its roles, with the role; None if none.
+    Such a secret changes only through the connection (``PATCH``, token refresh, ``DELETE``)."""
+    if secret.owner_type != OWNER_TYPE or secret.owner_id is None:
+        return None
+    conn = await session.scalar(
+        sa.select(IntegrationConnection).where(
+            IntegrationConnection.tenant_id == secret.tenant_id,
+            IntegrationConnection.id == secret.owner_id,
+        )
+    )
+    if conn is None:
+        return None
+    for role, secret_id in (conn.secret_ids or {}).items():
+        if secret_id == secret.id:
+            return conn, role
+    return None
+
+
 # -- the service -----------------------------------------------------------------------------------
 
 
@@ -329,6 +375,12 @@ class Connections:
         """Validate a spec without touching the database (``POST /v1/connections/validate``)."""
         check_name(spec.name)
         provider = self.provider(spec.provider_key)
+        if provider.status is IntegrationProviderStatus.DISABLED:
+            # A DISABLED provider takes no new connections; existing ones keep working.
+            raise ValidationFailed(
+                f"provider {provider.key!r} is disabled in the catalogue (no new connections)",
+                field="providerKey",
+            )
         auth_type = spec.auth_type or provider.auth_types[0]
         if auth_type not in provider.auth_types:
             offered = ", ".join(t.value for t in provider.auth_types)
@@ -408,7 +460,7 @@ class Connections:
         ids = dict(conn.secret_ids or {})
         old = ids.pop(ROLE_CREDENTIALS, None)
         if old is not None:
-            await self.secrets.delete(session, actor, old)
+            await self._delete_secret(session, actor, old)
         if credentials:
             secret = await self.secrets.create(
                 session,
@@ -425,13 +477,20 @@ class Connections:
             ids[ROLE_CREDENTIALS] = secret.id
         conn.secret_ids = ids
 
+    async def _delete_secret(self, session: AsyncSession, actor: Actor, secret_id: str) -> None:
+        """Delete one of the connection's secrets; one already gone is not an error."""
+        try:
+            await self.secrets.delete(session, actor, secret_id)
+        except NotFound:
+            return
+
     async def drop_tokens(self, session: AsyncSession, actor: Actor, conn: IntegrationConnection) -> None:
         """Delete the stored access and refresh tokens (new credentials make them meaningless)."""
         ids = dict(conn.secret_ids or {})
         for role in (ROLE_ACCESS, ROLE_REFRESH):
             secret_id = ids.pop(role, None)
             if secret_id is not None:
-                await self.secrets.delete(session, actor, secret_id)
+                await self._delete_secret(session, actor, secret_id)
         conn.secret_ids = ids
         conn.token_expires_at = None
 

@@ -177,6 +177,27 @@ async def authorize_url(
     return AuthorizeUrl(url=link.url, state_expires_at=link.state_expires_at, redirect_uri=link.redirect_uri)
 
 
+@router.post("/{connection_id}/oauth/refresh", response_model=ConnectionInfo, responses=error_responses(409))
+async def refresh_token(
+    request: Request,
+    connection_id: str = ConnectionId,
+    actor: Actor = Depends(require(ApiKeyScope.CONNECTIONS_WRITE)),
+) -> ConnectionInfo:
+    """Obtain a new access token now for an OAuth2 connection (its refresh token, or client
+    credentials), single-flight with every other refresh of the connection; the connection after.
+    409 ``connection-unavailable`` when it cannot have a token (not OAuth2, DISABLED, REVOKED,
+    never authorized) or the provider refused (the connection is then EXPIRED or ERROR)."""
+    runtime = get_runtime(request)
+    async with runtime.db.unit_of_work(write=False) as session:
+        seen = (await _service(request).get(session, actor, connection_id)).token_version
+    # A token newer than the one seen here (a refresh that finished while this one waited for the
+    # lock) is the answer: concurrent requests make one token request.
+    await Tokens.from_runtime(runtime).refresh(actor, connection_id, stale_version=seen)
+    async with runtime.db.unit_of_work(write=False) as session:
+        conn = await _service(request).get(session, actor, connection_id)
+    return connection_info(conn)
+
+
 @callback_router.get(
     "/v1/oauth/callback",
     response_model=OAuthCallbackResult,
@@ -210,6 +231,13 @@ async def oauth_callback(
     return OAuthCallbackResult(
         connection_id=conn.id, status=conn.status, token_expires_at=conn.token_expires_at
     )
+
+
+@callback_router.head("/v1/oauth/callback", include_in_schema=False)
+async def oauth_callback_head() -> Response:
+    """405: a HEAD (a link checker, a prefetch) must not complete the authorization as the GET
+    would, and a state works once."""
+    return Response(status_code=405, headers={"Allow": "GET"})
 
 
 def _with_query(path: str, values: dict[str, str]) -> str:

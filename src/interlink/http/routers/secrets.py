@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from interlink.connections.service import connection_holding
 from interlink.core.actor import Actor
 from interlink.core.enums import ApiKeyScope
+from interlink.core.errors import Conflict
 from interlink.core.models import IntegrationSecret
 from interlink.core.pagination import PageRequest
 from interlink.core.schemas import PageOut
@@ -25,6 +28,20 @@ def _store(request: Request) -> SecretStore:
 
 def _info(store: SecretStore, row: IntegrationSecret) -> SecretInfo:
     return secret_info(row, store.risk(row))
+
+
+async def _not_held_by_a_connection(
+    session: AsyncSession, store: SecretStore, actor: Actor, secret_id: str
+) -> None:
+    """409 for a secret a connection uses (its credentials or tokens change through the connection)."""
+    held = await connection_holding(session, await store.get(session, actor, secret_id))
+    if held is not None:
+        conn, role = held
+        raise Conflict(
+            f"secret {secret_id} holds the {role} of connection {conn.id}: change it with "
+            f"PATCH /v1/connections/{conn.id} (deleting the connection deletes it)",
+            extra={"connectionId": conn.id},
+        )
 
 
 @router.post("", status_code=201, response_model=SecretInfo, responses=error_responses(409))
@@ -80,7 +97,7 @@ async def get_secret(
     return _info(store, row)
 
 
-@router.post("/{secret_id}/rotate", response_model=SecretInfo)
+@router.post("/{secret_id}/rotate", response_model=SecretInfo, responses=error_responses(409))
 async def rotate_secret(
     body: SecretRotate,
     request: Request,
@@ -91,6 +108,7 @@ async def rotate_secret(
     the configured rotation period. The new value is encrypted under the primary master key."""
     store = _store(request)
     async with get_runtime(request).db.unit_of_work() as session:
+        await _not_held_by_a_connection(session, store, actor, secret_id)
         row = await store.rotate(
             session,
             actor,
@@ -102,13 +120,15 @@ async def rotate_secret(
     return _info(store, row)
 
 
-@router.delete("/{secret_id}", status_code=204, response_class=Response)
+@router.delete("/{secret_id}", status_code=204, response_class=Response, responses=error_responses(409))
 async def delete_secret(
     request: Request,
     secret_id: str = SecretId,
     actor: Actor = Depends(require(ApiKeyScope.SECRETS_WRITE)),
 ) -> Response:
     """Delete the secret and its ciphertext."""
+    store = _store(request)
     async with get_runtime(request).db.unit_of_work() as session:
-        await _store(request).delete(session, actor, secret_id)
+        await _not_held_by_a_connection(session, store, actor, secret_id)
+        await store.delete(session, actor, secret_id)
     return Response(status_code=204)
