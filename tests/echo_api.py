@@ -4,12 +4,16 @@ Routes, under ``/api``:
 
 * ``/api/echo/...`` (any method): 200 JSON ``{method, path, rawPath, query, headers, body}``
   describing the request, with a ``Set-Cookie`` and ``X-RateLimit-*`` headers.
-* ``/api/status/{code}``: that status with ``{"status": code}``.
+* ``/api/status/{code}``: that status with ``{"status": code}`` (and ``Retry-After`` when the
+  query has ``retryAfter``).
 * ``/api/slow``: answers after 2 s.
 * ``/api/binary``: 256 bytes of ``application/octet-stream``.
 * ``/api/bytes/{n}`` (and ``/api/bytes/{n}/...``): ``n`` bytes of ``application/octet-stream``.
 * ``/api/gzip``: ``{"compressed": true}`` gzip-encoded (``Content-Encoding: gzip``).
 * ``/api/empty``: 204, no body.
+* ``/api/utf8-header``: 200 with a ``Content-Disposition`` whose value is UTF-8 (not Latin-1).
+* ``/api/answer``: 200 whose body is the request's, as ``application/json`` (or the query's
+  ``type``).
 * ``/api/protected/...``: 401 for a missing bearer token, one in :attr:`EchoApi.revoked`, or any
   while :attr:`EchoApi.reject_all` is set; records every token it sees in :attr:`EchoApi.tokens`.
 
@@ -63,7 +67,9 @@ class EchoApi:
     async def _status(self, request: web.Request) -> web.Response:
         self.requests += 1
         code = int(request.match_info["code"])
-        return web.json_response({"status": code}, status=code)
+        retry_after = request.query.get("retryAfter")
+        headers = {"Retry-After": retry_after} if retry_after is not None else None
+        return web.json_response({"status": code}, status=code, headers=headers)
 
     async def _slow(self, _request: web.Request) -> web.Response:
         self.requests += 1
@@ -97,6 +103,17 @@ class EchoApi:
             return web.json_response({"error": "invalid_token"}, status=401)
         return web.json_response({"ok": True, "path": request.path})
 
+    async def _answer(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        body = await request.read()
+        return web.Response(body=body, content_type=request.query.get("type", "application/json"))
+
+    async def _utf8_header(self, _request: web.Request) -> web.Response:
+        self.requests += 1
+        return web.json_response(
+            {"ok": True}, headers={"Content-Disposition": 'attachment; filename="résumé ☕.pdf"'}
+        )
+
     async def _start(self, ready: threading.Event) -> None:
         app = web.Application()
         app.router.add_route("*", "/api/echo{tail:.*}", self._echo)
@@ -106,6 +123,8 @@ class EchoApi:
         app.router.add_route("*", "/api/bytes/{n:[0-9]+}{tail:(/.*)?}", self._bytes)
         app.router.add_route("*", "/api/gzip", self._gzip)
         app.router.add_route("*", "/api/empty", self._empty)
+        app.router.add_route("*", "/api/utf8-header", self._utf8_header)
+        app.router.add_route("*", "/api/answer", self._answer)
         app.router.add_route("*", "/api/protected{tail:.*}", self._protected)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()

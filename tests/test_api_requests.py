@@ -124,6 +124,7 @@ async def test_bad_filters_are_422_naming_the_field(
     for params, field in [
         ({"errorClass": "bogus"}, "errorClass"),
         ({"status": 42}, "status"),
+        ({"status": 1000}, "status"),
         ({"limit": 0}, "limit"),
         ({"after": "not-an-id"}, "after"),
         ({"since": "yesterday"}, "since"),
@@ -140,6 +141,27 @@ async def test_bad_filters_are_422_naming_the_field(
     nul = await client.get("/v1/api-requests/metrics", params={"connectionId": "c\x00"}, headers=headers)
     assert "connectionId" in json.dumps(assert_problem(nul, 422)["errors"])
     assert_problem(await client.get("/v1/api-requests/not-an-id", headers=headers), 404)
+
+
+async def test_windows_at_the_ends_of_the_calendar_are_answered(
+    client: httpx.AsyncClient, admin: BootstrapResult
+) -> None:
+    """A bound within the id clock's slack of year 1 or year 9999 is a valid, empty window."""
+    headers = auth(admin.key)
+    for params in (
+        {"since": "0001-01-01T00:00:00Z"},
+        {"until": "9999-12-31T23:59:59Z"},
+        {"since": "0001-01-01T00:00:00Z", "until": "9999-12-31T23:59:59Z"},
+    ):
+        listed = await client.get("/v1/api-requests", params=params, headers=headers)
+        assert listed.status_code == 200, (params, listed.text)
+    for params in (
+        {"until": "0001-01-01T12:00:00Z"},
+        {"since": "0001-01-01T00:00:00Z", "until": "0001-01-01T00:00:01Z"},
+    ):
+        figures = await client.get("/v1/api-requests/metrics", params=params, headers=headers)
+        assert figures.status_code == 200, (params, figures.text)
+        assert figures.json()["count"] == 0
 
 
 async def test_scope_and_tenant_isolation(
@@ -230,6 +252,18 @@ async def test_metrics_percentiles_success_rate_and_errors(
         headers=auth(admin.key),
     )
     assert empty.json()["count"] == 0 and empty.json()["p50Ms"] is None
+
+
+async def test_a_status_http_does_not_define_can_be_filtered(
+    runtime: Runtime, client: httpx.AsyncClient, admin: BootstrapResult
+) -> None:
+    """A provider may answer 6xx-9xx; the call is logged with that status and found by it."""
+    writer = RequestLogWriter(runtime.db)
+    writer.record(entry(0, admin.tenant_id, 5.0, status=799, error_class="http_5xx"))
+    await writer.close()
+    found = await client.get("/v1/api-requests", params={"status": 799}, headers=auth(admin.key))
+    assert found.status_code == 200, found.text
+    assert [r["status"] for r in found.json()["data"]] == [799]
 
 
 # -- SDK and CLI -----------------------------------------------------------------------------------

@@ -206,6 +206,10 @@ def test_errors_are_messages_not_tracebacks(live_server: LiveServer) -> None:
 
     missing = run(live_server, "keys", "show", "key_00000000000000000000000000")
     assert missing.returncode == 1 and "404 Not found" in missing.stderr
+    for command in (["keys", "show", ""], ["connections", "show", ""], ["endpoints", "show", ""]):
+        empty = run(live_server, *command)
+        assert empty.returncode == 2, (command, empty.stdout, empty.stderr)
+        assert empty.stderr.strip() == "interlink: an id must not be empty", (command, empty.stderr)
 
     forbidden_key = ok_json(live_server, "keys", "create", "--name", "r", "--scope", "keys:read")["key"]
     forbidden = run(live_server, "tenants", "create", "Nope", key=forbidden_key)

@@ -221,6 +221,17 @@ async def test_head_and_options_are_passed_on(
     assert logged.json()["method"] == "HEAD" and logged.json()["status"] == 200
 
 
+async def test_a_header_value_that_is_not_latin_1_is_passed_on_as_it_came(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    conn = await _connect(client, admin_headers, "echo-header", "NONE")
+    response = await client.get(_url(conn, "/utf8-header"), headers=admin_headers)
+    assert response.status_code == 200, response.text
+    raw = dict(response.headers.raw)
+    assert raw[b"content-disposition"] == 'attachment; filename="résumé ☕.pdf"'.encode()
+    assert response.json() == {"ok": True}
+
+
 async def test_escapes_in_the_path_are_kept(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> None:
     """A percent escape sends the request the framework's way, which passes the path on as it came
     (``%2F`` stays one segment)."""

@@ -260,6 +260,74 @@ async def test_connection_metrics_count_the_calls_made_through_it(
     backwards = {"since": "2026-01-02T00:00:00Z", "until": "2026-01-01T00:00:00Z"}
     bad = await client.get(f"/v1/connections/{conn}/metrics", params=backwards, headers=admin_headers)
     assert_problem(bad, 422)
+    year_one = {"until": "0001-01-01T12:00:00Z"}
+    edge = await client.get(f"/v1/connections/{conn}/metrics", params=year_one, headers=admin_headers)
+    assert edge.status_code == 200 and edge.json()["count"] == 0, edge.text
+
+
+async def test_circuit_state_is_shown_only_to_the_connections_tenant(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    conn = await _connect(client, admin_headers, "echo-header", "NONE")
+    assert (await _proxy(client, admin_headers, conn, path="/echo/a")).status_code == 200
+    own = await client.get("/v1/api-requests/metrics", params={"connectionId": conn}, headers=admin_headers)
+    assert own.status_code == 200 and own.json()["circuitState"] == "CLOSED"
+    other = await make_tenant(client, admin_headers, "Other Co")
+    created = await client.post(
+        "/v1/keys",
+        json={"name": "reader", "scopes": ["connections:read"]},
+        headers={**admin_headers, "X-Tenant-Id": other},
+    )
+    stranger = {"Authorization": f"Bearer {created.json()['key']}"}
+    seen = await client.get("/v1/api-requests/metrics", params={"connectionId": conn}, headers=stranger)
+    assert seen.status_code == 200, seen.text
+    assert seen.json()["circuitState"] is None and seen.json()["count"] == 0
+
+
+async def test_a_call_held_back_says_when_to_come_back(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    """A provider's 429 blocks the connection; calls refused meanwhile are 503s whose Retry-After
+    is the time left of the block (JSON and passthrough forms)."""
+    conn = await _connect(client, admin_headers, "echo-header", "NONE")
+    limited = await _proxy(
+        client, admin_headers, conn, path="/status/429", query={"retryAfter": "300"}, maxAttempts=1
+    )
+    assert limited.status_code == 200 and limited.json()["status"] == 429
+    held = await _proxy(client, admin_headers, conn, path="/echo/a", maxAttempts=1)
+    assert assert_problem(held, 503)["errorClass"] == "rate_limited"
+    assert 299 <= int(held.headers["retry-after"]) <= 300
+    passthrough = await client.get(f"/v1/connections/{conn}/proxy/echo/a", headers=admin_headers)
+    assert assert_problem(passthrough, 503)["errorClass"] == "rate_limited"
+    assert 299 <= int(passthrough.headers["retry-after"]) <= 300
+
+
+async def test_an_odd_retry_after_of_the_provider_is_not_an_error(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    conn = await _connect(client, admin_headers, "echo-header", "NONE")
+    for value in ("9" * 400, "\u00b2"):
+        answer = await _proxy(
+            client, admin_headers, conn, path="/status/503", query={"retryAfter": value}, maxAttempts=1
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["status"] == 503
+
+
+async def test_json_the_envelope_cannot_hold_as_it_is_comes_back_all_the_same(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    """The provider's JSON nested too deeply comes as its text; a lone surrogate escape comes as
+    that escape (the body is sent as text and comes back as application/json)."""
+    conn = await _connect(client, admin_headers, "echo-header", "NONE")
+    for nesting in (300, 5000):
+        deep = "[" * nesting + "]" * nesting
+        answer = await _proxy(client, admin_headers, conn, method="PUT", path="/answer", body=deep)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["data"] == deep
+    answer = await _proxy(client, admin_headers, conn, method="PUT", path="/answer", body='{"a": "\\ud800"}')
+    assert answer.status_code == 200, answer.text
+    assert b'"data":{"a":"\\ud800"}' in answer.content
 
 
 async def test_no_answer_is_502_or_504(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> None:
@@ -283,6 +351,11 @@ async def test_no_answer_is_502_or_504(client: httpx.AsyncClient, admin_headers:
         ({"path": "/echo", "headers": {"Host": "evil"}}, "headers.Host"),
         ({"path": "/echo", "headers": {"Transfer-Encoding": "chunked"}}, "headers.Transfer-Encoding"),
         ({"path": "/echo", "headers": {"X-Bad": "a\r\nb"}}, "headers.X-Bad"),
+        ({"path": "/echo", "headers": {"X-Bad": "a\x01b"}}, "headers.X-Bad"),
+        ({"path": "/echo", "headers": {"X-Bad": "\ud800"}}, "headers.X-Bad"),
+        ({"path": "/echo", "query": {"q": "\ud800"}}, "query"),
+        ({"method": "POST", "path": "/echo", "form": {"f": "\ud800"}}, "form"),
+        ({"method": "POST", "path": "/echo", "body": "\ud800"}, "body"),
         ({"path": "/echo", "body": {"a": 1}, "form": {"a": "1"}}, "form"),
         ({"path": "/echo", "maxAttempts": 9}, "maxAttempts"),
         ({"path": "/echo", "timeoutSeconds": 500}, "timeoutSeconds"),
@@ -294,7 +367,12 @@ async def test_bad_calls_are_422_naming_the_field(
     client: httpx.AsyncClient, admin_headers: dict[str, str], call: dict[str, Any], field: str
 ) -> None:
     conn = await _connect(client, admin_headers, "echo-header", "NONE")
-    body = assert_problem(await _proxy(client, admin_headers, conn, **call), 422)
+    sent = await client.post(  # ASCII JSON: a lone surrogate goes as its escape
+        f"/v1/connections/{conn}/proxy",
+        content=json.dumps({"method": "GET", **call}),
+        headers={**admin_headers, "Content-Type": "application/json"},
+    )
+    body = assert_problem(sent, 422)
     fields = [e.get("field", "") for e in body.get("errors", [])]
     assert any(f == field or f.startswith(field) for f in fields), body
 
@@ -559,6 +637,9 @@ def test_forward_request_on_the_wire_and_whose_answer_raises() -> None:
                 b'{"type": "urn:interlink:problem:upstream-unavailable", "title": "Held back", "status": 503}'
             )
             return httpx.Response(503, headers={**problem, "retry-after": "0"}, content=body)
+        if tail == "blocked":  # held back for longer than a retry would wait
+            body = b'{"type": "urn:interlink:problem:upstream-failed", "title": "Held back", "status": 503}'
+            return httpx.Response(503, headers={**problem, "retry-after": "300"}, content=body)
         return httpx.Response(200, headers={"interlink-attempts": "1", "interlink-duration-ms": "1.5"})
 
     with InterlinkClient(
@@ -613,3 +694,8 @@ def test_forward_request_on_the_wire_and_whose_answer_raises() -> None:
         with pytest.raises(ServiceUnavailableError):
             quick.connections.forward("conn_1", "POST", "/held")
         assert len(seen) == 1  # a POST without an idempotency key: not retried
+        seen.clear()
+        with pytest.raises(ServiceUnavailableError) as blocked:
+            quick.connections.forward("conn_1", "GET", "/blocked")
+        assert len(seen) == 1  # Retry-After longer than the SDK waits: not retried, raised at once
+        assert blocked.value.headers["retry-after"] == "300"

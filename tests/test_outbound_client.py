@@ -252,6 +252,47 @@ def test_endpoint_config_normalises_the_method_and_reads_the_path_template() -> 
         (lambda: ApiEndpointConfig(path="/c\r\nX: 1"), "path"),
         (lambda: ApiEndpointConfig(path="/c", headers={"X-A": "v\nInjected: 1"}), "headers.X-A"),
         (lambda: ApiEndpointConfig(path="/c", timeout_seconds=0), "timeout_seconds"),
+        (
+            lambda: ApiRequestBuilder(ApiEndpointConfig(path="/c"), headers={"X-A": "a\x01b"}).build(
+                "http://h"
+            ),
+            "headers.X-A",
+        ),
+        (
+            lambda: ApiRequestBuilder(ApiEndpointConfig(path="/c"), headers={"X-A": "a\x7fb"}).build(
+                "http://h"
+            ),
+            "headers.X-A",
+        ),
+        (
+            lambda: ApiRequestBuilder(ApiEndpointConfig(path="/c"), headers={"X-A": "\ud800"}).build(
+                "http://h"
+            ),
+            "headers.X-A",
+        ),
+        (
+            lambda: ApiRequestBuilder(ApiEndpointConfig(path="/c"), query={"q": "\ud800"}).build("http://h"),
+            "query",
+        ),
+        (
+            lambda: ApiRequestBuilder(
+                ApiEndpointConfig(path="/c", method="POST"), form={"f": "\udfff"}
+            ).build("http://h"),
+            "form",
+        ),
+        (
+            lambda: ApiRequestBuilder(ApiEndpointConfig(path="/c", method="POST"), body="\ud800").build(
+                "http://h"
+            ),
+            "body",
+        ),
+        (
+            lambda: ApiRequestBuilder(ApiEndpointConfig(path="/c/{id}"), parameters={"id": "a\tb"}).build(
+                "http://h"
+            ),
+            "parameters.id",
+        ),
+        (lambda: ApiEndpointConfig(path="/c\x01"), "path"),
         (lambda: ApiClientConfig(tenant_id="t", base_url="http://u:p@h"), "base_url"),
         (lambda: RetryPolicy(max_attempts=0), "retry.max_attempts"),
     ],
@@ -295,6 +336,9 @@ def test_rate_limit_and_retry_after_headers() -> None:
     assert parse_retry_after("120") == 120.0
     assert parse_retry_after("Wed, 21 Oct 2037 07:28:00 GMT", now=2139722880.0 - 90) == pytest.approx(90.0)
     assert parse_retry_after("soon") is None and parse_retry_after(None) is None
+    # a provider's odd values: not digits to Python's int(), or too many for a float
+    assert parse_retry_after("\u00b2") is None and parse_retry_after("\u0663") is None
+    assert parse_retry_after("9" * 400) == 1e9
 
 
 @pytest.mark.parametrize(
@@ -325,6 +369,14 @@ def test_json_bodies_decode_as_json_loads_reads_them(document: bytes) -> None:
     assert repr(decode_body(document, "application/problem+json; charset=utf-8")) == repr(expected)
 
 
+@pytest.mark.parametrize("nesting", [250, 5000])
+def test_json_nested_too_deeply_is_text(nesting: int) -> None:
+    document = b"[" * nesting + b"]" * nesting
+    with pytest.raises(ValueError):
+        json_value(document)
+    assert decode_body(document, "application/json") == document.decode()
+
+
 def test_redaction_helpers() -> None:
     url = redact_url("https://user:pw@api.example.com/v1/x?api_key=K1&page=2&access_token=T1&sig=S1#frag")
     assert (
@@ -339,6 +391,27 @@ def test_redaction_helpers() -> None:
     assert kept is not None and len(kept) <= 4096 and "T9" not in kept and "Z9" not in kept
     assert redact_body(b"\x00\x01\x02\xff" * 100, "application/octet-stream") is None
     assert redact_body(b"a=1&password=P3", "application/x-www-form-urlencoded") == "a=1&password=[redacted]"
+
+
+def test_credential_words_are_redacted_in_any_name() -> None:
+    """Names built around a credential word (a service account's ``private_key``, a presigned
+    URL's ``X-Amz-Signature``, a JWT ``client_assertion``) are redacted in URLs and bodies;
+    words that only contain one (``monkey``, ``keyword``) are not."""
+    url = redact_url("https://s3.example.com/o?X-Amz-Signature=S1&X-Amz-Date=D&jwt=J1&keyword=kw")
+    assert url == "https://s3.example.com/o?X-Amz-Signature=[redacted]&X-Amz-Date=D&jwt=[redacted]&keyword=kw"
+    account = json.dumps(
+        {"type": "service_account", "private_key_id": "K1", "private_key": "-----BEGIN PRIVATE KEY-----P1"}
+    )
+    body = redact_body(account.encode(), "application/json")
+    assert body is not None and "K1" not in body and "P1" not in body and "service_account" in body
+    nested = redact_body(
+        b'{"items":[{"signingKey":"S2","monkey":"m"}],"passphrase":"P2"}', "application/json"
+    )
+    assert nested == '{"items":[{"signingKey":"[redacted]","monkey":"m"}],"passphrase":"[redacted]"}'
+    form = redact_body(
+        b"client_assertion=A1&code_verifier=V1&grant_type=g", "application/x-www-form-urlencoded"
+    )
+    assert form == "client_assertion=[redacted]&code_verifier=[redacted]&grant_type=g"
 
 
 # -- timing, pooling -------------------------------------------------------------------------------
@@ -555,6 +628,7 @@ async def test_rate_limit_waits_for_a_slot_in_memory(receiver: Receiver, outboun
     with pytest.raises(OutboundError) as caught:
         await refusing.call("GET", "/host")
     assert caught.value.error_class == "rate_limited" and caught.value.attempts == 0
+    assert caught.value.retry_after_seconds is not None and 59 < caught.value.retry_after_seconds <= 60
     assert len(receiver.received("/host")) == 1
     assert host_key == "host:127.0.0.1"
 
@@ -610,6 +684,7 @@ async def test_429_blocks_every_worker_of_the_connection(receiver: Receiver, sto
         with pytest.raises(OutboundError) as caught:
             await b.call("GET", "/busy-long")
         assert caught.value.error_class == "rate_limited" and caught.value.attempts == 0
+        assert caught.value.retry_after_seconds is not None and 299 < caught.value.retry_after_seconds <= 300
         assert len(receiver.received("/busy-long")) == 1
     finally:
         await first.limiter.block(connection_id, 0)
@@ -642,6 +717,7 @@ async def test_circuit_opens_half_opens_and_closes(receiver: Receiver, outbound:
     with pytest.raises(OutboundError) as caught:
         await client.call("GET", "/cb")
     assert caught.value.error_class == "circuit_open" and caught.value.attempts == 0
+    assert caught.value.retry_after_seconds is not None and 0 < caught.value.retry_after_seconds <= 0.3
     assert len(receiver.received("/cb")) == 2
 
     await _until(lambda: outbound.circuit(connection_id).state == HALF_OPEN)  # type: ignore[union-attr]
@@ -659,6 +735,20 @@ async def test_circuit_opens_half_opens_and_closes(receiver: Receiver, outbound:
     assert (await probe).status == 200
     assert outbound.circuit(connection_id).state == CLOSED  # type: ignore[union-attr]
     assert (await client.call("GET", "/cb")).status == 200
+
+
+async def test_a_retry_held_back_ends_the_call_with_the_answer_it_has(
+    receiver: Receiver, outbound: OutboundService
+) -> None:
+    """The provider answered; its retry was refused before sending (here the circuit the answer
+    opened): the call ends with that answer, its error class saying why it was not retried."""
+    breaker = CircuitBreakerConfig(failure_threshold=1, window_seconds=30, cooldown_seconds=30)
+    client = outbound.client(config(receiver.url, connection_id=unique_connection(), circuit_breaker=breaker))
+    receiver.script("/opens", Answer(503, JSON, '{"busy": true}'))
+    response = await client.call("GET", "/opens")
+    assert response.status == 503 and response.attempts == 1 and response.data == {"busy": True}
+    assert response.error_class == "circuit_open"
+    assert len(receiver.received("/opens")) == 1
 
 
 def _gauge(provider: str, state: str) -> float:
@@ -840,6 +930,40 @@ async def test_request_log_writes_whole_batches_when_woken_and_the_rest_on_time(
             await asyncio.sleep(0.01)
     await timed.close()
     assert len(await _rows(runtime)) == 30
+
+
+async def test_a_body_no_redaction_can_read_never_holds_back_the_log(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A JSON body nested past what the parser walks is logged as redacted text; a row whose
+    bodies cannot be built at all is written without them, and the rows after it are written."""
+    prefix = min_id_at("apr", clock.utcnow())[4:-6]
+    deep = b'{"token": "SECRET-1", "n": ' + b"[" * 1500 + b"]" * 1500 + b"}"
+    assert len(deep) < log_module.BODY_LIMIT
+    writer = RequestLogWriter(runtime.db, flush_seconds=3600)
+    first = dataclasses.replace(
+        _entry(f"apr_{prefix}000001"),
+        response_body=deep,
+        response_headers={"Content-Type": "application/json"},
+    )
+    writer.record(first)
+    writer.record(_entry(f"apr_{prefix}000002"))
+    assert await writer.flush() == 2
+    deep_row = (await _rows(runtime))[0]
+    assert deep_row.response_body is not None and "SECRET-1" not in deep_row.response_body
+    assert deep_row.response_body.replace(" ", "").startswith('{"token":"[redacted]","n":[[[')
+
+    def unreadable(body: bytes | None, content_type: str | None) -> str | None:
+        raise RecursionError("a body no redaction path can read")
+
+    monkeypatch.setattr(log_module, "redact_body", unreadable)
+    writer.record(dataclasses.replace(_entry(f"apr_{prefix}000003"), request_body=b'{"a": 1}'))
+    writer.record(_entry(f"apr_{prefix}000004"))
+    assert await writer.flush() == 2 and writer.pending == 0
+    rows = await _rows(runtime)
+    assert [r.id[-6:] for r in rows] == ["000001", "000002", "000003", "000004"]
+    assert rows[2].request_body is None and rows[2].request_bytes == 8  # its size is still known
+    await writer.close()
 
 
 async def test_request_log_keeps_nul_answers_and_survives_refused_rows(

@@ -103,6 +103,8 @@ def _api(conn: Connection) -> Iterator[InterlinkClient]:
         _fail(f"invalid --url {conn.url!r}: {exc}", code=2)
     except pydantic.ValidationError as exc:
         _fail(f"unexpected answer from {conn.url}: {exc.error_count()} field(s) did not match")
+    except ValueError as exc:  # an argument the SDK refuses before sending (an empty id)
+        _fail(str(exc), code=2)
 
 
 # ---- parsing -------------------------------------------------------------------------------------

@@ -64,7 +64,10 @@ def new_correlation_id() -> str:
 
 
 def segment(value: str) -> str:
-    """A path segment, escaped so an id can never change the route."""
+    """A path segment, escaped so an id can never change the route; ValueError for an empty one
+    (it would name the collection, not an item of it)."""
+    if not value:
+        raise ValueError("an id must not be empty")
     return quote(value, safe="")
 
 
@@ -218,8 +221,9 @@ class ClientConfig:
         """Seconds to wait before retrying, or None to stop.
 
         Idempotent requests (by method, or ``retry_safe``: a POST carrying idempotency keys) are
-        retried on 503 and on transport errors; any request is retried when the connection could
-        not be opened (nothing was sent).
+        retried on 503 (not when its ``Retry-After`` is longer than the SDK would wait) and on
+        transport errors; any request is retried when the connection could not be opened (nothing
+        was sent).
         """
         if attempt >= self.max_retries:
             return None
@@ -229,7 +233,9 @@ class ClientConfig:
                 return None
             delay = backoff(attempt)
             hinted = response.headers.get("retry-after")
-            if hinted and hinted.isdigit():
+            if hinted and hinted.isascii() and hinted.isdigit():
+                if float(hinted) > _MAX_DELAY:
+                    return None  # asked to wait longer than a retry here would: the error now
                 delay = max(delay, float(hinted))
             return min(delay, _MAX_DELAY)
         if isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout)) or (

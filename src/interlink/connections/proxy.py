@@ -204,7 +204,9 @@ def _failure(exc: OutboundError) -> UpstreamFailed:
     if exc.error_class == "timeout":
         return UpstreamFailed(f"the provider did not answer in time: {exc.message}", status=504, extra=extra)
     if exc.error_class in _HELD_BACK:
-        wait = exc.response.retry_after_seconds if exc.response is not None else None
+        wait = exc.retry_after_seconds
+        if wait is None and exc.response is not None:
+            wait = exc.response.retry_after_seconds
         retry_after = max(1, math.ceil(wait)) if wait else 1
         return UpstreamFailed(
             f"the call was held back ({exc.error_class}): {exc.message}",

@@ -44,10 +44,11 @@ and the provider's answer comes back as it is. Its contracts:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from pydantic_core import to_json
+from pydantic_core import PydanticSerializationError, to_json
 from starlette.responses import Response
 
 from interlink.connections import proxy
@@ -146,9 +147,18 @@ async def authenticated(runtime: Runtime, request: DirectRequest) -> tuple[Actor
     )
 
 
+def answer_json(answer: dict[str, Any]) -> bytes:
+    """``answer`` (from :func:`proxy_for`) as JSON. The provider's JSON may hold a lone surrogate
+    escape (``"\\ud800"``), which only the standard library writes back (as that escape)."""
+    try:
+        return to_json(answer)
+    except PydanticSerializationError:
+        return json.dumps(answer, separators=(",", ":")).encode()
+
+
 def answer_response(answer: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
     """The JSON response of ``answer`` (from :func:`proxy_for`)."""
-    return Response(to_json(answer), media_type="application/json", headers=headers)
+    return Response(answer_json(answer), media_type="application/json", headers=headers)
 
 
 def connection_id_of(path: str) -> str | None:
@@ -182,7 +192,7 @@ class ConnectionProxyRoute(DirectRoute):
             answer = await proxy_for(self.runtime, actor, connection_id, call)
         except InterlinkError as exc:
             return DirectResponse.of(interlink_problem(exc, request.path))
-        return DirectResponse.json(to_json(answer), rate_headers)
+        return DirectResponse.json(answer_json(answer), rate_headers)
 
 
 # -- the passthrough form ------------------------------------------------------------------------
@@ -289,7 +299,7 @@ def passthrough_answer(
             extra=extra,
         )
     headers = [
-        (name.encode("latin-1"), value.encode("latin-1"))
+        (name.encode("latin-1"), value.encode())  # read as UTF-8 (transport): the same bytes back
         for name, value in proxy.response_headers(response)
         if not name.startswith("interlink-") and name not in _SET_BY_INTERLINK
     ]

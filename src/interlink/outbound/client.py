@@ -15,7 +15,8 @@ One call (:meth:`ApiClient.request`)
 2. Before every attempt: wait out a 429 block of the connection (ending the call ``rate_limited``
    if it lasts longer than ``retry.max_retry_after_seconds``); take a slot of the connection's
    and the host's rate limits (``rate_limited`` if none frees within ``max_wait_seconds``); ask
-   the circuit breaker (``circuit_open``: nothing sent).
+   the circuit breaker (``circuit_open``: nothing sent). A retry held back by any of these ends
+   the call with the answer it has (``error_class`` says why it was not retried).
 3. The attempt goes through the SSRF-guarded transport with timing (DNS, connect, TLS, first
    byte, total; ``reused`` for a pooled connection).
 4. Retries (at most ``retry.max_attempts`` attempts) on network errors ``timeout``, ``connect``,
@@ -209,6 +210,8 @@ class _Outcome:
     timing: ApiTiming | None = None
     response_headers: dict[str, str] | None = None
     response_body: bytes | None = None
+    retry_in: float | None = None
+    """For a call held back before sending: seconds until it could go through."""
 
 
 class BatchFailed(Exception):
@@ -364,25 +367,35 @@ class ApiClient:
         last: _Answer | None = None
         try:
             while True:
-                last = None
-                if limiter.may_block and not await self._wait_for_block(
-                    key, retry.max_retry_after_seconds, outcome
+                answered, last = last, None  # the answer this attempt would retry, if any
+                probe: bool | None = None
+                if (
+                    (
+                        limiter.may_block
+                        and not await self._wait_for_block(key, retry.max_retry_after_seconds, outcome)
+                    )
+                    or (
+                        config.rate_limit is not None
+                        and not await self._take_slot(f"conn:{key}", config.rate_limit, outcome)
+                    )
+                    or (
+                        config.host_rate_limit is not None
+                        and not await self._take_slot(
+                            f"host:{prepared.host}", config.host_rate_limit, outcome
+                        )
+                    )
+                    or (
+                        breaker is not None
+                        and (probe := breaker.allow()) is False
+                        and _open(breaker, outcome)
+                    )
                 ):
-                    raise self._error(outcome, request_id, started)
-                if config.rate_limit is not None and not await self._take_slot(
-                    f"conn:{key}", config.rate_limit, outcome
-                ):
-                    raise self._error(outcome, request_id, started)
-                if config.host_rate_limit is not None and not await self._take_slot(
-                    f"host:{prepared.host}", config.host_rate_limit, outcome
-                ):
-                    raise self._error(outcome, request_id, started)
-                probe = breaker.allow() if breaker is not None else None
-                if probe is False:
+                    if answered is not None:  # a retry held back: the call ends with the answer it has
+                        outcome.error_message = f"HTTP {outcome.status}; not retried: {outcome.error_message}"
+                        last = answered
+                        break
                     outcome.status = None
                     outcome.response_headers = outcome.response_body = None
-                    outcome.error_class = "circuit_open"
-                    outcome.error_message = f"the circuit of {key} is open; nothing was sent"
                     raise self._error(outcome, request_id, started)
                 outcome.attempts += 1
                 trace = AttemptTrace()
@@ -496,12 +509,11 @@ class ApiClient:
         if blocked <= 0:
             return True
         if blocked > longest:
-            outcome.status = None
-            outcome.response_headers = outcome.response_body = None
             outcome.error_class = "rate_limited"
             outcome.error_message = (
                 f"{key} is blocked by the provider for {blocked:.1f} s more (Retry-After); nothing was sent"
             )
+            outcome.retry_in = blocked
             return False
         await asyncio.sleep(blocked + _jitter(blocked, self.service.rng))
         return True
@@ -510,10 +522,9 @@ class ApiClient:
         try:
             await self.service.limiter.acquire(key, limit)
         except RateLimitWaitExceeded as exc:
-            outcome.status = None
-            outcome.response_headers = outcome.response_body = None
             outcome.error_class = "rate_limited"
             outcome.error_message = f"{exc}; nothing was sent"
+            outcome.retry_in = exc.retry_in
             return False
         return True
 
@@ -525,6 +536,7 @@ class ApiClient:
             request_id=request_id,
             timing=outcome.timing,
             duration_ms=(time.perf_counter() - started) * 1000,
+            retry_after_seconds=outcome.retry_in,
         )
 
     def _finish(
@@ -575,6 +587,14 @@ class ApiClient:
 
 class _StopBatch(Exception):
     """Ends a batch worker after a fail-fast failure."""
+
+
+def _open(breaker: CircuitBreaker, outcome: _Outcome) -> bool:
+    """Describe a call refused by an open circuit in ``outcome`` (always True)."""
+    outcome.error_class = "circuit_open"
+    outcome.error_message = f"the circuit of {breaker.key} is open; nothing was sent"
+    outcome.retry_in = breaker.snapshot().retry_in_seconds
+    return True
 
 
 def _timing(trace: AttemptTrace) -> ApiTiming:

@@ -20,7 +20,7 @@ Redaction (done when the rows are built, before anything reaches the database):
 * **Headers**: :func:`interlink.webhooks.schemas.redacted_headers` (Authorization, cookies, names
   with token/secret/key/password/signature/...).
 * **Bodies** (when the client logs bodies): JSON up to :data:`BODY_LIMIT` bytes is parsed and every
-  value under a credential-like key is ``[redacted]`` (:func:`interlink.core.logging.redact_value`);
+  value under a credential-like key (:func:`sensitive_name`) is ``[redacted]``;
   longer or unparsable JSON keeps its first :data:`BODY_LIMIT` bytes with ``"key": value`` pairs
   under credential-like keys ``[redacted]``; form bodies are redacted like query strings; other
   text is cut to :data:`BODY_LIMIT` and passed through the log redaction patterns; binary bodies
@@ -36,7 +36,7 @@ import json
 import re
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
@@ -124,6 +124,9 @@ _NAME_HINTS: Final = (
     "pass",
     "credential",
     "pepper",
+    "jwt",
+    "assertion",
+    "verifier",
     "%",
     "\\",
 )
@@ -154,9 +157,54 @@ def _redact_text(text: str) -> str:
 _JSON_PAIR = re.compile(r'"((?:[^"\\]|\\.){1,200})"(\s*:\s*)("(?:[^"\\]|\\.)*"?|[^,}\]\s{\[]+)')
 
 
+_SECRET_WORDS: Final = frozenset(
+    {
+        "key",
+        "keys",
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "passphrase",
+        "signature",
+        "sig",
+        "credential",
+        "credentials",
+        "assertion",
+        "jwt",
+        "verifier",
+    }
+)
+"""A name with one of these words (``private_key``, ``privateKey``, ``X-Amz-Signature``,
+``client_assertion``, ``code_verifier``) is credential-like."""
+_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+
+
+@functools.lru_cache(maxsize=4096)
 def sensitive_name(name: str) -> bool:
-    """Credential-like parameter or field name (the query list above, or the log redaction's)."""
-    return name.lower() in SENSITIVE_QUERY or redact_value(name, "x") == REDACTED
+    """Credential-like parameter or field name: the query list above, the log redaction's, or a
+    name with a word of :data:`_SECRET_WORDS` (names repeat: the verdict is cached)."""
+    if name.lower() in SENSITIVE_QUERY or redact_value(name, "x") == REDACTED:
+        return True
+    return any(word.lower() in _SECRET_WORDS for word in _WORD.findall(name))
+
+
+def _redact_json(value: Any) -> Any:
+    """``value`` with every non-empty, non-number value under a credential-like key redacted."""
+    if isinstance(value, dict):
+        return {
+            k: REDACTED
+            if sensitive_name(str(k))
+            and v not in (None, "", [], {})
+            and not isinstance(v, (bool, int, float))
+            else _redact_json(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_redact_json(v) for v in value]
+    if isinstance(value, str):
+        return redact_text(value)
+    return value
 
 
 def _redact_pairs(query: str) -> str:
@@ -206,11 +254,10 @@ def _redact_body(body: bytes | None, content_type: str | None) -> str | None:
             return _redact_text(text)
     if is_json and len(body) <= BODY_LIMIT:
         try:
-            parsed = json.loads(body)
-        except ValueError:
+            text = json.dumps(_redact_json(json.loads(body)), ensure_ascii=False, separators=(",", ":"))
+        except (ValueError, RecursionError):  # not JSON, or nested too deeply to walk: as text below
             pass
         else:
-            text = json.dumps(redact_value("", parsed), ensure_ascii=False, separators=(",", ":"))
             return text[:BODY_LIMIT]
     try:
         text = head.decode("utf-8")
@@ -299,6 +346,16 @@ class LogEntry:
     def row(self) -> dict[str, Any]:
         """The row as column name → value (what SQLAlchemy inserts)."""
         return dict(zip(COLUMNS, self.values(), strict=True))
+
+
+def row_values(entry: LogEntry) -> tuple[Any, ...]:
+    """:meth:`LogEntry.values`; should building the row fail (a body no redaction path could
+    read), the row without its bodies, so one call's content can never hold back the log."""
+    try:
+        return entry.values()
+    except Exception as exc:  # RecursionError included
+        log.warning("outbound_request_log_bodies_left_out", request_id=entry.id, error=type(exc).__name__)
+        return replace(entry, log_bodies=False).values()
 
 
 def redacted_headers(headers: dict[str, str]) -> dict[str, str]:
@@ -407,7 +464,7 @@ class SqliteLogFile:
             executor.shutdown(wait=False)
 
     def _insert(self, entries: list[LogEntry]) -> None:
-        rows = [entry.values() for entry in entries]
+        rows = [row_values(entry) for entry in entries]
         connection = self._connection
         if connection is None:
             connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
@@ -557,7 +614,7 @@ class RequestLogWriter:
         if self._sqlite is not None:
             await self._sqlite.insert(batch)
             return
-        rows = [entry.values() for entry in batch]
+        rows = [row_values(entry) for entry in batch]
         async with self.db.unit_of_work() as session:
             conn = await session.connection()
             dialect = conn.dialect

@@ -42,7 +42,7 @@ from interlink.outbound.resilience import STATES, CircuitSnapshot
 from interlink.outbound.response import ERROR_CLASSES
 from interlink.outbound.schemas import ApiMetrics
 from interlink.outbound.service import check_text
-from interlink.webhooks.metrics import percentile_cont, resolve_window
+from interlink.webhooks.metrics import percentile_cont, resolve_window, shifted
 
 PERCENTILES: Final = (0.5, 0.95, 0.99)
 ID_CLOCK_SLACK: Final = timedelta(minutes=10)
@@ -149,8 +149,8 @@ def _where(
 ) -> list[Any]:
     where: list[Any] = [
         _R.tenant_id == tenant_id,
-        _R.id >= min_id_at("apr", since - ID_CLOCK_SLACK),
-        _R.id < min_id_at("apr", until + ID_CLOCK_SLACK),
+        _R.id >= min_id_at("apr", shifted(since, -ID_CLOCK_SLACK)),
+        _R.id < min_id_at("apr", shifted(until, ID_CLOCK_SLACK)),
         _R.created_at >= since,
         _R.created_at < until,
     ]

@@ -19,8 +19,9 @@ Contracts (every refusal is :class:`~interlink.core.errors.ValidationFailed` nam
   NUL (characters a request target cannot hold are percent-encoded when sent, escapes kept). It
   goes first, less any parameter that ``query`` names (so an injected credential parameter
   replaces the caller's).
-* **Headers** (``headers.<name>``): RFC 9110 token names, values without CR, LF or NUL. Client
-  defaults, then the endpoint's, then the request's (case-insensitively replaced).
+* **Headers** (``headers.<name>``): RFC 9110 token names, values without control characters (but
+  HTAB) or lone surrogates. Client defaults, then the endpoint's, then the request's
+  (case-insensitively replaced). Query, form and text body values must be valid Unicode too.
 * **Body** (``body``): JSON (anything ``json.dumps`` takes, finite numbers only) sent as
   ``application/json``; ``bytes`` or ``str`` sent as they are; ``form`` as
   ``application/x-www-form-urlencoded``.
@@ -50,7 +51,9 @@ MAX_TIMEOUT_SECONDS: Final = 300.0
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-_BAD_HEADER_VALUE = re.compile(r"[\r\n\x00]")
+_BAD_HEADER_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\ud800-\udfff]")
+"""Control characters but HTAB (CR and LF would inject headers), and lone surrogates (no bytes)."""
+_BAD_PATH_TEXT = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 _UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
 
 
@@ -90,7 +93,10 @@ def check_headers(headers: Mapping[str, str], prefix: str = "headers") -> None:
         if not isinstance(value, str):
             raise _invalid("header values must be strings", f"{prefix}.{name}")
         if _BAD_HEADER_VALUE.search(value):
-            raise _invalid("header values must not contain CR, LF or NUL", f"{prefix}.{name}")
+            raise _invalid(
+                "header values must not contain control characters (CR, LF, NUL, ...) or lone surrogates",
+                f"{prefix}.{name}",
+            )
 
 
 def _merge_headers(target: dict[str, str], lowered: dict[str, str], extra: Mapping[str, str]) -> None:
@@ -142,7 +148,7 @@ class ApiEndpointConfig:
             raise _invalid("path must start with / or be an absolute http(s) URL", "path")
         if "?" in path or "#" in path:
             raise _invalid("path must not contain a query or fragment (use query)", "path")
-        if " " in path or _BAD_HEADER_VALUE.search(path):
+        if " " in path or _BAD_PATH_TEXT.search(path):
             raise _invalid("path must not contain whitespace or control characters", "path")
         if "{" in path or "}" in path:
             parts = _PLACEHOLDER.split(path)
@@ -199,8 +205,8 @@ def _path_value(name: str, value: Any) -> str:
     text = str(value)
     if text in ("", ".", ".."):
         raise _invalid("path parameters must not be empty, '.' or '..'", where)
-    if _BAD_HEADER_VALUE.search(text):
-        raise _invalid("path parameters must not contain CR, LF or NUL", where)
+    if _BAD_PATH_TEXT.search(text):
+        raise _invalid("path parameters must not contain control characters or lone surrogates", where)
     return _q(text)
 
 
@@ -387,7 +393,10 @@ class ApiRequestBuilder:
         else:
             url = path
             origin, host = _origin_of(url, cache=False)
-        query = self._query()
+        try:
+            query = self._query()
+        except UnicodeEncodeError:
+            raise _invalid("query values must be valid Unicode text (no lone surrogates)", "query") from None
         if self.raw_query:
             raw = _raw_query(self.raw_query, self.query)
             query = f"{raw}&{query}" if raw and query else raw or query
@@ -404,10 +413,16 @@ class ApiRequestBuilder:
         if self.idempotency_key is not None:
             key = self.idempotency_key
             if not key or len(key) > 255 or _BAD_HEADER_VALUE.search(key):
-                raise _invalid("idempotency_key must be 1-255 characters without CR/LF", "idempotency_key")
+                raise _invalid(
+                    "idempotency_key must be 1-255 characters without control characters", "idempotency_key"
+                )
             _merge_headers(headers, lowered, {IDEMPOTENCY_HEADER: key})
 
-        body = self._body(headers, lowered)
+        try:
+            body = self._body(headers, lowered)
+        except UnicodeEncodeError:
+            field = "form" if self.form is not None else "body"
+            raise _invalid(f"{field} must be valid Unicode text (no lone surrogates)", field) from None
         _check_timeout(self.timeout_seconds, "timeout_seconds")
         timeout = self.timeout_seconds or config.timeout_seconds or default_timeout
         idempotent = config.is_idempotent or "idempotency-key" in lowered

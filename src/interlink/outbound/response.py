@@ -82,6 +82,8 @@ class OutboundError(Exception):
     """A call that ended without a usable answer. ``error_class`` is one of :data:`ERROR_CLASSES`.
 
     ``response`` is the last answer when there was one (e.g. ``budget_exhausted`` after a 503).
+    ``retry_after_seconds`` is, for a call held back before sending (a 429 block, a full rate
+    limit, an open circuit), how long until it could go through; ``None`` when unknown.
     """
 
     def __init__(
@@ -94,6 +96,7 @@ class OutboundError(Exception):
         response: ApiResponse | None = None,
         timing: ApiTiming | None = None,
         duration_ms: float = 0.0,
+        retry_after_seconds: float | None = None,
     ) -> None:
         super().__init__(message)
         self.error_class = error_class if error_class in ERROR_CLASSES else "other"
@@ -103,6 +106,7 @@ class OutboundError(Exception):
         self.response = response
         self.timing = timing
         self.duration_ms = duration_ms
+        self.retry_after_seconds = retry_after_seconds
 
     def __repr__(self) -> str:
         return f"OutboundError({self.error_class!r}, {self.message!r}, attempts={self.attempts})"
@@ -182,11 +186,17 @@ def json_value(content: bytes) -> Any:
     """What ``json.loads(content)`` returns, or its ValueError. pydantic_core's parser goes first
     (about four times faster on a small document); what it refuses (a byte order mark, a lone
     surrogate escape, UTF-16 or UTF-32) goes to ``json.loads``. Where both accept a document they
-    read the same value."""
+    read the same value. A document nested deeper than pydantic_core reads (about 200 levels) is a
+    ValueError: it could not be written back as JSON either."""
     try:
         return from_json(content)
-    except ValueError:
-        return json.loads(content)
+    except ValueError as exc:
+        if "recursion limit" in str(exc):
+            raise
+        try:
+            return json.loads(content)
+        except RecursionError:
+            raise ValueError("the JSON document is nested too deeply") from None
 
 
 def decode_body(content: bytes, content_type: str | None, truncated: bool = False) -> Any:
@@ -214,13 +224,17 @@ def decode_body(content: bytes, content_type: str | None, truncated: bool = Fals
 # -- Retry-After and rate-limit headers -----------------------------------------------------------
 
 
+MAX_RETRY_AFTER_SECONDS: Final = 1e9
+"""A longer ``Retry-After`` (hundreds of digits) counts as this long: a finite number of seconds."""
+
+
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` value (delay-seconds or HTTP date); None if invalid."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(int(value))
+    if value.isdigit():  # delay-seconds; a non-ASCII digit (``²``, ``٣``) is not one
+        return min(float(value), MAX_RETRY_AFTER_SECONDS) if value.isascii() else None
     try:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

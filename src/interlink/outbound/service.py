@@ -18,6 +18,7 @@ from interlink.core.pagination import Page, PageRequest, make_page, paginate_que
 from interlink.outbound.models import ExternalApiRequest
 from interlink.outbound.response import ERROR_CLASSES
 from interlink.outbound.schemas import ApiRequestTiming, ExternalApiRequestInfo
+from interlink.webhooks.metrics import shifted
 
 PURGE_BATCH: Final = 5000
 ID_CLOCK_SLACK: Final = timedelta(minutes=10)
@@ -44,8 +45,8 @@ class RequestFilter:
     def check(self) -> None:
         check_text(self.connection_id, "connectionId")
         check_text(self.provider_key, "providerKey")
-        if self.status is not None and not 100 <= self.status <= 599:
-            raise ValidationFailed("status must be an HTTP status code (100-599)", field="status")
+        if self.status is not None and not 100 <= self.status <= 999:  # a provider may send 6xx-9xx
+            raise ValidationFailed("status must be a three-digit HTTP status code (100-999)", field="status")
         if self.error_class is not None and self.error_class not in ERROR_CLASSES | {"none"}:
             raise ValidationFailed(
                 f"errorClass must be one of {', '.join(sorted(ERROR_CLASSES | {'none'}))}", field="errorClass"
@@ -71,9 +72,13 @@ async def list_requests(
     elif flt.error_class is not None:
         stmt = stmt.where(_R.error_class == flt.error_class)
     if flt.since is not None:
-        stmt = stmt.where(_R.id >= min_id_at("apr", flt.since - ID_CLOCK_SLACK), _R.created_at >= flt.since)
+        stmt = stmt.where(
+            _R.id >= min_id_at("apr", shifted(flt.since, -ID_CLOCK_SLACK)), _R.created_at >= flt.since
+        )
     if flt.until is not None:
-        stmt = stmt.where(_R.id < min_id_at("apr", flt.until + ID_CLOCK_SLACK), _R.created_at < flt.until)
+        stmt = stmt.where(
+            _R.id < min_id_at("apr", shifted(flt.until, ID_CLOCK_SLACK)), _R.created_at < flt.until
+        )
     rows = (await session.scalars(paginate_query(stmt, _R.id, page))).all()
     return make_page(rows, page, lambda r: r.id)
 

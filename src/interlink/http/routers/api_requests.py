@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Path, Query, Request
 
+from interlink.connections.models import IntegrationConnection
 from interlink.core.actor import Actor
 from interlink.core.enums import ApiKeyScope
 from interlink.core.pagination import PageRequest
@@ -61,13 +63,18 @@ async def api_request_metrics(
     actor: Actor = Depends(require(ApiKeyScope.CONNECTIONS_READ)),
 ) -> ApiMetrics:
     """ApiMetrics of the tenant's outbound calls started in the window, for the whole tenant, one
-    connection or one provider: count, success rate, p50/p95/p99, throughput, errors by class."""
+    connection or one provider: count, success rate, p50/p95/p99, throughput, errors by class.
+    ``circuitState`` only for a connection of the tenant (another tenant's breaker is not shown)."""
     runtime = get_runtime(request)
     circuit = None
-    if connection_id is not None:
-        snapshot = runtime.outbound.circuit(connection_id)
-        circuit = snapshot.state if snapshot is not None else None
+    snapshot = runtime.outbound.circuit(connection_id) if connection_id is not None else None
     async with runtime.db.unit_of_work(write=False) as session:
+        if snapshot is not None and await session.scalar(
+            sa.select(IntegrationConnection.id).where(
+                IntegrationConnection.tenant_id == actor.tenant_id, IntegrationConnection.id == connection_id
+            )
+        ):
+            circuit = snapshot.state
         return await outbound_metrics.api_metrics(
             session,
             actor.tenant_id,
