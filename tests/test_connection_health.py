@@ -136,6 +136,50 @@ def self_signed(tmp_path: Path, days: int = 40) -> tuple[ssl.SSLContext, dt.date
     return context, expires
 
 
+def ca_signed(tmp_path: Path, days: int) -> tuple[ssl.SSLContext, ssl.SSLContext, dt.datetime]:
+    """A server context with a certificate for 127.0.0.1 issued by a new CA, a client context that
+    trusts that CA (and verifies the host), and the certificate's expiry."""
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    expires = now + timedelta(days=days)
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(expires)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    cert_file, key_file = tmp_path / "leaf.pem", tmp_path / "leaf-key.pem"
+    cert_file.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert_file, key_file)
+    client = ssl.create_default_context(cadata=ca.public_bytes(serialization.Encoding.PEM).decode())
+    return server, client, expires
+
+
 @pytest.fixture
 def api_port() -> int:
     return free_port()
@@ -484,6 +528,28 @@ async def test_self_signed_certificate_fails_tls_with_expiry_recorded(
     assert _by_name(check)["http"]["status"] == "SKIP" and server.seen == []
 
 
+async def test_trusted_certificate_expiring_soon_is_degraded(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], runtime: Runtime, tmp_path: Path, tls_port: int
+) -> None:
+    server_context, client_context, expires = ca_signed(tmp_path, days=5)
+    server = LocalApi(tls_port, ssl_context=server_context)
+    await server.start()
+    # The deployment trusts the CA (the transport's own context): the handshake verifies, and the
+    # HTTP check goes over https with the same trust.
+    runtime.transport.ssl_context = client_context  # type: ignore[attr-defined]
+    try:
+        created = await _connection(client, admin_headers, "local-tls")
+        check = await _check(client, admin_headers, created["id"])
+    finally:
+        await server.stop()
+    checks = _by_name(check)
+    assert checks["tls"]["status"] == "WARN" and "expires in" in checks["tls"]["message"], checks
+    assert checks["http"]["status"] == "PASS" and server.seen[-1]["path"] == "/"
+    assert check["status"] == "DEGRADED" and check["healthScore"] == 95  # half the tls weight
+    assert check["connectivity"]["tlsHandshake"] is True and check["error"] is None
+    assert dt.datetime.fromisoformat(check["tlsExpiresAt"]) == expires
+
+
 async def test_refused_address_is_a_dns_failure_and_never_connected(
     client: httpx.AsyncClient, admin_headers: dict[str, str], runtime: Runtime, api: LocalApi
 ) -> None:
@@ -623,6 +689,17 @@ async def test_unknown_and_foreign_connections_are_404(
             method, f"/v1/connections/{foreign['id']}/{suffix}", headers=admin_headers
         )
         assert_problem(response, 404)
+    # Ids of another form (a NUL character cannot even be compared on PostgreSQL) are plain 404s.
+    own = await _connection(client, admin_headers, "local-plain")
+    for bad in ("%00", "conn_%00", "nope"):
+        for method, suffix in [("POST", "health-checks"), ("GET", "health-checks"), ("GET", "health")]:
+            response = await client.request(method, f"/v1/connections/{bad}/{suffix}", headers=admin_headers)
+            assert_problem(response, 404)
+        bad_check = bad.replace("conn_", "hc_")
+        response = await client.get(
+            f"/v1/connections/{own['id']}/health-checks/{bad_check}", headers=admin_headers
+        )
+        assert_problem(response, 404)
     # A connection that cannot be called is not checked (no network traffic at all).
     await client.patch(
         f"/v1/connections/{foreign['id']}", json={"status": "DISABLED"}, headers=auth(admin.key, other)
@@ -685,6 +762,23 @@ def test_sdk_and_cli(live_server: LiveServer) -> None:
     assert "availability: 24h 0.0%" in text.stdout
     missing = _cli(live_server, "connections", "health", "conn_01JZZZZZZZZZZZZZZZZZZZZZZZ")
     assert missing.returncode == 1 and "not found" in missing.stderr
+
+    # The history, and one check of it.
+    history = _cli(live_server, "connections", "health-checks", conn.id, "--json", real=True)
+    assert history.returncode == 0, history.stderr
+    listed = json.loads(history.stdout)["data"]
+    assert len(listed) == 2 and listed[1]["id"] == check.id and listed[0]["trigger"] == "manual"
+    first = _cli(live_server, "connections", "health-checks", conn.id, "--limit", "1")
+    assert first.returncode == 0 and listed[0]["id"] in first.stdout and "UNHEALTHY" in first.stdout
+    assert check.id not in first.stdout and f"--after {listed[0]['id']}" in first.stderr
+    every = _cli(live_server, "connections", "health-checks", conn.id, "--limit", "1", "--all", "--json")
+    assert [c["id"] for c in json.loads(every.stdout)["data"]] == [c["id"] for c in listed]
+    one = _cli(live_server, "connections", "health-check-show", conn.id, check.id)
+    assert one.returncode == 0 and "UNHEALTHY (score 15)" in one.stdout and "refused" in one.stdout
+    unknown = _cli(live_server, "connections", "health-check-show", conn.id, "hc_01JZZZZZZZZZZZZZZZZZZZZZZZ")
+    assert unknown.returncode == 1 and "not found" in unknown.stderr
+    foreign = _cli(live_server, "connections", "health-checks", "conn_01JZZZZZZZZZZZZZZZZZZZZZZZ")
+    assert foreign.returncode == 1 and "not found" in foreign.stderr
 
 
 async def test_async_sdk(live_server: LiveServer) -> None:

@@ -59,8 +59,15 @@ def test_standard_webhooks_signed_by_the_reference_library() -> None:
     assert _reason(Scheme.STANDARD, [other], headers) == Reason.BAD_SIGNATURE
     assert _reason(Scheme.STANDARD, [secret], headers, BODY + b" ") == Reason.BAD_SIGNATURE
     assert _reason(Scheme.STANDARD, [secret], {"webhook-id": "msg_1"}) == Reason.MISSING_SIGNATURE
-    stale = {**headers, "webhook-timestamp": str(NOW - TOL - 1)}
-    assert _reason(Scheme.STANDARD, [secret], stale) == Reason.TIMESTAMP_OUT_OF_TOLERANCE
+    for offset in (-TOL - 1, TOL + 1):  # signed, but too old or too far ahead
+        signed = Webhook(secret).sign("msg_1", datetime.fromtimestamp(NOW + offset, UTC), BODY.decode())
+        stale = {**headers, "webhook-timestamp": str(NOW + offset), "webhook-signature": signed}
+        assert _reason(Scheme.STANDARD, [secret], stale) == Reason.TIMESTAMP_OUT_OF_TOLERANCE
+    # The timestamp is checked after the signature: one moved without re-signing (a replay of an
+    # old request with a fresh timestamp, or a forged one) is a bad signature.
+    moved = {**headers, "webhook-timestamp": str(NOW - 10_000)}
+    assert _reason(Scheme.STANDARD, [secret], moved) == Reason.BAD_SIGNATURE
+    assert _reason(Scheme.STANDARD, [other], moved) == Reason.BAD_SIGNATURE
     assert (
         _reason(Scheme.STANDARD, [secret], {**headers, "webhook-timestamp": "x"}) == Reason.MALFORMED_HEADER
     )

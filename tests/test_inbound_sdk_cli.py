@@ -60,6 +60,9 @@ def test_sdk_lifecycle_and_a_provider_post_over_http(sdk: InterlinkClient, live_
     assert [s.id for s in sdk.inbound_sources.iter_all(page_size=1)] == [made.id]
     changed = sdk.inbound_sources.update(made.id, tolerance_seconds=30, dedupe=None)
     assert changed.tolerance_seconds == 30 and changed.dedupe is None
+    for wrong in ({"scheme": "github"}, {"secret": "whsec_x"}, {"tolerance": 5}):
+        with pytest.raises(TypeError, match="unexpected keyword"):
+            sdk.inbound_sources.update(made.id, **wrong)
     rotated = sdk.inbound_sources.rotate_secret(made.id, overlap_seconds=0)
     assert rotated.secret.startswith("whsec_") and rotated.previous_expires_at is not None
     refused = stripe_post(
@@ -125,6 +128,56 @@ def test_cli(live_server: LiveServer) -> None:
         live_server, "inbound-sources", "rotate-secret", source["id"], "--secret", "gh-t", "--overlap", "60"
     )
     assert rotated.returncode == 0 and "gh-t" in rotated.stdout, rotated.stderr
+    updated = run(
+        live_server,
+        "inbound-sources",
+        "update",
+        source["id"],
+        "--name",
+        "gh renamed",
+        "--tolerance",
+        "60",
+        "--allow-ip",
+        "203.0.113.0/24",
+        "--allow-ip",
+        "198.51.100.7",
+        "--dedupe",
+        "none",
+        "--disable",
+        "--json",
+    )
+    assert updated.returncode == 0, updated.stderr
+    changed = json.loads(updated.stdout)
+    assert changed["name"] == "gh renamed" and changed["toleranceSeconds"] == 60
+    assert changed["ipAllowlist"] == ["203.0.113.0/24", "198.51.100.7/32"]
+    assert changed["dedupe"] is None and changed["enabled"] is False
+    assert "gh-t" not in updated.stdout and "signingSecret" not in changed
+    reset = run(
+        live_server,
+        "inbound-sources",
+        "update",
+        source["id"],
+        "--any-ip",
+        "--event-type",
+        '{"from": "fixed", "field": "push"}',
+        "--dedupe",
+        '{"from": "header", "field": "X-GitHub-Delivery"}',
+        "--enable",
+        "--json",
+    )
+    assert reset.returncode == 0, reset.stderr
+    again = json.loads(reset.stdout)
+    assert again["ipAllowlist"] == [] and again["enabled"] is True and again["name"] == "gh renamed"
+    assert again["eventType"] == {"from": "fixed", "field": "push", "prefix": ""}
+    assert again["dedupe"] == {"from": "header", "field": "X-GitHub-Delivery"}
+    text = run(live_server, "inbound-sources", "update", source["id"], "--event-type", "default")
+    assert text.returncode == 0 and "github." in text.stdout, text.stderr
+    refused = run(live_server, "inbound-sources", "update", source["id"], "--allow-ip", "10.0.0.0/33")
+    assert refused.returncode == 1 and "ipAllowlist.0" in refused.stderr
+    nothing = run(live_server, "inbound-sources", "update", source["id"])
+    assert nothing.returncode == 2
+    both = run(live_server, "inbound-sources", "update", source["id"], "--allow-ip", "10.0.0.1", "--any-ip")
+    assert both.returncode == 2
     bad = run(live_server, "inbound-sources", "create", "x", "--scheme", "nope")
     assert bad.returncode == 1 and "scheme" in bad.stderr
     deleted = run(live_server, "inbound-sources", "delete", source["id"])

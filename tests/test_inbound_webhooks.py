@@ -31,6 +31,7 @@ from interlink.keys.models import SecurityEvent
 from interlink.runtime import Runtime
 from interlink.webhooks.delivery import DeliveryConfig, DeliveryWorker
 from interlink.webhooks.inbound.models import WebhookInboundReceipt, WebhookInboundSecret
+from interlink.webhooks.inbound.receiver import REPLAY_PREFIX
 from interlink.webhooks.models import WebhookDelivery, WebhookEvent
 from tests.api_helpers import assert_problem
 from tests.conftest import make_settings
@@ -334,6 +335,21 @@ async def test_ip_allowlist_honours_trusted_proxies(
         ("ip_not_allowed", "127.0.0.1"),
         ("ip_not_allowed", "198.51.100.7"),
     ]
+    # An IPv4 client seen as an IPv4-mapped IPv6 address (a server or proxy listening on ::).
+    body = b'{"id":"evt_ip6","type":"a"}'
+    mapped = await client.post(
+        source["receivePath"],
+        content=body,
+        headers={**stripe_headers("whsec_s", body), "X-Forwarded-For": "::ffff:203.0.113.10"},
+    )
+    assert mapped.status_code == 200, mapped.text
+    body = b'{"id":"evt_ip7","type":"a"}'
+    mapped_elsewhere = await client.post(
+        source["receivePath"],
+        content=body,
+        headers={**stripe_headers("whsec_s", body), "X-Forwarded-For": "::ffff:198.51.100.7"},
+    )
+    assert_problem(mapped_elsewhere, 403, "ip_not_allowed")
 
 
 async def test_unattributed_flood_costs_bounded_writes(
@@ -386,8 +402,54 @@ async def test_concurrent_duplicates_are_processed_once(
     async with runtime.db.unit_of_work(write=False) as session:
         receipts = (await session.scalars(sa.select(WebhookInboundReceipt))).all()
         delivery_count = await session.scalar(sa.select(sa.func.count()).select_from(WebhookDelivery))
-    assert len(receipts) == 1 and receipts[0].event_id == answers[0].json()["eventId"]
+    # One receipt for the provider's event id, one for what the signature covered.
+    assert sorted(r.dedupe_key[:14] for r in receipts) == ["evt_race", REPLAY_PREFIX]
+    assert {r.event_id for r in receipts} == {answers[0].json()["eventId"]}
     assert delivery_count == 1
+
+
+async def test_a_replayed_request_is_a_duplicate_whatever_its_unsigned_headers(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    """GitHub signs only the body: a captured request sent again with a new X-GitHub-Delivery is
+    the same event. A Standard Webhooks message with the same body but its own signed id is not."""
+    github = await make_source(client, admin_headers, scheme="github", secret="gh-secret")
+    body = json.dumps({"action": "opened", "number": 8}).encode()
+    signature = "sha256=" + hmac.new(b"gh-secret", body, hashlib.sha256).hexdigest()
+    answers = []
+    for delivery in ("d-1", "d-2-forged"):
+        headers = {
+            "X-Hub-Signature-256": signature,
+            "X-GitHub-Event": "issues",
+            "X-GitHub-Delivery": delivery,
+        }
+        answers.append(await client.post(github["receivePath"], content=body, headers=headers))
+    assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+    assert [a.json()["duplicate"] for a in answers] == [False, True]
+    assert answers[1].json()["eventId"] == answers[0].json()["eventId"]
+    assert len(await events_of(runtime, github["id"])) == 1
+
+    hmac_source = await make_source(
+        client, admin_headers, scheme="hmac", secret="s3", schemeOptions={"header": "X-Sig"}, dedupe=None
+    )
+    signed = {"X-Sig": hmac.new(b"s3", body, hashlib.sha256).hexdigest()}
+    first = await client.post(hmac_source["receivePath"], content=body, headers=signed)
+    again = await client.post(hmac_source["receivePath"], content=body, headers=signed)
+    assert (first.json()["duplicate"], again.json()["duplicate"]) == (False, True)
+
+    standard = await make_source(client, admin_headers, scheme="standard")
+    webhook = Webhook(standard["signingSecret"]["secret"])
+    text = json.dumps({"type": "user.pinged"})
+    distinct = []
+    for message_id in ("msg_a", "msg_b", "msg_a"):
+        headers = {
+            "webhook-id": message_id,
+            "webhook-timestamp": str(now()),
+            "webhook-signature": webhook.sign(message_id, clock.utcnow(), text),
+        }
+        distinct.append(await client.post(standard["receivePath"], content=text, headers=headers))
+    assert [a.json()["duplicate"] for a in distinct] == [False, False, True]
+    assert len(await events_of(runtime, standard["id"])) == 2
 
 
 async def test_missing_provider_event_id_is_refused(
@@ -417,6 +479,35 @@ async def test_missing_provider_event_id_is_refused(
     ]
     async with runtime.db.unit_of_work(write=False) as session:
         assert (await session.scalars(sa.select(WebhookInboundReceipt))).all() == []  # rolled back with it
+
+
+async def test_deeply_nested_bodies_are_refused(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    source = await make_source(client, admin_headers, scheme="stripe", secret="whsec_s")
+
+    def nested(event_id: str, depth: int) -> bytes:  # the object itself is level 1
+        arrays = depth - 1
+        return b'{"id":"%s","type":"deep","d":%s%s}' % (event_id.encode(), b"[" * arrays, b"]" * arrays)
+
+    deepest = nested("evt_100", 100)
+    accepted = await client.post(
+        source["receivePath"], content=deepest, headers=stripe_headers("whsec_s", deepest)
+    )
+    assert accepted.status_code == 200, accepted.text
+    read = await client.get(f"/v1/events/{accepted.json()['eventId']}", headers=admin_headers)
+    assert read.status_code == 200, read.text
+    for event_id, depth in (("evt_101", 101), ("evt_900", 900), ("evt_50000", 50_000)):
+        body = nested(event_id, depth)
+        refused = await client.post(
+            source["receivePath"], content=body, headers=stripe_headers("whsec_s", body)
+        )
+        problem = assert_problem(refused, 422, "malformed_body")
+        assert "100 levels" in problem["detail"]
+    assert len(await events_of(runtime, source["id"])) == 1
+    assert [e.reason for e in await rejections(runtime)] == ["malformed_body"] * 3
+    listed = await client.get("/v1/events", headers=admin_headers)
+    assert listed.status_code == 200, listed.text
 
 
 # -- configuration --------------------------------------------------------------------------------------
@@ -504,6 +595,27 @@ async def test_bad_sources_are_422_naming_the_field(
     response = await client.post("/v1/inbound-sources", json={"name": "x", **body}, headers=admin_headers)
     problem = assert_problem(response, 422)
     assert field in [e["field"] for e in problem["errors"]], problem
+
+
+async def test_ids_that_are_not_source_ids_are_404(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    # A NUL character cannot even be compared with a column on PostgreSQL: still a plain 404.
+    for bad in ("%00", "isrc_%00", "nope"):
+        path = f"/v1/inbound-sources/{bad}"
+        assert_problem(await client.get(path, headers=admin_headers), 404)
+        assert_problem(await client.patch(path, json={"name": "n"}, headers=admin_headers), 404)
+        assert_problem(await client.delete(path, headers=admin_headers), 404)
+        assert_problem(await client.post(f"{path}/secret/rotate", headers=admin_headers), 404)
+        assert_problem(await client.post(f"/v1/inbound/{bad}", content=b"{}"), 404, "unknown_source")
+
+
+async def test_a_long_bad_range_is_not_echoed_whole(
+    client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    body = {"name": "x", "scheme": "stripe", "ipAllowlist": ["10.0.0.0/8", "a" * 5000]}
+    problem = assert_problem(await client.post("/v1/inbound-sources", json=body, headers=admin_headers), 422)
+    assert [e["field"] for e in problem["errors"]] == ["ipAllowlist.1"] and len(problem["detail"]) < 200
 
 
 async def test_scopes(client: httpx.AsyncClient, admin_headers: dict[str, str]) -> None:

@@ -1,5 +1,7 @@
-"""Client commands: ``interlink connections health-check <id>`` (check now) and ``interlink
-connections health <id>`` (status, score, availability, performance), through the SDK.
+"""Client commands: ``interlink connections health-check <id>`` (check now), ``interlink
+connections health <id>`` (status, score, availability, performance), ``interlink connections
+health-checks <id>`` (the history) and ``interlink connections health-check-show <id> <checkId>``,
+through the SDK.
 
 Same conventions as the other client commands (``--url``, ``--api-key``, ``--tenant``, ``--json``;
 API errors exit 1, usage errors exit 2). A check that finds the connection UNHEALTHY is a result,
@@ -12,10 +14,29 @@ from typing import Annotated
 
 import typer
 
-from interlink.cli.client_common import Connection, _console, api_call, client_command, json_or
+from interlink.cli.client_common import (
+    Column,
+    Connection,
+    Paging,
+    _console,
+    api_call,
+    client_command,
+    json_or,
+    print_pages,
+)
 from interlink.connections.health_schemas import ConnectionHealth, IntegrationHealthCheckInfo
 
 ConnectionArg = Annotated[str, typer.Argument(help="Connection id (conn_...).")]
+CheckArg = Annotated[str, typer.Argument(help="Health check id (hc_...).")]
+CHECK_COLUMNS: list[Column] = [
+    ("id", lambda c: c.id),
+    ("checked", lambda c: c.checked_at),
+    ("status", lambda c: c.status.value),
+    ("score", lambda c: c.health_score),
+    ("response ms", lambda c: "" if c.response_time is None else c.response_time),
+    ("trigger", lambda c: c.trigger.value),
+    ("error", lambda c: c.error or ""),
+]
 
 
 def _percent(value: float | None) -> str:
@@ -44,6 +65,24 @@ def health(conn: Connection, connection_id: ConnectionArg) -> None:
     json_or(conn, summary, _print_health)
 
 
+def health_checks(conn: Connection, paging: Paging, connection_id: ConnectionArg) -> None:
+    """A connection's health checks, newest first (kept for the retention period)."""
+    print_pages(
+        conn,
+        paging,
+        lambda client: client.connection_health,
+        CHECK_COLUMNS,
+        "no health checks",
+        connection_id=connection_id,
+    )
+
+
+def health_check_show(conn: Connection, connection_id: ConnectionArg, check_id: CheckArg) -> None:
+    """One health check of a connection, with each of its checks."""
+    check = api_call(conn, lambda client: client.connection_health.get(connection_id, check_id))
+    json_or(conn, check, _print_check)
+
+
 def _print_health(summary: ConnectionHealth) -> None:
     console = _console()
     status = summary.status.value if summary.status is not None else "never checked"
@@ -65,6 +104,9 @@ def _print_health(summary: ConnectionHealth) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``health-check`` and ``health`` to the ``connections`` command group."""
+    """Add ``health-check``, ``health``, ``health-checks`` and ``health-check-show`` to the
+    ``connections`` command group."""
     client_command(app, "health-check")(health_check)
     client_command(app, "health")(health)
+    client_command(app, "health-checks", paged=True)(health_checks)
+    client_command(app, "health-check-show")(health_check_show)

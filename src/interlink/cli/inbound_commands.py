@@ -58,7 +58,9 @@ def sources_create(
     name: Annotated[str, typer.Argument(help="A name for the source, e.g. 'stripe live'.")],
     scheme: Annotated[str, typer.Option("--scheme", help="standard, stripe, github, shopify or hmac.")],
     secret: Secret = None,
-    connection: Annotated[str | None, typer.Option("--connection", help="A connection id (con_...).")] = None,
+    connection: Annotated[
+        str | None, typer.Option("--connection", help="A connection id (conn_...).")
+    ] = None,
     description: Annotated[str | None, typer.Option("--description")] = None,
     options: Annotated[
         str | None,
@@ -123,6 +125,76 @@ def sources_show(conn: Connection, source_id: SourceArg) -> None:
     """One source's configuration (never its secrets)."""
     source = api_call(conn, lambda client: client.inbound_sources.get(source_id))
     json_or(conn, source, _show)
+
+
+@client_command(inbound_sources_app, "update")
+def sources_update(
+    conn: Connection,
+    source_id: SourceArg,
+    name: Annotated[str | None, typer.Option("--name", help="A new name.")] = None,
+    description: Annotated[str | None, typer.Option("--description")] = None,
+    connection: Annotated[
+        str | None, typer.Option("--connection", help="A connection id (conn_...).")
+    ] = None,
+    no_connection: Annotated[
+        bool, typer.Option("--no-connection", help="Detach the source from its connection.")
+    ] = False,
+    options: Annotated[
+        str | None, typer.Option("--options", help="hmac scheme options as JSON (replace the current ones).")
+    ] = None,
+    tolerance: Annotated[
+        int | None, typer.Option("--tolerance", min=1, help="Timestamp tolerance (s).")
+    ] = None,
+    allow_ip: AllowIps = None,
+    any_ip: Annotated[bool, typer.Option("--any-ip", help="Remove the IP allowlist.")] = False,
+    max_body_bytes: Annotated[int | None, typer.Option("--max-body-bytes", min=64)] = None,
+    event_type: Annotated[
+        str | None, typer.Option("--event-type", help="JSON like create's, or \"default\" for the scheme's.")
+    ] = None,
+    dedupe: Annotated[
+        str | None, typer.Option("--dedupe", help='JSON like create\'s, or "none" to turn dedupe off.')
+    ] = None,
+    enabled: Annotated[
+        bool | None,
+        typer.Option("--enable/--disable", help="Accept requests, or answer 404.", show_default=False),
+    ] = None,
+) -> None:
+    """Change a source (needs webhooks:write); only the options given change. The scheme cannot
+    change, and the secret changes with rotate-secret."""
+    for given, clear, option in [
+        (connection, no_connection, "--connection"),
+        (allow_ip, any_ip, "--allow-ip"),
+    ]:
+        if given is not None and clear:
+            raise typer.BadParameter(f"{option} and its clearing option cannot be used together")
+    fields: dict[str, Any] = {
+        key: value
+        for key, value in {
+            "name": name,
+            "description": description,
+            "connection_id": connection,
+            "scheme_options": _metadata(options, "--options"),
+            "tolerance_seconds": tolerance,
+            "ip_allowlist": allow_ip,
+            "max_body_bytes": max_body_bytes,
+            "enabled": enabled,
+        }.items()
+        if value is not None
+    }
+    if no_connection:
+        fields["connection_id"] = None
+    if any_ip:
+        fields["ip_allowlist"] = None
+    if event_type is not None:
+        fields["event_type"] = (
+            None if event_type.lower() == "default" else _metadata(event_type, "--event-type")
+        )
+    if dedupe is not None:
+        fields["dedupe"] = None if dedupe.lower() == "none" else _metadata(dedupe, "--dedupe")
+    if not fields:
+        raise typer.BadParameter("give at least one option to change")
+    changed = api_call(conn, lambda client: client.inbound_sources.update(source_id, **fields))
+    json_or(conn, changed, _show)
 
 
 @client_command(inbound_sources_app, "rotate-secret")

@@ -81,7 +81,11 @@ _UPDATE_NAMES = {
 
 
 def _update_body(fields: Mapping[str, Any]) -> dict[str, Any]:
-    """The PATCH body; an unknown field name raises ``KeyError``."""
+    """The PATCH body; unknown names raise ``TypeError`` as a wrong keyword would (the scheme and
+    the secret are not fields: create a new source, or use ``rotate_secret``)."""
+    unknown = set(fields) - set(_UPDATE_NAMES)
+    if unknown:
+        raise TypeError(f"update() got unexpected keyword argument(s): {', '.join(sorted(unknown))}")
     return body({_UPDATE_NAMES[k]: v for k, v in fields.items()}, drop_none=False)
 
 

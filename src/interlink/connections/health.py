@@ -113,7 +113,7 @@ from interlink.core.clock import as_utc, utcnow
 from interlink.core.db import Database
 from interlink.core.enums import IntegrationConnectionStatus
 from interlink.core.errors import Conflict, InterlinkError, NotFound, ValidationFailed
-from interlink.core.ids import min_id_at, new_id
+from interlink.core.ids import is_id, min_id_at, new_id
 from interlink.core.pagination import Page, PageRequest, make_page, paginate_query
 from interlink.core.secrets import SecretStore
 from interlink.outbound.models import ExternalApiRequest
@@ -127,6 +127,7 @@ log = structlog.get_logger(__name__)
 
 H = IntegrationHealthStatus
 CHECK_PREFIX: Final = "hc"
+CONNECTION_PREFIX: Final = "conn"
 WEIGHTS: Final[Mapping[str, int]] = {"dns": 15, "tcp": 15, "tls": 10, "http": 60}
 TLS_WARN_DAYS: Final = 14
 SLOW_RESPONSE_MS: Final = 2000.0
@@ -410,6 +411,15 @@ class HealthChecker:
 
         return api_base_url(provider, conn)
 
+    async def _connection(
+        self, session: AsyncSession, actor: Actor, connection_id: str
+    ) -> IntegrationConnection:
+        """The tenant's connection; 404 for anything else (an id of another form is not looked up:
+        PostgreSQL cannot compare a NUL character)."""
+        if not is_id(connection_id, CONNECTION_PREFIX):
+            raise NotFound(f"connection {connection_id} not found")
+        return await self.connections.get(session, actor, connection_id)
+
     # -- probes ------------------------------------------------------------------------------------
 
     async def probe(self, actor: Actor, conn: IntegrationConnection) -> ProbeReport:
@@ -660,7 +670,7 @@ class HealthChecker:
         from interlink.connections.client import check_callable
 
         async with self.db.unit_of_work(write=False) as session:
-            conn = await self.connections.get(session, actor, connection_id)
+            conn = await self._connection(session, actor, connection_id)
         check_callable(conn)
         report = await self.probe(actor, conn)
         return await self.record(actor, connection_id, report, trigger)
@@ -671,7 +681,7 @@ class HealthChecker:
         """Store ``report``; update the connection (compare-and-set); audit and publish transitions."""
         now = utcnow()
         async with self.db.unit_of_work() as session:
-            conn = await self.connections.get(session, actor, connection_id)
+            conn = await self._connection(session, actor, connection_id)
             stats = await request_stats(session, conn.tenant_id, conn.id, now)
             score = health_score(report.checks, report.response_time_ms, stats.error_rate)
             status = verdict(report.checks, score)
@@ -772,7 +782,7 @@ class HealthChecker:
         self, session: AsyncSession, actor: Actor, connection_id: str, page: PageRequest
     ) -> Page[IntegrationHealthCheck]:
         """The connection's checks, newest first (404 for an unknown or foreign connection)."""
-        await self.connections.get(session, actor, connection_id)
+        await self._connection(session, actor, connection_id)
         R = IntegrationHealthCheck
         stmt = sa.select(R).where(R.tenant_id == actor.tenant_id, R.connection_id == connection_id)
         rows = (await session.scalars(paginate_query(stmt, R.id, page))).all()
@@ -781,7 +791,9 @@ class HealthChecker:
     async def get_check(
         self, session: AsyncSession, actor: Actor, connection_id: str, check_id: str
     ) -> IntegrationHealthCheck:
-        await self.connections.get(session, actor, connection_id)
+        await self._connection(session, actor, connection_id)
+        if not is_id(check_id, CHECK_PREFIX):
+            raise NotFound(f"health check {check_id} not found")
         R = IntegrationHealthCheck
         row = await session.scalar(
             sa.select(R).where(
@@ -793,7 +805,7 @@ class HealthChecker:
         return row
 
     async def summary(self, session: AsyncSession, actor: Actor, connection_id: str) -> HealthSummary:
-        conn = await self.connections.get(session, actor, connection_id)
+        conn = await self._connection(session, actor, connection_id)
         R = IntegrationHealthCheck
         last = await session.scalar(
             sa.select(R)

@@ -13,23 +13,28 @@ Checks, in order (each failure answers problem+json with a ``reason`` and writes
 4. the signature verifies with one of the active secrets, else 401 with the scheme's reason
    (``missing_signature``, ``malformed_header``, ``bad_signature``,
    ``timestamp_out_of_tolerance``);
-5. the body is JSON without NUL characters in its strings (keys or values) or NaN/Infinity
-   (:func:`~interlink.core.jsoncheck.check_json`: no database stores those the same way), else 422
-   ``malformed_body`` naming the place; the provider's event id (``dedupe``) is
-   present when the source dedupes, else 422 ``missing_event_id``; the payload matches the JSON
-   Schema of its event type when one is registered, else 422 ``payload_invalid``.
+5. the body is JSON nested at most :data:`MAX_BODY_DEPTH` levels, without NUL characters in its
+   strings (keys or values) or NaN/Infinity (:func:`~interlink.core.jsoncheck.check_json`: no
+   database stores those the same way), else 422 ``malformed_body`` naming the place; the
+   provider's event id (``dedupe``) is present when the source dedupes, else 422
+   ``missing_event_id``; the payload matches the JSON Schema of its event type when one is
+   registered, else 422 ``payload_invalid``.
 
 An accepted request becomes one event (``source = "inbound:<sourceId>"``, ``metadata.inbound``
 naming the source, connection and provider event id) fanned out by
 :func:`interlink.webhooks.ingest.ingest`, in the same transaction as its receipt
 (``webhook_inbound_receipts``). The receipt's unique ``(source_id, dedupe_key)`` makes repeats
 race-safe: a repeat, or the loser of two concurrent posts, answers 200 with the first event id
-and ``duplicate: true``, and nothing is written twice. A JSON body that is not an object is
-wrapped as ``{"data": <body>}``.
+and ``duplicate: true``, and nothing is written twice. Every accepted request also leaves a
+receipt of what its signature covered (:data:`REPLAY_PREFIX`), so a captured request sent again
+is a duplicate even with a new unsigned event id (GitHub's and Shopify's delivery ids are not
+signed): for schemes that sign no timestamp, a byte-identical body is the same event. A JSON body
+that is not an object is wrapped as ``{"data": <body>}``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import re
@@ -46,7 +51,7 @@ from interlink.core.crypto import Keyring
 from interlink.core.db import Database
 from interlink.core.errors import Forbidden, InterlinkError, NotFound, Unauthorized, ValidationFailed
 from interlink.core.ids import new_id
-from interlink.core.jsoncheck import check_json
+from interlink.core.jsoncheck import MAX_JSON_DEPTH, check_json, deeper_than
 from interlink.keys.security import SecurityContext, SecurityEventType, SecurityLog
 from interlink.webhooks import ingest
 from interlink.webhooks.inbound import schemes
@@ -55,6 +60,12 @@ from interlink.webhooks.inbound.sources import ReceiverSource, load_for_receiver
 
 UNKNOWN_TYPE: Final = "unknown"
 MAX_DEDUPE_KEY: Final = 200
+REPLAY_PREFIX: Final = "replay:sha256:"
+"""Receipts of what a signature covered (``REPLAY_PREFIX`` + its SHA-256), beside the provider's
+event ids: a replayed request is a duplicate even when its unsigned headers changed."""
+MAX_BODY_DEPTH: Final = MAX_JSON_DEPTH
+"""The deepest nesting of arrays and objects accepted in a body: a stored event must stay readable
+(the API's JSON answers and deliveries nest the payload a few levels further)."""
 _TYPE_BAD_CHARS: Final = re.compile(r"[^A-Za-z0-9._:-]")
 
 
@@ -80,6 +91,9 @@ class InboundResult:
 
 
 def _ip_allowed(ip: str | None, allowlist: list[str]) -> bool:
+    """True when ``ip`` is in one of the ranges (any IP when there are none). An IPv4 client seen
+    as an IPv4-mapped IPv6 address (``::ffff:203.0.113.9``, a server listening on ``::``) is
+    matched by its IPv4 address too."""
     if not allowlist:
         return True
     if ip is None:
@@ -88,7 +102,11 @@ def _ip_allowed(ip: str | None, allowlist: list[str]) -> bool:
         address = ipaddress.ip_address(ip)
     except ValueError:
         return False
-    return any(address in ipaddress.ip_network(net, strict=False) for net in allowlist)
+    candidates: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = [address]
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        candidates.append(address.ipv4_mapped)
+    networks = [ipaddress.ip_network(net, strict=False) for net in allowlist]
+    return any(candidate in network for candidate in candidates for network in networks)
 
 
 def _lookup(body: Any, path: str) -> Any:
@@ -199,7 +217,7 @@ class InboundReceiver:
         if len(body) > source.max_body_bytes:
             await self.too_large(source, context)
         try:
-            schemes.verify(
+            verified = schemes.verify(
                 source.scheme,
                 source.scheme_options,
                 source.secrets,
@@ -218,9 +236,24 @@ class InboundReceiver:
             )
         try:
             document: Any = json.loads(body)
+            too_deep = deeper_than(document, MAX_BODY_DEPTH)
         except (UnicodeDecodeError, ValueError):
             await self.reject(
                 ValidationFailed("the body is not JSON", field="body", extra={"reason": "malformed_body"}),
+                "malformed_body",
+                source_id=source.id,
+                tenant_id=source.tenant_id,
+                context=context,
+            )
+        except RecursionError:  # nested far beyond the limit: the parser gave up
+            too_deep = True
+        if too_deep:
+            await self.reject(
+                ValidationFailed(
+                    f"the body nests arrays and objects more than {MAX_BODY_DEPTH} levels deep",
+                    field="body",
+                    extra={"reason": "malformed_body"},
+                ),
                 "malformed_body",
                 source_id=source.id,
                 tenant_id=source.tenant_id,
@@ -256,7 +289,8 @@ class InboundReceiver:
         payload = document if isinstance(document, dict) else {"data": document}
         event_type = event_type_of(source.event_type_config, lowered, document)
         try:
-            return await self._store(source, event_type, payload, dedupe_key, context)
+            replay_key = REPLAY_PREFIX + hashlib.sha256(verified.signed).hexdigest()
+            return await self._store(source, event_type, payload, dedupe_key, replay_key, context)
         except ValidationFailed as exc:  # the payload does not match the event type's JSON Schema
             await self.reject(
                 ValidationFailed(exc.detail, extra={**exc.extra, "reason": "payload_invalid"}),
@@ -272,6 +306,7 @@ class InboundReceiver:
         event_type: str,
         payload: dict[str, Any],
         dedupe_key: str | None,
+        replay_key: str,
         context: InboundContext,
     ) -> InboundResult:
         actor = Actor(
@@ -284,29 +319,34 @@ class InboundReceiver:
             correlation_id=context.correlation_id,
         )
         async with self.db.unit_of_work() as session:
-            receipt: WebhookInboundReceipt | None = None
-            if dedupe_key is not None:
-                receipt = WebhookInboundReceipt(
+            keys = [replay_key] if dedupe_key is None else [dedupe_key, replay_key]
+            receipts = [
+                WebhookInboundReceipt(
                     id=new_id("ircp"),
                     tenant_id=source.tenant_id,
                     source_id=source.id,
-                    dedupe_key=dedupe_key,
+                    dedupe_key=key,
                     event_id=None,
                     created_at=utcnow(),
                 )
-                try:
-                    async with session.begin_nested():
-                        session.add(receipt)
-                except IntegrityError:
-                    winner = await session.scalar(
-                        sa.select(WebhookInboundReceipt).where(
-                            WebhookInboundReceipt.source_id == source.id,
-                            WebhookInboundReceipt.dedupe_key == dedupe_key,
-                        )
+                for key in keys
+            ]
+            try:
+                async with session.begin_nested():
+                    session.add_all(receipts)
+            except IntegrityError:
+                winner = await session.scalar(
+                    sa.select(WebhookInboundReceipt)
+                    .where(
+                        WebhookInboundReceipt.source_id == source.id,
+                        WebhookInboundReceipt.dedupe_key.in_(keys),
+                        WebhookInboundReceipt.event_id.is_not(None),
                     )
-                    if winner is None or winner.event_id is None:
-                        raise
-                    return InboundResult(winner.event_id, event_type, True, 0)
+                    .limit(1)
+                )
+                if winner is None or winner.event_id is None:
+                    raise
+                return InboundResult(winner.event_id, event_type, True, 0)
             result = await ingest.ingest(
                 session,
                 actor,
@@ -324,6 +364,6 @@ class InboundReceiver:
                     source=f"inbound:{source.id}",
                 ),
             )
-            if receipt is not None:
+            for receipt in receipts:
                 receipt.event_id = result.event.id
             return InboundResult(result.event.id, event_type, False, len(result.deliveries))

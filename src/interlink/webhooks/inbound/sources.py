@@ -132,7 +132,7 @@ def _allowlist(value: Sequence[str] | None) -> list[str]:
             out.append(str(ipaddress.ip_network(str(item).strip(), strict=False)))
         except ValueError:
             raise ValidationFailed(
-                f"{item!r} is not an IP address or CIDR range", field=f"ipAllowlist.{i}"
+                f"{str(item)[:100]!r} is not an IP address or CIDR range", field=f"ipAllowlist.{i}"
             ) from None
     if len(out) > MAX_ALLOWLIST:
         raise ValidationFailed(f"at most {MAX_ALLOWLIST} ranges", field="ipAllowlist")
@@ -286,6 +286,10 @@ class InboundSources:
     async def get(
         self, session: AsyncSession, actor: Actor, source_id: str, *, for_update: bool = False
     ) -> WebhookInboundSource:
+        """The tenant's live source; 404 for anything else (an id of another form is not looked up:
+        PostgreSQL cannot compare a NUL character)."""
+        if not is_id(source_id, SOURCE_PREFIX):
+            raise NotFound(f"inbound source {source_id} not found")
         stmt = sa.select(WebhookInboundSource).where(
             WebhookInboundSource.tenant_id == actor.tenant_id,
             WebhookInboundSource.id == source_id,
