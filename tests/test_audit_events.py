@@ -15,6 +15,7 @@ from interlink.bootstrap import BootstrapResult
 from interlink.core import clock
 from interlink.core.crypto import keyed_hash
 from interlink.runtime import Runtime
+from tests.api_helpers import assert_problem
 from tests.conftest import auth
 
 
@@ -226,6 +227,12 @@ async def test_platform_acts_record_both_identities(
         "method": {"old": None, "new": "GET"},
         "path": {"old": None, "new": f"/v1/keys/{target_key['id']}"},
     }
+    # A NUL in the path (%00) is recorded as U+FFFD, and the read answers as it would without it.
+    odd = await client.get("/v1/keys/key_%00x", headers=with_cid(acting, "cid-act-nul"))
+    assert_problem(odd, 404)
+    (nul_row,) = await audit_rows(client, acting, correlationId="cid-act-nul")
+    assert nul_row["resourceId"] == "/v1/keys/key_\ufffdx"
+    assert nul_row["changes"]["path"]["new"] == "/v1/keys/key_\ufffdx"
     # The home tenant's own trail does not mix in the other tenant's rows.
     home = await audit_rows(client, admin_headers, limit=200)
     assert all(r["tenantId"] == admin.tenant_id for r in home)

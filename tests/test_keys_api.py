@@ -3,6 +3,7 @@ revocation and allowed IP ranges. Every test runs on SQLite and on PostgreSQL.""
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -550,6 +551,36 @@ async def test_allowed_ip_ranges_are_enforced(
     exact = await make_key(client, admin_headers, allowedIps=["127.0.0.1"])
     assert exact["allowedIps"] == ["127.0.0.1/32"]
     assert (await client.get("/v1/keys", headers=auth(exact["key"]))).status_code == 200
+
+
+async def test_an_ipv4_client_of_an_ipv6_socket_is_its_ipv4_address(
+    app: Any, client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    """A server listening on ``::`` sees IPv4 clients as ``::ffff:a.b.c.d``: IPv4 ranges match them,
+    and they are recorded by their IPv4 address."""
+    inside = await make_key(client, admin_headers, allowedIps=["127.0.0.0/8"])
+    outside = await make_key(client, admin_headers, allowedIps=["10.0.0.0/8"])
+    transport = httpx.ASGITransport(app=app, client=("::ffff:127.0.0.1", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://interlink.test") as mapped:
+        assert (await mapped.get("/v1/keys", headers=auth(inside["key"]))).status_code == 200
+        assert_problem(await mapped.get("/v1/keys", headers=auth(outside["key"])), 403, "ip_denied")
+    events = await security_events(client, admin_headers, keyId=outside["id"], eventType="auth.ip_denied")
+    assert [e["sourceIp"] for e in events] == ["127.0.0.1"]
+
+
+def test_forwarded_addresses_are_read_through_ipv4_mapped_proxies() -> None:
+    from types import SimpleNamespace
+
+    from interlink.http.auth import resolve_client_ip
+
+    runtime: Any = SimpleNamespace(trusted_proxy_networks=[ipaddress.ip_network("10.0.0.0/8")])
+    assert resolve_client_ip("::ffff:10.0.0.5", "203.0.113.9", runtime) == "203.0.113.9"
+    assert resolve_client_ip("::ffff:10.0.0.5", "203.0.113.9, ::ffff:10.0.0.7", runtime) == "203.0.113.9"
+    assert resolve_client_ip("10.0.0.5", "::FFFF:198.51.100.4", runtime) == "198.51.100.4"
+    assert resolve_client_ip("::ffff:192.0.2.1", "203.0.113.9", runtime) == "192.0.2.1"  # not a proxy
+    assert resolve_client_ip("2001:db8::1", "203.0.113.9", runtime) == "2001:db8::1"
+    untrusting: Any = SimpleNamespace(trusted_proxy_networks=[])
+    assert resolve_client_ip("::ffff:127.0.0.1", "203.0.113.9", untrusting) == "127.0.0.1"
 
 
 async def test_narrowing_allowed_ips_applies_at_once(

@@ -1,6 +1,6 @@
-"""NUL characters (which PostgreSQL stores in no text or JSON) and non-finite numbers in what the
-REST API takes as free-form JSON: a 422 problem naming the field on both databases, never a 500,
-and nothing written or sent first.
+"""NUL characters (which PostgreSQL stores in no text or JSON), non-finite numbers and arrays and
+objects nested beyond ``MAX_JSON_DEPTH`` in what the REST API takes as free-form JSON: a 422
+problem naming the field on both databases, never a 500, and nothing written or sent first.
 
 Every JSON request body of the OpenAPI document gets, in each of its top-level members in turn, a
 string holding NUL and an object whose key holds NUL; the routes that take raw JSON objects (records
@@ -19,7 +19,14 @@ from standardwebhooks.webhooks import Webhook
 
 from interlink.core import clock
 from interlink.core.errors import ValidationFailed
-from interlink.core.jsoncheck import check_field_names, check_json, check_record_fields, shown
+from interlink.core.jsoncheck import (
+    MAX_JSON_DEPTH,
+    check_field_names,
+    check_json,
+    check_record_fields,
+    deeper_than,
+    shown,
+)
 from interlink.runtime import Runtime
 from interlink.webhooks.models import WebhookEvent
 from tests.api_helpers import assert_problem
@@ -77,6 +84,54 @@ async def test_every_request_model_refuses_nul(
             assert any(member in f for f in named), (method, path, member, problem)
 
 
+def _nested(levels: int) -> Any:
+    value: Any = "leaf"
+    for n in range(levels):
+        value = {"k": value} if (levels - n) % 2 else [value]  # an object outermost
+    return value
+
+
+async def test_every_request_model_refuses_json_nested_too_deep(
+    app: FastAPI, client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    headers = {**admin_headers, "Content-Type": "application/json"}
+    too_deep = _nested(MAX_JSON_DEPTH + 1)
+    for method, path, member in _body_members(app):
+        url = path
+        for name in ("tenant_id", "key_id", "connection_id", "source_id", "secret_id"):
+            url = url.replace("{" + name + "}", FAKE_IDS.get(name, f"x_{name}"))
+        url = url.replace("{", "x_").replace("}", "")
+        response = await client.request(method, url, content=json.dumps({member: too_deep}), headers=headers)
+        assert response.status_code == 422, (method, path, member, response.text)
+        problem = response.json()
+        named = [e["field"] for e in problem["errors"] if "levels deep" in e["message"]]
+        assert any(member in f for f in named), (method, path, member, problem)
+
+
+async def test_an_event_nested_to_the_limit_is_stored_and_read_back(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    deepest = {"type": "order.created", "payload": _nested(MAX_JSON_DEPTH)}
+    created = await client.post("/v1/events", json=deepest, headers=admin_headers)
+    assert created.status_code == 201, created.text
+    event_id = created.json()["id"]
+    one = await client.get(f"/v1/events/{event_id}", headers=admin_headers)
+    assert one.status_code == 200 and one.json()["payload"] == deepest["payload"]
+    listed = await client.get("/v1/events", headers=admin_headers)
+    assert listed.status_code == 200 and [e["id"] for e in listed.json()["data"]] == [event_id]
+    refused = await client.post(
+        "/v1/events",
+        json={"type": "order.created", "payload": {"wrapped": deepest["payload"]}},
+        headers=admin_headers,
+    )
+    problem = assert_problem(refused, 422)
+    assert problem["errors"][0]["field"] == "payload", problem
+    assert f"more than {MAX_JSON_DEPTH} levels deep" in problem["errors"][0]["message"]
+    async with runtime.db.unit_of_work(write=False) as session:
+        count = await session.scalar(sa.select(sa.func.count()).select_from(WebhookEvent))
+    assert count == 1
+
+
 async def test_inbound_receiver_refuses_nul_before_storing(
     client: httpx.AsyncClient, admin_headers: dict[str, str], runtime: Runtime
 ) -> None:
@@ -131,4 +186,10 @@ def test_json_checks_name_the_place() -> None:
     assert field(check_field_names, {"tab\there": 1}) == "tab\\u0009here"
     assert field(check_record_fields, {"ok": {"nested\nkey": f"v{NUL}"}}) == "ok.nested\\u000akey"
     assert shown("a\x7fb") == "a\\u007fb"
+    too_deep = field(check_json, {"a": _nested(MAX_JSON_DEPTH)}, "data")  # 101 levels with the object
+    assert too_deep.startswith("data.a.k.0.k.0.") and too_deep.endswith("…") and len(too_deep) == 61
+    check_json(_nested(MAX_JSON_DEPTH))
+    check_json({"a": _nested(MAX_JSON_DEPTH - 1)})
+    assert not deeper_than(_nested(MAX_JSON_DEPTH)) and deeper_than(_nested(MAX_JSON_DEPTH + 1))
+    assert deeper_than(_nested(5000)) and field(check_json, _nested(5000)).endswith("…")
     check_record_fields({"name": "Ada\tLovelace", "nested": {"any key\n": ["line\nbreak", 1.5, None]}})

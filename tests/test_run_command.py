@@ -23,6 +23,7 @@ from pathlib import Path
 
 import httpx
 import psycopg
+import pytest
 
 from interlink.client import InterlinkClient
 from tests.cli_runner import run_interlink
@@ -256,3 +257,35 @@ def test_invalid_settings_are_named_without_a_traceback(tmp_path: Path) -> None:
         )
         assert "Traceback" not in refused.stderr and "eighty" not in refused.stderr
         assert "not-a-key-but-maybe-a-secret" not in refused.stderr
+
+
+def test_cidr_settings_take_comma_separated_text_or_a_json_list() -> None:
+    from interlink.core.settings import Settings
+
+    parsed = Settings(allowed_target_networks=" 127.0.0.1/32, 10.0.0.0/8 ,")  # type: ignore[arg-type]
+    assert parsed.allowed_target_networks == ["127.0.0.1/32", "10.0.0.0/8"]
+    as_json = Settings(trusted_proxies='["10.1.0.0/16", "::1/128"]')  # type: ignore[arg-type]
+    assert as_json.trusted_proxies == ["10.1.0.0/16", "::1/128"]
+    assert Settings(trusted_proxies="").trusted_proxies == []  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("10.0.0.0/8,nope", "'nope' does not appear to be an IPv4 or IPv6 network"),
+        ('["10.0.0.0/8"', "not a JSON list; give CIDRs as a JSON list or comma-separated"),
+        ("[1]", "Input should be a valid string"),
+    ],
+)
+def test_bad_cidr_settings_are_named_without_a_traceback(tmp_path: Path, value: str, message: str) -> None:
+    env = _environment(tmp_path / "data", INTERLINK_ALLOWED_TARGET_NETWORKS=value)
+    for command in (["migrate"], ["admin", "create-key"]):
+        refused = subprocess.run(
+            [INTERLINK, *command], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+        )
+        assert refused.returncode == 2, (command, refused.stderr)
+        assert "Traceback" not in refused.stderr and "╭" not in refused.stderr, refused.stderr
+        assert refused.stderr.startswith("interlink: invalid setting INTERLINK_ALLOWED_TARGET_NETWORKS: "), (
+            refused.stderr
+        )
+        assert message in refused.stderr

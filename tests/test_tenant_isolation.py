@@ -520,6 +520,25 @@ async def test_tenant_key_gets_404_for_every_resource_of_another_tenant(world: W
     assert await _b_snapshot(world, app) == before
 
 
+async def test_ids_holding_a_nul_name_nothing_on_every_route(world: World, app: FastAPI) -> None:
+    """``%00`` in a path id: 404 on both databases (PostgreSQL refuses a NUL in any text it is asked
+    to compare, so its lookups must not turn into another answer), or 422 naming the parameter
+    where the path segment has a documented pattern (resource names)."""
+    checked = []
+    for op in api_operations(app):
+        if not op.path_params or op.public or op.shared:
+            continue
+        values = {name: f"{value}%00x" for name, value in world.resources_b.items()}
+        response = await call(world, op, values, world.tenant_key_a)
+        what = f"{op} with a NUL in its ids"
+        if response.status_code == 422 and "{resource}" in op.path:
+            assert response.json()["errors"][0]["field"] == "resource", what
+        else:
+            assert_not_found(response, what)
+        checked.append(str(op))
+    assert len(checked) >= 40, checked
+
+
 async def test_list_routes_never_show_another_tenants_ids(world: World, app: FastAPI) -> None:
     owned_by_b = await _b_ids(world, app)
     assert len(owned_by_b) >= 5, owned_by_b  # tenant, key, secret and their audit events

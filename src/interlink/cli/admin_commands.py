@@ -6,11 +6,9 @@ import asyncio
 
 import typer
 
-from interlink.cli.common import refuse_bad_catalogue
+from interlink.cli.common import load_settings, refuse_bad_catalogue
 from interlink.core.enums import ApiKeyScope
 from interlink.core.errors import InterlinkError
-from interlink.core.logging import configure_logging
-from interlink.core.settings import Settings
 
 admin_app = typer.Typer(
     help="Server-side recovery: work directly on INTERLINK_DATABASE_URL.", no_args_is_help=True
@@ -25,8 +23,7 @@ def create_key(
     platform: bool = typer.Option(True, help="Create a platform key (manages every tenant)."),
 ) -> None:
     """Create a key without an existing one (lost admin key). Audited as the system actor."""
-    settings = Settings()
-    configure_logging(settings.log_level, settings.log_format)
+    settings = load_settings()
     refuse_bad_catalogue(settings, "create a key")
     valid = {s.value for s in ApiKeyScope}
     unknown = [s for s in scope if s not in valid]

@@ -6,6 +6,7 @@ import asyncio
 
 import typer
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from interlink.core.logging import configure_logging
 from interlink.core.settings import Settings
@@ -21,6 +22,9 @@ def load_settings() -> Settings:
         for error in exc.errors():
             where = f"setting INTERLINK_{str(error['loc'][0]).upper()}" if error["loc"] else "settings"
             typer.echo(f"interlink: invalid {where}: {error['msg']}", err=True)
+        raise typer.Exit(code=2) from None
+    except SettingsError as exc:  # a value the settings source could not parse at all
+        typer.echo(f"interlink: invalid settings: {exc}", err=True)
         raise typer.Exit(code=2) from None
     configure_logging(settings.log_level, settings.log_format)
     return settings

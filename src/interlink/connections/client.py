@@ -344,7 +344,8 @@ class ConnectionClients:
         if cached is not None and cached.tenant_id == tenant_id and cached.expires_at > now:
             return cached.row
         generation = self._generation
-        row = await self._state.read(tenant_id, connection_id)
+        # An id holding a NUL names no connection; PostgreSQL would refuse to compare it at all.
+        row = None if "\x00" in connection_id else await self._state.read(tenant_id, connection_id)
         if row is None:
             raise NotFound(f"connection {connection_id} not found")
         # Not cached when a change was announced during the read: the row may predate it.

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from email.utils import parseaddr
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from interlink.core.enums import IntegrationEnvironment, RetentionPolicy
+
+CidrList = Annotated[list[str], NoDecode]
+"""CIDRs, given as comma-separated text or a JSON list (see ``Settings._cidr_list``)."""
 
 MAX_SERVE_PROCESSES = 64
 """The most API processes ``interlink serve --processes`` runs."""
@@ -100,14 +104,16 @@ class Settings(BaseSettings):
     default_rotation_grace_seconds: int = Field(
         default=86_400, ge=0, description="Grace period of a rotated key when the request names none."
     )
-    trusted_proxies: list[str] = Field(
+    trusted_proxies: CidrList = Field(
         default_factory=list,
-        description="CIDRs of reverse proxies whose `X-Forwarded-For` is believed (JSON list).",
+        description="CIDRs of reverse proxies whose `X-Forwarded-For` is believed (comma-separated, "
+        "e.g. `10.0.0.0/8,192.168.0.0/16`, or a JSON list).",
     )
-    allowed_target_networks: list[str] = Field(
+    allowed_target_networks: CidrList = Field(
         default_factory=list,
-        description="CIDRs that outbound requests (webhook deliveries) may reach even though they are "
-        'private, loopback, link-local or metadata addresses (JSON list, e.g. `["10.20.0.0/16"]`).',
+        description="CIDRs that outbound requests (webhook deliveries, connections, health checks) may "
+        "reach even though they are private, loopback, link-local or metadata addresses "
+        '(comma-separated, e.g. `10.20.0.0/16`, or a JSON list, e.g. `["10.20.0.0/16"]`).',
     )
     bootstrap: bool = Field(
         default=True,
@@ -234,6 +240,20 @@ class Settings(BaseSettings):
         description="Run the job worker inside `interlink serve`; turn off when running separate "
         "`interlink worker` processes.",
     )
+
+    @field_validator("trusted_proxies", "allowed_target_networks", mode="before")
+    @classmethod
+    def _cidr_list(cls, value: object) -> object:
+        """Text from the environment: a JSON list when it starts with ``[``, else comma-separated."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except ValueError:
+                raise ValueError("not a JSON list; give CIDRs as a JSON list or comma-separated") from None
+        return [part.strip() for part in text.split(",") if part.strip()]
 
     @field_validator("trusted_proxies", "allowed_target_networks")
     @classmethod

@@ -46,7 +46,12 @@ def client_ip(request: Request, runtime: Runtime) -> str | None:
 
 
 def resolve_client_ip(peer: str | None, forwarded: str | None, runtime: Runtime) -> str | None:
-    """The client IP from the peer address and ``X-Forwarded-For`` (trusted proxies only)."""
+    """The client IP from the peer address and ``X-Forwarded-For`` (trusted proxies only). An
+    IPv4-mapped IPv6 address (``::ffff:203.0.113.9``: a server listening on ``::`` and reached over
+    IPv4) is given as its IPv4 address, so IPv4 ranges (key IP allowlists, trusted proxies, inbound
+    allowlists) match it and the same client has one address whatever socket it came in on."""
+    if peer and peer[:7].lower() == "::ffff:":
+        peer = _unmapped_text(peer)
     trusted = runtime.trusted_proxy_networks
     if not peer or not trusted:
         return peer
@@ -57,12 +62,27 @@ def resolve_client_ip(peer: str | None, forwarded: str | None, runtime: Runtime)
         return peer
     for hop in reversed([h.strip() for h in (forwarded or "").split(",") if h.strip()]):
         try:
-            address = ipaddress.ip_address(hop)
+            address = _unmapped(ipaddress.ip_address(hop))
         except ValueError:
             return peer
         if not any(address in net for net in trusted):
-            return hop
+            return str(address)
     return peer
+
+
+def _unmapped(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _unmapped_text(text: str) -> str:
+    try:
+        return str(_unmapped(ipaddress.ip_address(text)))
+    except ValueError:
+        return text
 
 
 async def _resolve_tenant(runtime: Runtime, actor: Actor, requested: str | None) -> Actor:
@@ -138,6 +158,7 @@ async def authenticate(
     )
     actor = await _resolve_tenant(runtime, actor, tenant_header)
     if actor.acts_for_other_tenant and method in ("GET", "HEAD"):
+        path = path.replace("\x00", "\ufffd")  # %00 in the URL: no database stores a NUL in text
         async with runtime.db.unit_of_work() as session:
             audit.record(
                 session,

@@ -24,7 +24,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute
 
 from interlink.core.context import current_correlation_id
-from interlink.core.errors import InterlinkError, RateLimited, ServiceUnavailable, UpstreamFailed
+from interlink.core.errors import (
+    InterlinkError,
+    NotFound,
+    RateLimited,
+    ServiceUnavailable,
+    UpstreamFailed,
+)
 from interlink.core.schemas import Problem
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -134,7 +140,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DataError)
     async def _unstorable_value(request: Request, exc: DataError) -> JSONResponse:
         # The database refused a value that passed validation (e.g. a NUL character in text on
-        # PostgreSQL): the request is at fault, and nothing was written.
+        # PostgreSQL): the request is at fault, and nothing was written. An id in the path holding
+        # a NUL names nothing (no stored text holds one): 404, as on SQLite, which looks it up.
+        named = [name for name, value in request.path_params.items() if "\x00" in str(value)]
+        if named:
+            return interlink_problem(NotFound(f"no resource has this {named[0]}"), request.url.path)
         detail = "a value in the request cannot be stored (for example a NUL character in text)"
         return problem_response(
             422,
