@@ -329,6 +329,9 @@ async def test_the_keys_rate_limit_is_reported_under_interlinks_own_names(
         ("/echo", {"Interlink-Max-Attempts": "two"}, "Interlink-Max-Attempts"),
         ("/echo", {"Interlink-Timeout-Seconds": "500"}, "Interlink-Timeout-Seconds"),
         ("/echo", {"Interlink-Timeout-Seconds": "nan"}, "Interlink-Timeout-Seconds"),
+        ("/echo", {"Interlink-Timeout-Seconds": "1_0"}, "Interlink-Timeout-Seconds"),
+        ("/echo", {"Interlink-Timeout-Seconds": "1e1"}, "Interlink-Timeout-Seconds"),
+        ("/echo", {"Idempotency-Key": "k" * 256}, "Idempotency-Key"),
     ],
 )
 async def test_bad_calls_are_422_naming_the_field(

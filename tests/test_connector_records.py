@@ -52,7 +52,9 @@ def _files(directory: Path, json_server: JsonServer, localstripe: LocalStripe) -
     )
     connectors = directory / "connectors.yaml"
     page_style = "    name: json-server (page numbers)\n"
-    connectors.write_text(SPECS.read_text().replace(page_style, page_style + "    providers: [jsonserver]\n"))
+    text = SPECS.read_text().replace(page_style, page_style + "    providers: [jsonserver]\n")
+    # Invoices come in three pages of 5, 5 and 2: a cap of two pages cuts that listing short.
+    connectors.write_text(text.replace("page_size: 5}", "page_size: 5, max_pages: 2}", 1))
     return {"providers_file": providers, "connectors_file": connectors}
 
 
@@ -98,10 +100,17 @@ async def test_json_server_records_through_a_connection(
         body = page.json()
         ids += [r["id"] for r in body["data"]]
         assert body["hasMore"] is (body["nextCursor"] is not None)
+        assert body["truncated"] is False
         if not body["nextCursor"]:
             break
         cursor = body["nextCursor"]
     assert ids == [str(i) for i in range(1, 11)]
+
+    first = (await client.get(f"{base}/invoices", headers=admin_headers)).json()
+    assert (len(first["data"]), first["truncated"]) == (5, False)
+    cut = await client.get(f"{base}/invoices", params={"cursor": first["nextCursor"]}, headers=admin_headers)
+    assert cut.status_code == 200, cut.text
+    assert (len(cut.json()["data"]), cut.json()["hasMore"], cut.json()["truncated"]) == (5, False, True)
 
     recent = await client.get(
         f"{base}/customers", params={"since": "2026-01-12T00:00:00Z", "limit": 10}, headers=admin_headers
@@ -250,7 +259,12 @@ def test_sdk_and_cli_records(live_server: LiveServer) -> None:
             sdk.connectors.list_records(conn, "customers", cursor="tampered")
     listed = _cli(live_server, "connectors", "records", conn, "customers", "--all", "--json", real=True)
     assert listed.returncode == 0, listed.stderr
-    assert len(json.loads(listed.stdout)["data"]) == 10
+    assert len(json.loads(listed.stdout)["data"]) == 10 and json.loads(listed.stdout)["truncated"] is False
+    assert listed.stderr == ""
+    cut = _cli(live_server, "connectors", "records", conn, "invoices", "--all", "--json", real=True)
+    assert cut.returncode == 0, cut.stderr
+    assert (len(json.loads(cut.stdout)["data"]), json.loads(cut.stdout)["truncated"]) == (10, True)
+    assert "stopped at the connector's page cap" in cut.stderr
     table = _cli(live_server, "connectors", "records", conn, "customers", "--limit", "2")
     assert table.returncode == 0 and "next page: --cursor" in table.stdout
     bad = _cli(live_server, "connectors", "records", conn, "customers", "--since", "2026-01-01")

@@ -149,6 +149,22 @@ async def test_max_pages_caps_a_listing(api: ApiClient, tmp_path: Path) -> None:
     conn = load_registry(capped).get("js-page")
     assert conn is not None
     assert await walk(conn, api) == [["1", "2", "3", "4"], ["5", "6", "7", "8"]]
+    first = await conn.list_records(api, "customers")
+    assert first.truncated is False and first.next_cursor is not None
+    second = await conn.list_records(api, "customers", cursor=first.next_cursor)
+    assert second.truncated is True and second.next_cursor is None  # the provider had a third page
+    # A listing that ends by itself is not cut short, even on the page that reaches the cap.
+    whole = await walk(connector("js-page"), api)
+    assert len(whole) == 3
+    exact = tmp_path / "exact.yaml"
+    exact.write_text(SPECS.read_text().replace("page_size: 4}", "page_size: 4, max_pages: 3}", 1))
+    at_cap = load_registry(exact).get("js-page")
+    assert at_cap is not None
+    cursor = None
+    for _ in range(3):
+        page = await at_cap.list_records(api, "customers", cursor=cursor)
+        cursor = page.next_cursor
+    assert (page.truncated, page.next_cursor, [r.id for r in page.records]) == (False, None, ["9", "10"])
 
 
 async def test_cursor_tampering_is_422(api: ApiClient) -> None:

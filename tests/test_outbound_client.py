@@ -48,6 +48,7 @@ from interlink.outbound.config import (
     RetryBudgetConfig,
     RetryPolicy,
 )
+from interlink.outbound.limiting import MAX_BLOCK_SECONDS
 from interlink.outbound.log import LogEntry, RequestLogWriter, SqliteLogFile, redact_body, redact_url
 from interlink.outbound.models import ExternalApiRequest
 from interlink.outbound.request import NO_BODY, ApiEndpointConfig, ApiRequestBuilder
@@ -686,6 +687,13 @@ async def test_429_blocks_every_worker_of_the_connection(receiver: Receiver, sto
         assert caught.value.error_class == "rate_limited" and caught.value.attempts == 0
         assert caught.value.retry_after_seconds is not None and 299 < caught.value.retry_after_seconds <= 300
         assert len(receiver.received("/busy-long")) == 1
+
+        # A Retry-After years ahead blocks for a day at most.
+        receiver.script("/busy-forever", Answer(429, {"Retry-After": "Fri, 01 Jan 2100 00:00:00 GMT"}))
+        years = unique_connection()
+        far = first.client(config(receiver.url, connection_id=years, retry=no_retry))
+        assert (await far.call("GET", "/busy-forever")).retry_after_seconds > 10 * 365 * 86_400
+        assert 86_390 < await second.limiter.blocked_for(years) <= MAX_BLOCK_SECONDS == 86_400
     finally:
         await first.limiter.block(connection_id, 0)
         await first.close()

@@ -62,9 +62,9 @@ def record_files(directory: Path, json_server_url: str, closed_port: int) -> dic
     )
     connectors = directory / "connectors.yaml"
     page_style = "    name: json-server (page numbers)\n"
-    connectors.write_text(
-        SPECS.read_text().replace(page_style, page_style + "    providers: [jsonserver, jsdown]\n")
-    )
+    text = SPECS.read_text().replace(page_style, page_style + "    providers: [jsonserver, jsdown]\n")
+    # Invoices come in pages of 5, 5 and 2: a cap of two pages cuts that listing short.
+    connectors.write_text(text.replace("page_size: 5}", "page_size: 5, max_pages: 2}", 1))
     return {"providers_file": providers, "connectors_file": connectors}
 
 
@@ -149,6 +149,11 @@ async def test_records_panel_listing_pages_and_filter(
     assert link(second.text, "First page") == base
     third = await client.get(link(second.text, "Next page"))
     assert record_ids(third.text) == ["9", "10"] and "Next page" not in third.text
+    assert "The listing stops here" not in third.text
+    invoices = f"/ui/connections/{conn}/resources/invoices"
+    capped = await client.get(link((await client.get(invoices)).text, "Next page"))
+    assert len(record_ids(capped.text)) == 5 and "Next page" not in capped.text
+    assert "The listing stops here" in capped.text
 
     tampered = await client.get(base, params={"cursor": cursor[:-3] + "abc"})
     assert tampered.status_code == 422 and "cursor" in alert(tampered.text)

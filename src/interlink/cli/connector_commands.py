@@ -115,18 +115,26 @@ def connectors_records(
             _fail(f"--since: {since!r} is not an ISO 8601 time", 2)
         if when.tzinfo is None:
             _fail("--since needs a timezone (e.g. 2026-01-01T00:00:00Z)", 2)
+    records: list[RecordOut] = []
     with _api(conn) as client:
-        if fetch_all:
-            records = list(client.connectors.iter_records(connection_id, resource, since=when, limit=limit))
-            next_cursor = None
-        else:
+        while True:
             page = client.connectors.list_records(
                 connection_id, resource, cursor=cursor, since=when, limit=limit
             )
-            records, next_cursor = page.data, page.next_cursor
+            records += page.data
+            next_cursor, truncated = page.next_cursor, page.truncated
+            if not (fetch_all and next_cursor):
+                break
+            cursor = next_cursor
+    if truncated:
+        typer.echo(
+            "interlink: the listing stopped at the connector's page cap; the provider has more "
+            "(narrow it with --since)",
+            err=True,
+        )
     if conn.as_json:
         data = [r.model_dump(mode="json", by_alias=True) for r in records]
-        _print_json({"data": data, "nextCursor": next_cursor})
+        _print_json({"data": data, "nextCursor": next_cursor, "truncated": truncated})
         return
     _table(
         records,

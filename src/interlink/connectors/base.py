@@ -99,6 +99,8 @@ class Record:
 class RecordPage:
     records: list[Record]
     next_cursor: str | None = None
+    truncated: bool = False
+    """The listing stopped at the connector's page cap although the provider had more."""
 
 
 # -- info (the guide's IntegrationConnectorInfo) ----------------------------------------------------------
@@ -158,6 +160,11 @@ class RecordList(ApiModel):
     data: list[RecordOut]
     has_more: bool
     next_cursor: str | None = Field(default=None, description="Pass as `cursor` for the next page.")
+    truncated: bool = Field(
+        default=False,
+        description="The listing stopped at the connector's page cap (`maxPages`) although the provider "
+        "had more records: narrow it (`since`) or raise the cap.",
+    )
 
 
 # -- cursors ---------------------------------------------------------------------------------------------

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import structlog
+
 from interlink.connections.client import ConnectionClient, ConnectionClients
 from interlink.connectors.base import Connector, Record, RecordPage, check_record_id
 from interlink.connectors.registry import ConnectorRegistry
@@ -38,6 +40,8 @@ from interlink.core.actor import Actor
 from interlink.core.db import Database
 from interlink.core.errors import NotFound, ValidationFailed
 from interlink.core.jsoncheck import check_record_fields
+
+log = structlog.get_logger(__name__)
 
 if TYPE_CHECKING:
     from interlink.runtime import Runtime
@@ -115,7 +119,16 @@ class ConnectorRecords:
         inner = self.signer.verify(connection_id, resource, cursor)
         client, connector = await self._open(actor, connection_id)
         page = await connector.list_records(client, resource, cursor=inner, since=since, limit=limit)
-        return RecordPage(page.records, self.signer.sign(connection_id, resource, page.next_cursor))
+        if page.truncated:
+            log.warning(
+                "connector_listing_truncated",
+                connection_id=connection_id,
+                resource=resource,
+                connector=connector.key,
+            )
+        return RecordPage(
+            page.records, self.signer.sign(connection_id, resource, page.next_cursor), page.truncated
+        )
 
     async def get(self, actor: Actor, connection_id: str, resource: str, record_id: str) -> Record:
         check_record_id(record_id)

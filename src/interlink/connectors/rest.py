@@ -3,7 +3,8 @@
 Cursor states by pagination style (inside the opaque cursor, see :mod:`interlink.connectors.base`):
 ``page`` ``{p: next page}``, ``offset`` ``{o: next offset}``, ``cursor`` ``{c: token}``,
 ``link_header`` ``{q: the next link's query pairs}``; every state also holds the page size ``z``
-(fixed by the first call), the pages walked ``n`` (capped by ``max_pages``) and the ``since``
+(fixed by the first call), the pages walked ``n`` (capped by ``max_pages``: the page that reaches
+the cap while the provider has more ends the listing with ``truncated``) and the ``since``
 filter ``t``. A ``link_header`` cursor keeps only the next link's query: the path is always the
 resource's ``list_path`` on the connection's base URL, so a cursor can never send the
 connection's credentials to another host.
@@ -242,8 +243,10 @@ class DeclarativeRestConnector(Connector):
         records = [self._record(spec, item) for item in items]
         next_state = self._next_state(spec, response, records, state, size)
         walked += 1
-        if next_state is None or not records or walked >= paging.max_pages:
+        if next_state is None or not records:
             return RecordPage(records, None)
+        if walked >= paging.max_pages:
+            return RecordPage(records, None, truncated=True)
         next_state.update(z=size, n=walked, t=format_since(since, "iso8601") if since else None)
         return RecordPage(records, encode_cursor(self.key, resource, next_state))
 

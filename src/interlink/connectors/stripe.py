@@ -190,8 +190,10 @@ class StripeConnector(Connector):
             )
         records = [self._record(spec, item) for item in items]
         walked += 1
-        if body.get("has_more") is not True or not records or walked >= MAX_PAGES:
+        if body.get("has_more") is not True or not records:
             return RecordPage(records, None)
+        if walked >= MAX_PAGES:
+            return RecordPage(records, None, truncated=True)
         state = {"a": records[-1].id, "z": size, "n": walked, "t": created}
         return RecordPage(records, encode_cursor(self.key, resource, state))
 

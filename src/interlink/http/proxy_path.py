@@ -22,8 +22,8 @@ and the provider's answer comes back as it is. Its contracts:
   else of the caller's, the Interlink key in ``Authorization`` least of all. Hop-by-hop and framing
   names are refused (422) as in the JSON form, and the connection's credentials win.
 * Controls: ``Interlink-Max-Attempts`` (1-5, default 3) and ``Interlink-Timeout-Seconds`` (per
-  attempt, at most 120); an invalid value is a 422 naming the header. A query string that is not
-  ASCII (not percent-encoded), or holds ``#``, is a 422 naming ``query``.
+  attempt, a decimal number, at most 120); an invalid value is a 422 naming the header. A query
+  string that is not ASCII (not percent-encoded), or holds ``#``, is a 422 naming ``query``.
 * The answer: the provider's status, headers and body (decoded when it came compressed), without
   hop-by-hop and framing headers, ``Set-Cookie`` and any ``Interlink-*``, ``X-Correlation-Id`` or
   ``Date`` of the provider's (the server sends its own); plus ``Interlink-Request-Id`` (the
@@ -45,6 +45,7 @@ and the provider's answer comes back as it is. Its contracts:
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
@@ -82,6 +83,7 @@ PASSED_ON_HEADERS: Final = frozenset({b"content-type", b"accept", b"accept-langu
 PASSED_ON_PREFIX: Final = b"interlink-proxy-"
 MAX_ATTEMPTS_HEADER: Final = "Interlink-Max-Attempts"
 TIMEOUT_HEADER: Final = "Interlink-Timeout-Seconds"
+_DECIMAL: Final = re.compile(rb"[0-9]{1,6}(?:\.[0-9]{1,6})?")
 _SET_BY_INTERLINK: Final = frozenset({"x-correlation-id", "date"})
 """Provider headers the passthrough answer does not pass on, as the server sets its own."""
 
@@ -268,10 +270,11 @@ def _timeout(value: bytes | None) -> float | None:
     if value is None:
         return None
     try:
-        seconds = float(value)
+        # Digits and one dot only: float() would also take "1_0", " 10 ", "1e1" and "inf".
+        seconds = float(value) if _DECIMAL.fullmatch(value) else -1.0
     except ValueError:
         seconds = -1.0
-    if not 0 < seconds <= proxy.MAX_TIMEOUT_SECONDS:  # NaN fails too
+    if not 0 < seconds <= proxy.MAX_TIMEOUT_SECONDS:
         raise ValidationFailed(
             f"{TIMEOUT_HEADER} must be a number of seconds above 0 and at most {proxy.MAX_TIMEOUT_SECONDS:g}",
             field=TIMEOUT_HEADER,
@@ -333,7 +336,14 @@ async def passthrough_for(
     call = passthrough_call(
         request.method, provider_path, request.query, request.headers, request.body, request.header_lines
     )
-    response = await proxy.call(runtime.connection_clients, actor, connection_id, call)
+    try:
+        response = await proxy.call(runtime.connection_clients, actor, connection_id, call)
+    except ValidationFailed as exc:  # the JSON form's name of the header, as the caller sent it
+        errors = exc.extra.get("errors") or [{}]
+        if errors[0].get("field") != "idempotencyKey":
+            raise
+        detail = exc.detail.replace("idempotency_key", "Idempotency-Key")
+        raise ValidationFailed(detail, field="Idempotency-Key") from None
     return passthrough_answer(response, rate_headers, request.method)
 
 

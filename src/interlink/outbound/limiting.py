@@ -10,7 +10,9 @@
   connection, in every worker and process, waits until it passes before sending anything. With
   Redis the block is a key ``interlink:outbound:block:<connection>`` whose TTL is the time left
   (set to the longer of the current and the new block by a small script), so processes on
-  machines with different clocks agree; without Redis it is a per-process dictionary.
+  machines with different clocks agree; without Redis it is a per-process dictionary. A block
+  lasts at most :data:`MAX_BLOCK_SECONDS` (a day): a ``Retry-After`` date years ahead, a typo of the
+  provider's, cannot stop a connection for good; the first call after a day asks again.
 * **Redis down.** Limits and blocks fail open (the call goes ahead, a warning is logged): an
   outage of the shared store must not stop every outbound call.
 """
@@ -34,6 +36,8 @@ from interlink.outbound.config import RateLimit
 log = structlog.get_logger(__name__)
 
 BLOCK_PREFIX: Final = "interlink:outbound:block:"
+MAX_BLOCK_SECONDS: Final = 86_400.0
+"""The longest a 429 blocks a connection."""
 NAMESPACE: Final = "interlink-outbound"
 _EXTEND_BLOCK = """
 local ttl = redis.call('PTTL', KEYS[1])
@@ -134,9 +138,11 @@ class OutboundLimiter:
         return max(0.0, int(ttl) / 1000.0) if int(ttl) > 0 else 0.0
 
     async def block(self, key: str, seconds: float) -> None:
-        """Block ``key`` for ``seconds`` (keeping a longer block that is already there)."""
+        """Block ``key`` for ``seconds``, at most :data:`MAX_BLOCK_SECONDS` (keeping a longer block
+        that is already there)."""
         if seconds <= 0:
             return
+        seconds = min(seconds, MAX_BLOCK_SECONDS)
         if not self.redis_url:
             until = time.monotonic() + seconds
             if until > self._blocks.get(key, 0.0):

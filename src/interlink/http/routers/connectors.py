@@ -97,6 +97,7 @@ async def list_records(
         data=[_record(r) for r in page.records],
         has_more=page.next_cursor is not None,
         next_cursor=page.next_cursor,
+        truncated=page.truncated,
     )
 
 

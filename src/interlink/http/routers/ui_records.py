@@ -189,6 +189,7 @@ async def _records_page(
     }
     records: list[dict[str, Any]] | None = None
     next_url = None
+    truncated = False
     try:
         since = parse_time(filters["since"], "since")
         limit = _int_param(filters["limit"], "limit", 1, MAX_LIMIT) if filters["limit"] else None
@@ -224,6 +225,7 @@ async def _records_page(
         ]
         if result.next_cursor:
             next_url = _url(target.url, {**filters, "cursor": result.next_cursor})
+        truncated = result.truncated
     first_url = _url(target.url, {**filters, "cursor": ""}) if filters["cursor"] else None
     return _html(
         request,
@@ -238,6 +240,7 @@ async def _records_page(
         filters=filters,
         first_url=first_url,
         next_url=next_url,
+        truncated=truncated,
         can_create=target.supports("create") and ui.actor.has_scope(ApiKeyScope.CONNECTIONS_WRITE),
         form_text=form_text,
         errors=errors,
