@@ -54,6 +54,24 @@ async def test_malformed_json_is_400(client: httpx.AsyncClient, admin_headers: d
 
 
 @pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (b'{"name": "Acme \xff"}', "the body is not UTF-8 text"),
+        (b'{"name": "Acme", "metadata": {"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}", "too deeply"),
+        (b'{"name": "Acme", "metadata": {"n": ' + b"7" * 5000 + b"}}", "too many digits"),
+    ],
+)
+async def test_a_body_the_parser_cannot_read_is_400_saying_why(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], body: bytes, detail: str
+) -> None:
+    response = await client.post(
+        "/v1/tenants", content=body, headers={**admin_headers, "Content-Type": "application/json"}
+    )
+    problem = assert_problem(response, 400, "bad-request")
+    assert detail in problem["detail"], problem
+
+
+@pytest.mark.parametrize(
     ("path", "payload", "field"),
     [
         ("/v1/tenants", {"name": 5}, "name"),

@@ -165,10 +165,25 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status_code,
             code,
             title,
-            str(exc.detail),
+            _unparsable_body_detail(exc) or str(exc.detail),
             instance=request.url.path,
             headers=headers or None,
         )
+
+
+def _unparsable_body_detail(exc: StarletteHTTPException) -> str | None:
+    """Why the framework could not read a JSON body (its 400 says only that it could not), from
+    the error it chained; None for any other error."""
+    cause = exc.__cause__
+    if exc.status_code != 400 or cause is None:
+        return None
+    if isinstance(cause, UnicodeDecodeError):
+        return "the body is not UTF-8 text"
+    if isinstance(cause, RecursionError):
+        return "the JSON body nests arrays and objects too deeply"
+    if isinstance(cause, ValueError) and "digits" in str(cause):
+        return "a number in the JSON body has too many digits"
+    return None
 
 
 def effective_routes(routes: Sequence[BaseRoute]) -> Iterator[Any]:
