@@ -44,6 +44,13 @@ def _files(directory: Path, json_server: JsonServer, localstripe: LocalStripe) -
                 auth_types: [NONE, API_KEY]
                 base_urls:
                   PRODUCTION: {json_server.url}
+              - key: jsbadid
+                name: json-server (its spec names an id field the answers lack)
+                category: CRM
+                docs_url: https://example.com/docs
+                auth_types: [NONE]
+                base_urls:
+                  PRODUCTION: {json_server.url}
               - key: stripe
                 base_urls:
                   PRODUCTION: {localstripe.url}
@@ -54,7 +61,20 @@ def _files(directory: Path, json_server: JsonServer, localstripe: LocalStripe) -
     page_style = "    name: json-server (page numbers)\n"
     text = SPECS.read_text().replace(page_style, page_style + "    providers: [jsonserver]\n")
     # Invoices come in three pages of 5, 5 and 2: a cap of two pages cuts that listing short.
-    connectors.write_text(text.replace("page_size: 5}", "page_size: 5, max_pages: 2}", 1))
+    text = text.replace("page_size: 5}", "page_size: 5, max_pages: 2}", 1)
+    text += (
+        "\n  - key: js-bad-id\n"
+        "    name: json-server (no usable id)\n"
+        "    providers: [jsbadid]\n"
+        "    resources:\n"
+        "      - name: customers\n"
+        "        list_path: /customers\n"
+        "        create_path: /customers\n"
+        "        update_path: /customers/{id}\n"
+        "        update_method: PATCH\n"
+        "        id_field: customerNumber\n"
+    )
+    connectors.write_text(text)
     return {"providers_file": providers, "connectors_file": connectors}
 
 
@@ -149,6 +169,42 @@ async def test_json_server_records_through_a_connection(
     created_row = next(r for r in rows if r.action == "connection.record.created")
     assert created_row.changes["fields"] == ["name", "updatedAt"]
     assert "Mary Jackson" not in json.dumps([r.changes for r in rows])
+
+
+async def test_a_change_the_provider_took_but_answered_unreadably_is_audited_and_said(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], runtime: Runtime, json_server: JsonServer
+) -> None:
+    """The provider answers 201 (the record exists there) but the answer has no usable id: a 502
+    that says the record was probably created, and the audit trail has the create."""
+    conn = await _connect(client, admin_headers, "jsbadid")
+    base = f"/v1/connections/{conn}/resources/customers"
+    made = await client.post(base, json={"name": "Katherine Johnson"}, headers=admin_headers)
+    assert made.status_code == 502, made.text
+    problem = made.json()
+    assert problem["upstreamStatus"] == 201 and problem["errorClass"] == "bad_answer"
+    assert "probably created: look it up before creating it again" in problem["detail"]
+    listed = await client.get(
+        "/v1/connections/" + await _connect(client, admin_headers, "jsonserver") + "/resources/customers",
+        params={"limit": 100},
+        headers=admin_headers,
+    )
+    assert "Katherine Johnson" in listed.text  # json-server did create it
+    patched = await client.patch(f"{base}/1", json={"country": "US"}, headers=admin_headers)
+    assert patched.status_code == 502 and "probably updated" in patched.json()["detail"]
+    refused = await client.patch(f"{base}/999", json={"country": "US"}, headers=admin_headers)
+    assert refused.status_code == 404  # the provider refused: nothing happened, nothing audited
+    async with runtime.db.unit_of_work(write=False) as session:
+        rows = (
+            await session.scalars(
+                sa.select(AuditEvent).where(
+                    AuditEvent.resource_id == conn, AuditEvent.action.like("connection.record.%")
+                )
+            )
+        ).all()
+    assert sorted((r.action, r.changes["recordId"]) for r in rows) == [
+        ("connection.record.created", None),
+        ("connection.record.updated", "1"),
+    ]
 
 
 async def test_problems_for_records(

@@ -24,7 +24,7 @@ import base64
 import binascii
 import json
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -81,6 +81,22 @@ class ProviderError(InterlinkError):
             extra={"upstreamStatus": upstream_status, "errorClass": error_class, "providerMessage": message},
         )
         self.upstream_status = upstream_status
+
+
+def read_answered(status: int, read: Callable[[], Record]) -> Record:
+    """``read()`` of the record in a 2xx answer; a :class:`ProviderError` it raises (the answer has
+    no usable record) carries ``status``: the provider did answer, and took the create or update."""
+    try:
+        return read()
+    except ProviderError as exc:
+        if exc.upstream_status is not None:
+            raise
+        raise ProviderError(
+            exc.detail,
+            upstream_status=status,
+            error_class=exc.extra.get("errorClass"),
+            message=exc.extra.get("providerMessage"),
+        ) from None
 
 
 # -- records ---------------------------------------------------------------------------------------------

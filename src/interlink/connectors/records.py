@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from interlink.connections.client import ConnectionClient, ConnectionClients
-from interlink.connectors.base import Connector, Record, RecordPage, check_record_id
+from interlink.connectors.base import Connector, ProviderError, Record, RecordPage, check_record_id
 from interlink.connectors.registry import ConnectorRegistry
 from interlink.core import audit
 from interlink.core.actor import Actor
@@ -140,7 +140,11 @@ class ConnectorRecords:
     ) -> Record:
         check_record_fields(data)
         client, connector = await self._open(actor, connection_id)
-        record = await connector.create_record(client, resource, data)
+        try:
+            record = await connector.create_record(client, resource, data)
+        except ProviderError as exc:
+            await self._taken_unread(exc, actor, "created", connection_id, connector, resource, None, data)
+            raise
         await self._audit(actor, "created", connection_id, connector, resource, record.id, data)
         return record
 
@@ -150,7 +154,13 @@ class ConnectorRecords:
         check_record_id(record_id)
         check_record_fields(data)
         client, connector = await self._open(actor, connection_id)
-        record = await connector.update_record(client, resource, record_id, data)
+        try:
+            record = await connector.update_record(client, resource, record_id, data)
+        except ProviderError as exc:
+            await self._taken_unread(
+                exc, actor, "updated", connection_id, connector, resource, record_id, data
+            )
+            raise
         await self._audit(actor, "updated", connection_id, connector, resource, record_id, data)
         return record
 
@@ -160,6 +170,29 @@ class ConnectorRecords:
         await connector.delete_record(client, resource, record_id)
         await self._audit(actor, "deleted", connection_id, connector, resource, record_id, None)
 
+    async def _taken_unread(
+        self,
+        exc: ProviderError,
+        actor: Actor,
+        verb: str,
+        connection_id: str,
+        connector: Connector,
+        resource: str,
+        record_id: str | None,
+        data: Mapping[str, Any],
+    ) -> None:
+        """When the provider took a create or update (2xx) but its answer had no usable record: the
+        change most likely happened there, so the audit trail records it (a create without its
+        id) and the problem says so, lest the caller simply send it again. Otherwise nothing."""
+        status = exc.upstream_status
+        if status is None or not 200 <= status < 300:
+            return
+        await self._audit(actor, verb, connection_id, connector, resource, record_id, data)
+        exc.detail = f"{exc.detail}; the provider answered {status}, so the record was probably {verb}"
+        if verb == "created":
+            exc.detail += ": look it up before creating it again"
+        exc.args = (exc.detail,)
+
     async def _audit(
         self,
         actor: Actor,
@@ -167,7 +200,7 @@ class ConnectorRecords:
         connection_id: str,
         connector: Connector,
         resource: str,
-        record_id: str,
+        record_id: str | None,
         data: Mapping[str, Any] | None,
     ) -> None:
         changes: dict[str, Any] = {"connector": connector.key, "resource": resource, "recordId": record_id}

@@ -36,6 +36,7 @@ from interlink.connectors.base import (
     flatten_form,
     parse_time,
     raise_for_answer,
+    read_answered,
     record_id,
     send,
 )
@@ -314,7 +315,9 @@ class DeclarativeRestConnector(Connector):
         )
         response = await send(transport, builder, f"creating a {resource} record")
         raise_for_answer(response, f"creating a {resource} record")
-        return self._record(spec, dig(response.data, spec.record_path))
+        return read_answered(
+            response.status, lambda: self._record(spec, dig(response.data, spec.record_path))
+        )
 
     async def update_record(
         self, transport: ConnectorTransport, resource: str, record_id: str, data: Mapping[str, Any]
@@ -327,7 +330,9 @@ class DeclarativeRestConnector(Connector):
         )
         response = await send(transport, builder, f"updating {resource} {record_id}")
         raise_for_answer(response, f"updating {resource} {record_id}", record=f"{resource} {record_id!r}")
-        return self._record(spec, dig(response.data, spec.record_path))
+        return read_answered(
+            response.status, lambda: self._record(spec, dig(response.data, spec.record_path))
+        )
 
     async def delete_record(self, transport: ConnectorTransport, resource: str, record_id: str) -> None:
         spec = self._resource(resource, "delete")

@@ -38,6 +38,7 @@ from interlink.connectors.base import (
     encode_cursor,
     flatten_form,
     raise_for_answer,
+    read_answered,
     record_id,
     send,
 )
@@ -216,7 +217,7 @@ class StripeConnector(Connector):
         builder = ApiRequestBuilder(endpoint).with_form(self._form(data)).with_idempotency_key()
         response = await send(transport, builder, f"creating a {resource} record")
         raise_for_answer(response, f"creating a {resource} record")
-        return self._record(spec, response.data)
+        return read_answered(response.status, lambda: self._record(spec, response.data))
 
     async def update_record(
         self, transport: ConnectorTransport, resource: str, record_id: str, data: Mapping[str, Any]
@@ -230,7 +231,7 @@ class StripeConnector(Connector):
         )
         response = await send(transport, builder, f"updating {resource} {record_id}")
         raise_for_answer(response, f"updating {resource} {record_id}", record=f"{resource} {record_id!r}")
-        return self._record(spec, response.data)
+        return read_answered(response.status, lambda: self._record(spec, response.data))
 
     async def delete_record(self, transport: ConnectorTransport, resource: str, record_id: str) -> None:
         spec = self._spec(resource, "delete")
