@@ -99,6 +99,16 @@ def live_server_settings_overrides(
     return {"allowed_target_networks": ["127.0.0.0/8"], **_files(tmp_path, json_server, localstripe)}
 
 
+async def _record_audit_rows(runtime: Runtime, connection_id: str) -> list[AuditEvent]:
+    async with runtime.db.unit_of_work(write=False) as session:
+        rows = await session.scalars(
+            sa.select(AuditEvent).where(
+                AuditEvent.resource_id == connection_id, AuditEvent.action.like("connection.record.%")
+            )
+        )
+        return list(rows.all())
+
+
 async def _connect(client: httpx.AsyncClient, headers: dict[str, str], provider: str, **extra: Any) -> str:
     body = {"providerKey": provider, "name": f"{provider} records", "authType": "NONE", **extra}
     response = await client.post("/v1/connections", json=body, headers=headers)
@@ -156,14 +166,7 @@ async def test_json_server_records_through_a_connection(
     gone = await client.get(f"{base}/customers/{record_id}", headers=admin_headers)
     assert gone.status_code == 404
 
-    async with runtime.db.unit_of_work(write=False) as session:
-        rows = (
-            await session.scalars(
-                sa.select(AuditEvent).where(
-                    AuditEvent.resource_id == conn, AuditEvent.action.like("connection.record.%")
-                )
-            )
-        ).all()
+    rows = await _record_audit_rows(runtime, conn)
     actions = sorted(r.action for r in rows)
     assert actions == ["connection.record.created", "connection.record.deleted", "connection.record.updated"]
     created_row = next(r for r in rows if r.action == "connection.record.created")
@@ -193,14 +196,7 @@ async def test_a_change_the_provider_took_but_answered_unreadably_is_audited_and
     assert patched.status_code == 502 and "probably updated" in patched.json()["detail"]
     refused = await client.patch(f"{base}/999", json={"country": "US"}, headers=admin_headers)
     assert refused.status_code == 404  # the provider refused: nothing happened, nothing audited
-    async with runtime.db.unit_of_work(write=False) as session:
-        rows = (
-            await session.scalars(
-                sa.select(AuditEvent).where(
-                    AuditEvent.resource_id == conn, AuditEvent.action.like("connection.record.%")
-                )
-            )
-        ).all()
+    rows = await _record_audit_rows(runtime, conn)
     assert sorted((r.action, r.changes["recordId"]) for r in rows) == [
         ("connection.record.created", None),
         ("connection.record.updated", "1"),
