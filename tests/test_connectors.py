@@ -32,10 +32,10 @@ from interlink.connectors.registry import load_registry
 from interlink.connectors.rest import DeclarativeRestConnector
 from interlink.connectors.spec import ConnectorSpecError, load_specs
 from interlink.core.errors import ValidationFailed
-from interlink.http.app import create_app
 from interlink.outbound.client import ApiClient, OutboundService
 from interlink.outbound.config import ApiClientConfig, RetryPolicy
 from interlink.runtime import Runtime
+from tests.api_helpers import serve
 from tests.cli_runner import run_interlink
 from tests.conftest import LiveServer, make_settings
 from tests.external import JsonServer, json_server_fixture  # noqa: F401  (the fixture)
@@ -458,27 +458,21 @@ async def test_a_python_connector_of_a_package_serves_records(
     plugin_package: Path, db_url: str, tmp_path: Path
 ) -> None:
     plugin_package.write_text("[interlink.connectors]\nledger = ledger_connectors:LedgerConnector\n")
-    runtime = Runtime(make_settings(db_url, tmp_path / "data"))
-    await runtime.start()
-    try:
+    async with serve(make_settings(db_url, tmp_path / "data")) as (runtime, client):
         admin = await bootstrap_if_empty(runtime)
         assert admin is not None
         headers = {"Authorization": f"Bearer {admin.key}"}
-        transport = httpx.ASGITransport(app=create_app(runtime.settings, runtime, access_log=False))
-        async with httpx.AsyncClient(transport=transport, base_url="http://interlink.test") as client:
-            shown = (await client.get("/v1/connectors/ledger", headers=headers)).json()
-            assert (shown["kind"], shown["source"], shown["version"]) == ("python", "custom", "2")
-            body = {"providerKey": "stripe", "name": "pay", "credentials": {"apiKey": "sk_test_1"}}
-            made = await client.post("/v1/connections", json=body, headers=headers)
-            assert made.status_code == 201, made.text
-            base = f"/v1/connections/{made.json()['id']}/resources/entries"
-            page = await client.get(base, headers=headers)
-            assert page.status_code == 200, page.text
-            assert page.json()["data"] == [{"id": "e1", "updatedAt": None, "data": {"id": "e1", "amount": 7}}]
-            refused = await client.get(f"{base}/e1", headers=headers)
-            assert refused.status_code == 405 and refused.json()["allowed"] == ["list"]
-    finally:
-        await runtime.stop()
+        shown = (await client.get("/v1/connectors/ledger", headers=headers)).json()
+        assert (shown["kind"], shown["source"], shown["version"]) == ("python", "custom", "2")
+        body = {"providerKey": "stripe", "name": "pay", "credentials": {"apiKey": "sk_test_1"}}
+        made = await client.post("/v1/connections", json=body, headers=headers)
+        assert made.status_code == 201, made.text
+        base = f"/v1/connections/{made.json()['id']}/resources/entries"
+        page = await client.get(base, headers=headers)
+        assert page.status_code == 200, page.text
+        assert page.json()["data"] == [{"id": "e1", "updatedAt": None, "data": {"id": "e1", "amount": 7}}]
+        refused = await client.get(f"{base}/e1", headers=headers)
+        assert refused.status_code == 405 and refused.json()["allowed"] == ["list"]
 
 
 # -- /v1/connectors --------------------------------------------------------------------------------------
@@ -551,7 +545,6 @@ def test_an_invalid_operator_file_stops_the_process_naming_the_problem(
 
     from interlink.cli.common import refuse_bad_catalogue
     from interlink.connectors.spec import ConnectorSpecError
-    from interlink.runtime import Runtime
     from tests.conftest import make_settings
 
     bad = tmp_path / "mine.yaml"

@@ -27,9 +27,8 @@ from interlink.connections.schemas import IntegrationProviderExtended, WebhookSi
 from interlink.core.db import Database
 from interlink.core.enums import AuthenticationType, IntegrationCategory, IntegrationProviderStatus
 from interlink.core.migrate import upgrade
-from interlink.http.app import create_app
 from interlink.runtime import Runtime
-from tests.api_helpers import assert_problem
+from tests.api_helpers import assert_problem, serve
 from tests.cli_runner import run_interlink
 from tests.conftest import LiveServer, make_settings
 
@@ -458,32 +457,26 @@ async def test_a_disabled_provider_takes_no_new_connections(db_url: str, tmp_pat
     path = _write(
         tmp_path, "  - key: stripe\n    status: DISABLED\n  - key: twilio\n    status: DEPRECATED\n"
     )
-    runtime = Runtime(make_settings(db_url, tmp_path / "data", providers_file=path))
-    await runtime.start()
-    try:
+    async with serve(make_settings(db_url, tmp_path / "data", providers_file=path)) as (runtime, client):
         admin = await bootstrap_if_empty(runtime)
         assert admin is not None
         headers = {"Authorization": f"Bearer {admin.key}"}
-        transport = httpx.ASGITransport(app=create_app(runtime.settings, runtime, access_log=False))
-        async with httpx.AsyncClient(transport=transport, base_url="http://interlink.test") as client:
-            body = {"providerKey": "stripe", "name": "pay", "credentials": {"apiKey": "sk_test_1"}}
-            for path_ in ("/v1/connections/validate", "/v1/connections"):
-                refused = assert_problem(await client.post(path_, json=body, headers=headers), 422)
-                assert refused["errors"][0]["field"] == "providerKey", refused
-                assert "disabled" in refused["detail"]
-            listed = (await client.get("/v1/connections", headers=headers)).json()
-            assert listed["data"] == []
-            sid = "AC" + "0123456789abcdef" * 2
-            deprecated = {
-                "providerKey": "twilio",
-                "name": "sms",
-                "config": {"account_sid": sid},
-                "credentials": {"username": sid, "password": "token"},
-            }
-            made = await client.post("/v1/connections", json=deprecated, headers=headers)
-            assert made.status_code == 201, made.text
-    finally:
-        await runtime.stop()
+        body = {"providerKey": "stripe", "name": "pay", "credentials": {"apiKey": "sk_test_1"}}
+        for path_ in ("/v1/connections/validate", "/v1/connections"):
+            refused = assert_problem(await client.post(path_, json=body, headers=headers), 422)
+            assert refused["errors"][0]["field"] == "providerKey", refused
+            assert "disabled" in refused["detail"]
+        listed = (await client.get("/v1/connections", headers=headers)).json()
+        assert listed["data"] == []
+        sid = "AC" + "0123456789abcdef" * 2
+        deprecated = {
+            "providerKey": "twilio",
+            "name": "sms",
+            "config": {"account_sid": sid},
+            "credentials": {"username": sid, "password": "token"},
+        }
+        made = await client.post("/v1/connections", json=deprecated, headers=headers)
+        assert made.status_code == 201, made.text
 
 
 # -- the provider table ------------------------------------------------------------------------------
