@@ -2,13 +2,15 @@
 
 A connection is created through the form, used for real calls through ``runtime.outbound`` to a
 receiver on 127.0.0.1, disabled, and its calls read in the request log; another one is health
-checked from its page against a server on 127.0.0.1.
+checked from its page against a server on 127.0.0.1; an inbound source is created from a
+connection's page, edited and deleted, and the connection revoked.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -233,3 +235,91 @@ def test_run_a_health_check_from_the_connection_page(
     expect(page.locator("#check-status")).to_have_text("healthy")
     expect(page.locator("#check-trigger")).to_have_text("manual")
     page.screenshot(path=str(SCREENSHOTS / "interlink-ui-connection-health.png"), full_page=True)
+
+
+def test_inbound_source_from_a_connection_page_edited_and_deleted(
+    page: Page, live_server: LiveServer
+) -> None:
+    with httpx.Client(base_url=live_server.url, trust_env=False) as api:
+        made = api.post(
+            "/v1/connections",
+            json={"providerKey": "stripe", "name": "Billing", "credentials": {"apiKey": API_KEY}},
+            headers=auth(live_server.admin_key),
+        )
+    assert made.status_code == 201, made.text
+    connection_id = made.json()["id"]
+    sign_in(page, live_server.admin_key)
+    page.goto(f"/ui/connections/{connection_id}")
+    expect(page.get_by_text("No inbound source receives this provider's webhooks yet.")).to_be_visible()
+    page.get_by_role("link", name="Add an inbound source").click()
+    expect(page.get_by_label("Connection (optional)")).to_have_value(connection_id)
+    page.get_by_label("Name", exact=True).fill("Stripe events")
+    page.get_by_label("Signature scheme").select_option("stripe")
+    page.get_by_label("IP allowlist (CIDR ranges, one per line; blank: any address)").fill(
+        "10.0.0.0/8\nnowhere"
+    )
+    page.get_by_role("button", name="Create inbound source").click()
+    expect(page.locator("#ipAllowlist-error")).to_contain_text("'nowhere' is not an IP address")
+    expect(page.get_by_label("Name", exact=True)).to_have_value("Stripe events")
+    expect(page.get_by_label("Signature scheme")).to_have_value("stripe")
+    page.get_by_label("IP allowlist (CIDR ranges, one per line; blank: any address)").fill("10.0.0.0/8")
+    page.get_by_role("button", name="Create inbound source").click()
+
+    expect(page.get_by_role("status").filter(has_text="Inbound source created.")).to_be_visible()
+    expect(page.locator("#source-secret")).to_have_value(re.compile(r"^whsec_"))
+    secret = page.locator("#source-secret").input_value()
+    expect(page.locator("#source-connection")).to_contain_text("Billing")
+    page.screenshot(path=str(SCREENSHOTS / "interlink-ui-inbound-source.png"), full_page=True)
+    page.locator("#source-connection").get_by_role("link", name="Billing").click()
+    sources = page.get_by_role("table", name="Inbound sources of this connection")
+    expect(sources).to_contain_text("Stripe events")
+    sources.get_by_role("link", name="Stripe events").click()
+    assert secret not in page.content()  # shown once, on the page the create answered with
+
+    page.get_by_role("link", name="Edit inbound source").click()
+    tolerance = page.get_by_label("Timestamp tolerance in seconds (optional: 300)")
+    tolerance.fill("0")
+    page.get_by_role("button", name="Save inbound source").click()
+    expect(page.locator("#toleranceSeconds-error")).to_contain_text("between 1 and 86400")
+    tolerance.fill("60")
+    page.get_by_label("Enabled (a disabled source refuses every request)").uncheck()
+    page.get_by_role("button", name="Save inbound source").click()
+    expect(page.get_by_role("status").filter(has_text="Inbound source saved.")).to_be_visible()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("disabled")
+    expect(page.locator("dl.facts")).to_contain_text("60 s")
+
+    page.get_by_role("button", name="Delete inbound source").click()
+    expect(page.locator("#confirm-error")).to_contain_text("Tick the box")
+    page.get_by_label("Yes, delete this inbound source").check()
+    page.get_by_role("button", name="Delete inbound source").click()
+    expect(page.get_by_role("status").filter(has_text="Inbound source deleted")).to_be_visible()
+    expect(page.get_by_text("No inbound sources yet.")).to_be_visible()
+
+    page.goto(f"/ui/connections/{connection_id}")
+    page.get_by_label("Yes, revoke this connection").check()
+    page.get_by_role("button", name="Revoke connection").click()
+    expect(page.get_by_role("status").filter(has_text="Connection revoked")).to_be_visible()
+    expect(page.locator("#connection-status")).to_have_text("revoked")
+    expect(page.get_by_role("button", name="Revoke connection")).to_have_count(0)
+
+
+def test_a_form_from_before_a_tenant_switch_in_another_tab_is_refused(
+    page: Page, live_server: LiveServer
+) -> None:
+    with httpx.Client(base_url=live_server.url, trust_env=False) as api:
+        other = api.post("/v1/tenants", json={"name": "Other Co"}, headers=auth(live_server.admin_key))
+    assert other.status_code == 201, other.text
+    sign_in(page, live_server.admin_key)
+    page.goto("/ui/inbound-sources/new")
+    page.get_by_label("Name", exact=True).fill("Meant for home")
+    second = page.context.new_page()
+    second.goto("/ui/connections")
+    second.get_by_label("Tenant").select_option(label="Other Co")
+    expect(second.get_by_role("status").filter(has_text="Acting for tenant")).to_contain_text("Other Co")
+    page.get_by_role("button", name="Create inbound source").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Conflict")
+    expect(page.get_by_text("switched in another window")).to_be_visible()
+    with httpx.Client(base_url=live_server.url, trust_env=False) as api:
+        for tenant in (None, other.json()["id"]):
+            listed = api.get("/v1/inbound-sources", headers=auth(live_server.admin_key, tenant))
+            assert listed.json()["data"] == [], tenant

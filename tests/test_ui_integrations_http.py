@@ -4,6 +4,8 @@ Providers, connections, the outbound request log and inbound sources: every page
 every form, the REST scopes on every page, other tenants' ids answering 404, service validation
 errors shown next to the field (never a 500), credentials never shown, OAuth2 connect and refresh
 against oauth2-mock-server, and request log rows made by real calls to a receiver on 127.0.0.1.
+Inbound sources are created, edited and deleted through forms; a form shown for one tenant is
+refused once a platform key has switched to another.
 """
 
 from __future__ import annotations
@@ -627,6 +629,7 @@ async def test_inbound_source_secret_rotation(client: httpx.AsyncClient, admin: 
         f"/ui/inbound-sources/{source_id}/secret/rotate", data={"csrf_token": token, "overlap_seconds": "x"}
     )
     assert bad.status_code == 422 and "whole number" in field_error(bad.text, "overlapSeconds")
+    assert 'name="overlap_seconds" type="text" inputmode="numeric" maxlength="10" value="x"' in bad.text
     refused = await client.post(f"/ui/inbound-sources/{source_id}/secret/rotate", data={})
     assert refused.status_code == 403
     trail = await client.get("/v1/audit-events", params={"resourceId": source_id}, headers=auth(admin.key))
@@ -765,3 +768,390 @@ async def test_health_check_needs_write_scope_csrf_and_own_tenant(
     assert health_api == ["/"]
     history = await client.get(f"/v1/connections/{mine}/health-checks", headers=auth(admin.key))
     assert history.json()["data"] == []
+
+
+# -- inbound sources: create, edit, delete ---------------------------------------------------------
+
+
+def source_form(token: str, **fields: Any) -> dict[str, Any]:
+    form: dict[str, Any] = {
+        "csrf_token": token,
+        "name": "Shop hooks",
+        "scheme": "hmac",
+        "scheme_options": '{"header": "X-Signature"}',
+        "secret": "provider-issued-secret",
+        "ip_allowlist": "10.0.0.0/8\n192.0.2.0/24",
+        "tolerance_seconds": "120",
+        "enabled": "yes",
+    }
+    form.update(fields)
+    return form
+
+
+async def test_inbound_sources_are_created_edited_and_deleted_through_forms(
+    client: httpx.AsyncClient, admin: BootstrapResult
+) -> None:
+    connection = await client.post(
+        "/v1/connections",
+        json={"providerKey": "stripe", "name": "Billing", "credentials": {"apiKey": API_KEY}},
+        headers=auth(admin.key),
+    )
+    connection_id = connection.json()["id"]
+    writer = await create_key(client, admin.key, ["webhooks:read", "webhooks:write", "connections:read"])
+    token = await sign_in(client, writer["key"])
+    listing = await client.get("/ui/inbound-sources")
+    assert 'href="/ui/inbound-sources/new"' in listing.text
+    blank = await client.get(f"/ui/inbound-sources/new?connectionId={connection_id}")
+    assert blank.status_code == 200
+    assert f'<option value="{connection_id}" selected>Billing ({connection_id})</option>' in blank.text
+
+    cases: list[tuple[dict[str, Any], str, str]] = [
+        ({"name": ""}, "name", "Enter a name"),
+        ({"name": "a\x00b"}, "name", "NUL"),
+        ({"scheme": "nope"}, "scheme", "scheme must be one of"),
+        ({"scheme_options": ""}, "schemeOptions", "signature header is required"),
+        ({"scheme_options": "[1]"}, "schemeOptions", "must be a JSON object"),
+        ({"scheme_options": '{"header": "X-Sig", "algorithm": "md5"}'}, "schemeOptions", "algorithm: one of"),
+        ({"ip_allowlist": "10.0.0.0/8 not-an-ip"}, "ipAllowlist", "not an IP address"),
+        ({"tolerance_seconds": "abc"}, "toleranceSeconds", "whole number"),
+        ({"tolerance_seconds": "999999999999999"}, "toleranceSeconds", "between 1 and 86400"),
+        ({"max_body_bytes": "1"}, "maxBodyBytes", "between 64 and"),
+        ({"event_from": "body", "event_field": ""}, "eventType", "field must be"),
+        ({"dedupe_from": "header", "dedupe_field": "bad header!"}, "dedupe", "field must be"),
+        ({"connection_id": "conn_nope"}, "connectionId", "no connection"),
+        ({"secret": "tab\there"}, "secret", "printable characters"),
+    ]
+    for fields, field, message in cases:
+        response = await client.post("/ui/inbound-sources", data=source_form(token, **fields))
+        assert response.status_code == 422, (fields, response.text[:1000])
+        assert message in field_error(response.text, field), (fields, field_error(response.text, field))
+        assert "provider-issued-secret" not in response.text  # a secret is never sent back
+    kept = await client.post("/ui/inbound-sources", data=source_form(token, tolerance_seconds="abc"))
+    assert 'value="Shop hooks"' in kept.text and '<option value="hmac" selected>' in kept.text
+    assert "10.0.0.0/8\n192.0.2.0/24</textarea>" in kept.text
+    assert (await client.get("/v1/inbound-sources", headers=auth(admin.key))).json()["data"] == []
+
+    made = await client.post("/ui/inbound-sources", data=source_form(token, connection_id=connection_id))
+    assert made.status_code == 201, made.text
+    assert "Inbound source created." in made.text
+    assert 'id="source-secret" type="text" readonly value="provider-issued-secret"' in made.text
+    [source] = (await client.get("/v1/inbound-sources", headers=auth(admin.key))).json()["data"]
+    assert source["scheme"] == "hmac" and source["connectionId"] == connection_id
+    assert source["schemeOptions"]["header"] == "X-Signature" and source["toleranceSeconds"] == 120
+    assert source["ipAllowlist"] == ["10.0.0.0/8", "192.0.2.0/24"] and source["dedupe"] is None
+    source_id = source["id"]
+    page = await client.get(f"/ui/inbound-sources/{source_id}")
+    assert "provider-issued-secret" not in page.text
+    assert f'<a href="/ui/connections/{connection_id}">Billing</a>' in page.text
+    assert f'href="/ui/inbound-sources/{source_id}/edit"' in page.text
+
+    edit = await client.get(f"/ui/inbound-sources/{source_id}/edit")
+    assert edit.status_code == 200 and 'value="120"' in edit.text and "X-Signature" in edit.text
+    bad = await client.post(
+        f"/ui/inbound-sources/{source_id}/edit",
+        data=source_form(token, name="Renamed", tolerance_seconds="0", connection_id=connection_id),
+    )
+    assert bad.status_code == 422 and "between 1 and 86400" in field_error(bad.text, "toleranceSeconds")
+    assert 'value="Renamed"' in bad.text
+    saved = await client.post(
+        f"/ui/inbound-sources/{source_id}/edit",
+        data={
+            **source_form(token, name="Renamed", tolerance_seconds="", ip_allowlist=""),
+            "dedupe_from": "header",
+            "dedupe_field": "X-Event-Id",
+            "enabled": "",
+        },
+    )
+    assert saved.status_code == 303, saved.text
+    assert saved.headers["location"] == f"/ui/inbound-sources/{source_id}?notice=updated"
+    shown = (await client.get(f"/v1/inbound-sources/{source_id}", headers=auth(admin.key))).json()
+    assert shown["name"] == "Renamed" and shown["enabled"] is False and shown["connectionId"] is None
+    assert shown["toleranceSeconds"] == 300 and shown["ipAllowlist"] == []  # blank: the defaults
+    assert shown["dedupe"] == {"from": "header", "field": "X-Event-Id"}
+    assert "Inbound source saved." in (await client.get(saved.headers["location"])).text
+
+    for path, body in {
+        "/ui/inbound-sources": source_form(""),
+        f"/ui/inbound-sources/{source_id}/edit": source_form("", name="Sneaky"),
+        f"/ui/inbound-sources/{source_id}/delete": {"confirm": "yes"},
+    }.items():
+        body = {k: v for k, v in body.items() if k != "csrf_token"}
+        response = await client.post(path, data=body)
+        assert response.status_code == 403, path
+    unconfirmed = await client.post(f"/ui/inbound-sources/{source_id}/delete", data={"csrf_token": token})
+    assert unconfirmed.status_code == 422 and "Tick the box" in field_error(unconfirmed.text, "confirm")
+    deleted = await client.post(
+        f"/ui/inbound-sources/{source_id}/delete", data={"csrf_token": token, "confirm": "yes"}
+    )
+    assert deleted.status_code == 303 and deleted.headers["location"] == "/ui/inbound-sources?notice=deleted"
+    assert (await client.get(f"/v1/inbound-sources/{source_id}", headers=auth(admin.key))).status_code == 404
+    assert (await client.get(f"/ui/inbound-sources/{source_id}/edit")).status_code == 404
+    trail = await client.get("/v1/audit-events", params={"resourceId": source_id}, headers=auth(admin.key))
+    actions = [e["action"] for e in trail.json()["data"]]
+    assert sorted(actions) == ["inbound_source.created", "inbound_source.deleted", "inbound_source.updated"]
+    assert "provider-issued-secret" not in trail.text
+
+
+async def test_inbound_source_forms_need_write_scope_and_own_tenant(
+    client: httpx.AsyncClient, admin: BootstrapResult
+) -> None:
+    other = await client.post("/v1/tenants", json={"name": "Other Co"}, headers=auth(admin.key))
+    as_other = auth(admin.key, other.json()["id"])
+    theirs = (
+        await client.post("/v1/inbound-sources", json={"name": "in", "scheme": "github"}, headers=as_other)
+    ).json()["id"]
+    their_connection = (
+        await client.post(
+            "/v1/connections",
+            json={"providerKey": "stripe", "name": "Theirs", "credentials": {"apiKey": API_KEY}},
+            headers=as_other,
+        )
+    ).json()["id"]
+    mine = (
+        await client.post(
+            "/v1/inbound-sources", json={"name": "mine", "scheme": "github"}, headers=auth(admin.key)
+        )
+    ).json()["id"]
+    reader = await create_key(client, admin.key, ["webhooks:read", "tenants:read"])
+    token = await sign_in(client, reader["key"])
+    assert 'href="/ui/inbound-sources/new"' not in (await client.get("/ui/inbound-sources")).text
+    page = await client.get(f"/ui/inbound-sources/{mine}")
+    assert "Delete inbound source" not in page.text and "/edit" not in page.text
+    assert (await client.get("/ui/inbound-sources/new")).status_code == 403
+    for path in (
+        "/ui/inbound-sources",
+        f"/ui/inbound-sources/{mine}/edit",
+        f"/ui/inbound-sources/{mine}/delete",
+    ):
+        response = await client.post(path, data=source_form(token, confirm="yes"))
+        assert response.status_code == 403 and "webhooks:write" in response.text, path
+
+    writer = await create_key(client, admin.key, ["webhooks:read", "webhooks:write"])
+    token = await sign_in(client, writer["key"])
+    for path in (f"/ui/inbound-sources/{theirs}/edit", f"/ui/inbound-sources/{theirs}/delete"):
+        response = await client.post(path, data=source_form(token, confirm="yes", name="Mine now"))
+        assert response.status_code == 404, path
+    assert (await client.get(f"/ui/inbound-sources/{theirs}/edit")).status_code == 404
+    # Another tenant's connection cannot be named (no connections:read: a text input).
+    form = await client.get("/ui/inbound-sources/new")
+    assert 'name="connection_id" type="text"' in form.text
+    refused = await client.post(
+        "/ui/inbound-sources", data=source_form(token, connection_id=their_connection)
+    )
+    assert refused.status_code == 422 and "no connection" in field_error(refused.text, "connectionId")
+    shown = (await client.get(f"/v1/inbound-sources/{theirs}", headers=as_other)).json()
+    assert shown["name"] == "in" and shown["enabled"] is True
+    assert [
+        s["id"] for s in (await client.get("/v1/inbound-sources", headers=auth(admin.key))).json()["data"]
+    ] == [mine]
+
+
+# -- links between pages, revoke, health check history ---------------------------------------------
+
+
+async def test_connection_page_lists_its_inbound_sources_and_revokes(
+    client: httpx.AsyncClient, admin: BootstrapResult
+) -> None:
+    token = await sign_in(client, admin.key)
+    connection_id = await create_via_ui(client, token)
+    other_id = await create_via_ui(client, token, name="Other")
+    source = await client.post(
+        "/v1/inbound-sources",
+        json={"name": "stripe-in", "scheme": "stripe", "connectionId": connection_id},
+        headers=auth(admin.key),
+    )
+    source_id = source.json()["id"]
+    page = await client.get(f"/ui/connections/{connection_id}")
+    sources = page.text.split('id="connection-sources"')[1].split("</table>")[0]
+    assert f'<a href="/ui/inbound-sources/{source_id}">stripe-in</a>' in sources
+    assert f'href="/ui/inbound-sources/new?connectionId={connection_id}"' in page.text
+    assert source_id not in (await client.get(f"/ui/connections/{other_id}")).text
+    listed = await client.get("/ui/inbound-sources")
+    row = listed.text.split(f'data-source-id="{source_id}"')[1].split("</tr>")[0]
+    assert f'<a href="/ui/connections/{connection_id}">Billing</a>' in row
+
+    unconfirmed = await client.post(f"/ui/connections/{connection_id}/revoke", data={"csrf_token": token})
+    assert unconfirmed.status_code == 422
+    assert "Tick the box" in field_error(unconfirmed.text, "revokeConfirm")
+    assert (await api_connection(client, admin.key, connection_id)).json()["status"] == "ACTIVE"
+    refused = await client.post(f"/ui/connections/{connection_id}/revoke", data={"confirm": "yes"})
+    assert refused.status_code == 403
+    revoked = await client.post(
+        f"/ui/connections/{connection_id}/revoke", data={"csrf_token": token, "confirm": "yes"}
+    )
+    assert revoked.status_code == 303, revoked.text
+    assert revoked.headers["location"] == f"/ui/connections/{connection_id}?notice=revoked"
+    assert (await api_connection(client, admin.key, connection_id)).json()["status"] == "REVOKED"
+    page = await client.get(revoked.headers["location"])
+    assert "Connection revoked" in page.text and "Revoke connection" not in page.text
+    again = await client.post(
+        f"/ui/connections/{connection_id}/revoke", data={"csrf_token": token, "confirm": "yes"}
+    )
+    assert again.status_code == 409 and "REVOKED" in again.text
+    # A revoked connection keeps only its metadata editable.
+    assert f'href="/ui/connections/{connection_id}/edit">Edit metadata<' in page.text
+    edit = await client.get(f"/ui/connections/{connection_id}/edit")
+    assert edit.status_code == 200 and 'id="revoked-note"' in edit.text
+    renamed = await client.post(
+        f"/ui/connections/{connection_id}/edit", data={"csrf_token": token, "name": "Renamed"}
+    )
+    assert renamed.status_code == 409 and "only its metadata can change" in renamed.text
+    noted = await client.post(
+        f"/ui/connections/{connection_id}/edit",
+        data={"csrf_token": token, "name": "Billing", "metadata": '{"note": "closed"}'},
+    )
+    assert noted.status_code == 303, noted.text
+    shown = (await api_connection(client, admin.key, connection_id)).json()
+    assert shown["metadata"] == {"note": "closed"} and shown["status"] == "REVOKED"
+
+
+async def test_health_check_history_page(
+    client: httpx.AsyncClient, admin: BootstrapResult, health_api: list[str]
+) -> None:
+    up = await local_connection(client, admin.key, "ui-local", "Local")
+    ids = []
+    for _ in range(12):
+        made = await client.post(f"/v1/connections/{up}/health-checks", headers=auth(admin.key))
+        assert made.status_code == 201, made.text
+        ids.append(made.json()["id"])
+    await sign_in(client, admin.key)
+    detail = await client.get(f"/ui/connections/{up}")
+    assert f'href="/ui/connections/{up}/health-checks">All health checks' in detail.text
+    first = await client.get(f"/ui/connections/{up}/health-checks?limit=5")
+    assert first.status_code == 200, first.text
+    shown = re.findall(r'<tr data-health-check-id="(hc_\w+)">', first.text)
+    assert shown == ids[::-1][:5]
+    next_url = re.search(r'<a href="([^"]+)" rel="next">', first.text)
+    assert next_url
+    second = await client.get(html.unescape(next_url.group(1)))
+    assert re.findall(r'<tr data-health-check-id="(hc_\w+)">', second.text) == ids[::-1][5:10]
+    assert f'href="/ui/connections/{up}/health-checks/{ids[0]}"' not in first.text
+    one = await client.get(f"/ui/connections/{up}/health-checks/{ids[0]}")
+    assert f'<a href="/ui/connections/{up}/health-checks">Health checks</a>' in one.text
+    other = await client.post("/v1/tenants", json={"name": "Other Co"}, headers=auth(admin.key))
+    theirs = await client.post(
+        "/v1/connections",
+        json={"providerKey": "ui-local", "name": "Theirs"},
+        headers=auth(admin.key, other.json()["id"]),
+    )
+    assert theirs.status_code == 201, theirs.text
+    assert (await client.get(f"/ui/connections/{theirs.json()['id']}/health-checks")).status_code == 404
+    assert (await client.get("/ui/connections/conn_nope/health-checks")).status_code == 404
+    assert (await client.get(f"/ui/connections/{up}/health-checks?limit=0")).status_code == 422
+
+
+# -- platform keys switching tenants ---------------------------------------------------------------
+
+
+async def test_a_form_shown_for_one_tenant_is_refused_after_switching_tenants(
+    client: httpx.AsyncClient, admin: BootstrapResult
+) -> None:
+    """A platform key with two windows: a form shown for the home tenant, sent after the other window
+    switched to another tenant, changes nothing in either tenant."""
+    other = await client.post("/v1/tenants", json={"name": "Other Co"}, headers=auth(admin.key))
+    other_id = other.json()["id"]
+    await sign_in(client, admin.key)
+    form = await client.get("/ui/connections/new?provider=stripe")
+    token = csrf_from(form.text)
+    assert f'name="ui_tenant" value="{admin.tenant_id}"' in form.text
+    switched = await client.post(
+        "/ui/tenant", data={"tenant_id": other_id, "next": "/ui/connections", "csrf_token": token}
+    )
+    assert switched.status_code == 303
+    stale = await client.post("/ui/connections", data={**stripe_form(token), "ui_tenant": admin.tenant_id})
+    assert stale.status_code == 409, stale.text
+    assert "switched in another window" in stale.text and "Other Co" in stale.text
+    for tenant in (None, other_id):
+        listed = await client.get("/v1/connections", headers=auth(admin.key, tenant))
+        assert listed.json()["data"] == [], tenant
+    source = await client.post(
+        "/ui/inbound-sources", data={**source_form(token), "ui_tenant": admin.tenant_id}
+    )
+    assert source.status_code == 409
+    # The form as shown for the tenant now selected goes through, into that tenant.
+    fresh = await client.get("/ui/connections/new?provider=stripe")
+    assert f'name="ui_tenant" value="{other_id}"' in fresh.text
+    made = await client.post("/ui/connections", data={**stripe_form(token), "ui_tenant": other_id})
+    assert made.status_code == 303, made.text
+    assert len((await client.get("/v1/connections", headers=auth(admin.key, other_id))).json()["data"]) == 1
+    assert (await client.get("/v1/connections", headers=auth(admin.key))).json()["data"] == []
+
+
+async def test_request_log_filters_by_provider_and_shows_metrics(
+    client: httpx.AsyncClient, admin: BootstrapResult, runtime: Runtime, receiver: Receiver
+) -> None:
+    token = await sign_in(client, admin.key)
+    connection_id = await create_via_ui(client, token)
+    await outbound_calls(runtime, receiver, admin.tenant_id, connection_id)
+    provider = await client.get("/ui/providers/stripe")
+    links = provider.text.split('id="provider-links"')[1].split("</dd>")[0]
+    assert 'href="/ui/connections?provider=stripe"' in links
+    assert 'href="/ui/api-requests?providerKey=stripe"' in links
+    page = await client.get("/ui/api-requests?providerKey=stripe")
+    assert page.status_code == 200, page.text
+    assert '<option value="stripe" selected>Stripe</option>' in page.text
+    assert re.search(
+        r'id="request-metric-count">2 <span class="muted small">\(1 succeeded, 1 failed\)', page.text
+    )
+    assert "<code>http_4xx</code> 1" in page.text.split('id="request-metric-errors"')[1]
+    assert len(re.findall(r"<tr data-request-id=", page.text)) == 2
+    other = await client.get("/ui/api-requests?providerKey=zendesk")
+    assert re.search(r'id="request-metric-count">0 ', other.text)
+    assert "No API requests match." in other.text
+    # The list still answers for a window the metrics refuse, with the reason.
+    wide = await client.get("/ui/api-requests?since=2020-01-01T00:00&until=2099-01-01T00:00")
+    assert wide.status_code == 200 and len(re.findall(r"<tr data-request-id=", wide.text)) == 2
+    assert "at most 90 days" in wide.text.split('id="request-metrics-error"')[1]
+    bad = await client.get("/ui/api-requests?providerKey=a%00b")
+    assert bad.status_code == 422 and "providerKey" in bad.text
+    api = await client.get(
+        "/v1/api-requests/metrics", params={"providerKey": "stripe"}, headers=auth(admin.key)
+    )
+    assert api.json()["count"] == 2
+
+
+async def test_a_bad_scope_is_shown_next_to_the_scopes_field(
+    client: httpx.AsyncClient, admin: BootstrapResult
+) -> None:
+    token = await sign_in(client, admin.key)
+    fields = {"credentials.OAUTH2_AUTHORIZATION_CODE.clientId": CLIENT_ID}
+    oauth = dict(provider_key="ui-oauth", name="CRM", auth_type="OAUTH2_AUTHORIZATION_CODE", **fields)
+    created = await client.post("/ui/connections", data=stripe_form(token, **oauth, scopes="read wr\x01te"))
+    assert created.status_code == 422
+    assert "a scope is 1–200 printable characters" in field_error(created.text, "scopes")
+    connection_id = await create_via_ui(client, token, **oauth)
+    edited = await client.post(
+        f"/ui/connections/{connection_id}/edit", data={"csrf_token": token, "name": "CRM", "scopes": "a\x01b"}
+    )
+    assert edited.status_code == 422
+    assert "a scope is 1–200 printable characters" in field_error(edited.text, "scopes")
+
+
+async def test_check_without_saving(client: httpx.AsyncClient, admin: BootstrapResult) -> None:
+    token = await sign_in(client, admin.key)
+    form = await client.get("/ui/connections/new?provider=stripe")
+    assert 'name="action" value="check"' in form.text
+    checked = await client.post(
+        "/ui/connections", data=stripe_form(token, action="check", **{"config.account_id": "acct_9"})
+    )
+    assert checked.status_code == 200, checked.text
+    notice = html.unescape(checked.text.split('<p class="notice" role="status">')[1].split("</p>")[0])
+    assert "Valid: this connection would call https://api.stripe.com" in notice and "ACTIVE" in notice
+    assert 'value="Billing"' in checked.text and 'value="acct_9"' in checked.text
+    assert API_KEY not in checked.text
+    oauth = await client.post(
+        "/ui/connections",
+        data=stripe_form(
+            token,
+            action="check",
+            provider_key="ui-oauth",
+            auth_type="OAUTH2_AUTHORIZATION_CODE",
+            **{"credentials.OAUTH2_AUTHORIZATION_CODE.clientId": CLIENT_ID},
+        ),
+    )
+    assert oauth.status_code == 200 and "start PENDING with the scopes openid offline_access" in oauth.text
+    bad = await client.post("/ui/connections", data=stripe_form(token, action="check", auth_type="BASIC"))
+    assert bad.status_code == 422 and "does not accept BASIC" in field_error(bad.text, "authType")
+    refused = await client.post("/ui/connections", data={**stripe_form("", action="check")})
+    assert refused.status_code == 403
+    assert (await client.get("/v1/connections", headers=auth(admin.key))).json()["data"] == []

@@ -4,8 +4,10 @@ Every page authenticates the session cookie's API key through the same dependenc
 uses (:func:`interlink.http.auth.require` with the page's scope, the selected tenant standing in for
 ``X-Tenant-Id``), then calls the domain services inside one unit of work. A key that stops
 verifying (revoked, expired, unknown) signs the browser out at once. Every form POST carries a CSRF
-token (see :mod:`interlink.ui.session`). Errors render as a page with the problem's status and
-message; a plaintext key appears only on the page returned by the request that created it.
+token (see :mod:`interlink.ui.session`) and the tenant it was shown for; one sent after the tenant
+switcher chose another tenant (a second window) is refused with 409 and changes nothing. Errors
+render as a page with the problem's status and message; a plaintext key appears only on the page
+returned by the request that created it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from interlink.core.clock import utcnow
 from interlink.core.context import current_correlation_id
 from interlink.core.enums import ApiKeyScope, ApiKeyStatus
 from interlink.core.errors import (
+    Conflict,
     Forbidden,
     InterlinkError,
     NotFound,
@@ -62,6 +65,7 @@ P = ParamSpec("P")
 
 _STATIC = load_static()
 MAX_KEY_LENGTH = 512
+FORM_TENANT_FIELD = "ui_tenant"  # the tenant a form was shown for (see _open)
 GRACE_CHOICES = [
     (0, "None: the old key stops at once"),
     (3600, "1 hour"),
@@ -185,6 +189,11 @@ class UnsupportedForm(InterlinkError):
     title = "Unsupported media type"
 
 
+class TenantSwitched(Conflict):
+    """A form shown for one tenant was sent after the tenant switcher chose another (a platform key
+    with two windows open): refused, so nothing lands in a tenant the user did not see."""
+
+
 class SelectedTenantGone(NotFound):
     """The tenant chosen in the switcher cannot be used by this key (the selection is dropped)."""
 
@@ -245,6 +254,8 @@ async def _read_form(request: Request) -> Form:
     except (UnicodeDecodeError, ValueError) as exc:
         raise ValidationFailed("the form could not be read") from exc
     form = Form(fields)
+    # The tenant the page was shown for (``csrf`` macro): checked against the acting tenant in _open.
+    request.state.ui_form_tenant = form.get(FORM_TENANT_FIELD)[:64] or None
     key = csrf_key(get_runtime(request).keys.pepper)
     if not csrf_valid(
         key, request.cookies.get(CSRF_COOKIE), request.cookies.get(SESSION_COOKIE), form.get(CSRF_FIELD)
@@ -289,6 +300,14 @@ async def _open(
                 tenants.insert(0, tenant)
     ui = UiSession(runtime, actor, tenant, tenants, _csrf_for(request, key), section)
     request.state.ui_session = ui
+    form_tenant: str | None = getattr(request.state, "ui_form_tenant", None)
+    if form_tenant is not None and switch_to is None and form_tenant != actor.tenant_id:
+        raise TenantSwitched(
+            f"This form was shown for tenant {form_tenant}, but the dashboard now acts for tenant "
+            f"{tenant.name} ({actor.tenant_id}, switched in another window). Nothing was changed: "
+            "reload the page and try again.",
+            extra={"reason": "tenant_switched"},
+        )
     return ui
 
 

@@ -13,8 +13,10 @@ form POSTs carrying the CSRF token and answer with a redirect; a service validat
 next to the field it names, with the form as it was sent.
 
 Credentials are write-only: pages show which roles are stored (``credentials``, ``accessToken``,
-``refreshToken``), never a value. The OAuth2 "Connect" action renders the provider's authorize URL
-as a link (the page's ``form-action 'self'`` policy forbids a form redirecting off-site).
+``refreshToken``), never a value. An inbound source's signing secret is shown only in the answer to
+its create or rotate form (201, not a redirect), and never sent back into a form with an error.
+The OAuth2 "Connect" action renders the provider's authorize URL as a link (the page's
+``form-action 'self'`` policy forbids a form redirecting off-site).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from interlink.connections.service import (
     ConnectionFilter,
     Connections,
     ConnectionSpec,
+    initial_status,
     resolve_base_url,
 )
 from interlink.core import audit
@@ -78,8 +81,16 @@ from interlink.http.routers.ui_webhooks import (
 from interlink.outbound import metrics as outbound_metrics
 from interlink.outbound import service as request_log
 from interlink.outbound.response import ERROR_CLASSES
-from interlink.webhooks.inbound.schemas import source_info
-from interlink.webhooks.inbound.sources import InboundSources, RevealedSourceSecret
+from interlink.outbound.schemas import ApiMetrics
+from interlink.webhooks.inbound.schemas import InboundSourceInfo, source_info
+from interlink.webhooks.inbound.schemes import Scheme
+from interlink.webhooks.inbound.sources import (
+    DEFAULT_MAX_BODY,
+    DEFAULT_TOLERANCE,
+    InboundSources,
+    RevealedSourceSecret,
+    SourceSpec,
+)
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -89,6 +100,7 @@ API_REQUESTS = "/ui/api-requests"
 INBOUND_SOURCES = "/ui/inbound-sources"
 RECENT_REQUESTS = 10
 RECENT_HEALTH_CHECKS = 10
+RECENT_SOURCES = 20
 AUDIT_TRAIL = 25
 MAX_FORM_TEXT = 40_000
 
@@ -101,12 +113,38 @@ CONNECTION_NOTICES = {
     "enabled": "Connection enabled.",
     "disabled": "Connection disabled: Interlink makes no calls with it until it is enabled again.",
     "deleted": "Connection deleted with its stored credentials and tokens.",
+    "revoked": "Connection revoked: Interlink makes no calls with it again; it can only be deleted.",
     "refreshed": "A new access token was obtained.",
     "connected": "Access granted at the provider: the tokens are stored and the connection is active.",
     "health-checked": "Health check finished: the result is under Health.",
 }
 OAUTH_FAILED = "The authorization did not complete; the provider's answer is under Last error."
-SOURCE_NOTICES: dict[str, str] = {}
+SOURCE_NOTICES = {
+    "updated": "Inbound source saved.",
+    "deleted": "Inbound source deleted: its receive path answers 404 and its secrets stopped verifying.",
+}
+SCHEME_LABELS = {
+    "standard": "Standard Webhooks (webhook-signature)",
+    "stripe": "Stripe (Stripe-Signature)",
+    "github": "GitHub (X-Hub-Signature-256)",
+    "shopify": "Shopify (X-Shopify-Hmac-Sha256)",
+    "hmac": "Generic HMAC header (set the scheme options)",
+}
+# Where each service field's error is shown on the inbound source form (by its first segment).
+SOURCE_FORM_FIELDS = (
+    "name",
+    "description",
+    "scheme",
+    "connectionId",
+    "secret",
+    "schemeOptions",
+    "toleranceSeconds",
+    "ipAllowlist",
+    "maxBodyBytes",
+    "eventType",
+    "dedupe",
+    "enabled",
+)
 CREDENTIAL_LABELS = {
     "apiKey": "API key",
     "username": "Username",
@@ -318,6 +356,13 @@ def _config_of(values: dict[str, Any], provider: IntegrationProviderExtended | N
     return config
 
 
+def _connection_field(exc: ValidationFailed) -> str:
+    """The connection form field that shows a service error (``scopes.3`` is shown at ``scopes``)."""
+    field = _field_of(exc, "config")
+    head = field.split(".")[0]
+    return head if head in ("scopes", "metadata") else field
+
+
 def _credentials_of(values: dict[str, Any]) -> dict[str, str]:
     return {name: value for name, value in values["credentials"].items() if value}
 
@@ -377,6 +422,7 @@ def _connection_form(
     status: int,
     *,
     connection: ConnectionInfo | None = None,
+    notice: str | None = None,
 ) -> Response:
     auth_types = [connection.auth_type] if connection else (provider.auth_types if provider else [])
     shown = set(CONNECTION_FORM_FIELDS) | {f"config.{f['name']}" for f in config_fields(provider)}
@@ -409,6 +455,7 @@ def _connection_form(
         secret_fields=SECRET_FIELDS,
         oauth_types=[t.value for t in OAUTH2_TYPES],
         error=message,
+        notice=notice,
     )
 
 
@@ -461,12 +508,23 @@ async def create_connection(request: Request) -> Response:
         )
         if not spec.name:
             raise ValidationFailed("Enter a name, unique in this tenant.", field="name")
+        if form.get("action") == "check":
+            # As POST /v1/connections/validate: nothing is saved (the name is not checked for
+            # uniqueness); the form comes back as sent, without its secret fields.
+            checked = _connections(ui).check(spec)
+            scopes = f" with the scopes {' '.join(checked.scopes)}" if checked.scopes else ""
+            notice = (
+                f"Valid: this connection would call {checked.base_url} and start "
+                f"{initial_status(checked.auth_type).value}{scopes}. Nothing was saved; enter the "
+                "secret fields again to create it."
+            )
+            return _connection_form(request, ui, provider, values, {}, 200, notice=notice)
         async with ui.runtime.db.unit_of_work() as session:
             conn = await _connections(ui).create(session, ui.actor, spec)
     except FormInvalid as exc:
         return _connection_form(request, ui, provider, values, exc.errors, 422)
     except ValidationFailed as exc:
-        errors = {_field_of(exc, "config"): exc.detail}
+        errors = {_connection_field(exc): exc.detail}
         return _connection_form(request, ui, provider, values, errors, exc.status)
     except Conflict as exc:
         return _connection_form(request, ui, provider, values, {"name": exc.detail}, exc.status)
@@ -510,6 +568,13 @@ async def _connection_detail(
             if can_audit
             else None
         )
+        sources = (
+            await _sources(ui).list_sources(
+                session, ui.actor, PageRequest(RECENT_SOURCES), connection_id=conn.id
+            )
+            if ui.actor.has_scope(ApiKeyScope.WEBHOOKS_READ)
+            else None
+        )
         checker = HealthChecker(ui.runtime)
         health = connection_health(await checker.summary(session, ui.actor, conn.id))
         checks = await checker.history(session, ui.actor, conn.id, PageRequest(RECENT_HEALTH_CHECKS))
@@ -535,6 +600,9 @@ async def _connection_detail(
         more_requests=recent.has_more,
         trail=trail.items if trail is not None else None,
         more_trail=trail.has_more if trail is not None else False,
+        sources=[source_info(r) for r in sources.items] if sources is not None else None,
+        more_sources=sources.has_more if sources is not None else False,
+        can_write_sources=ui.actor.has_scope(ApiKeyScope.WEBHOOKS_WRITE),
         health=health,
         health_checks=[health_check_info(r) for r in checks.items],
         more_health_checks=checks.has_more,
@@ -650,7 +718,7 @@ async def update_connection(request: Request, connection_id: str) -> Response:
     except FormInvalid as exc:
         return _connection_form(request, ui, provider, values, exc.errors, 422, connection=info)
     except ValidationFailed as exc:
-        errors = {_field_of(exc, "config"): exc.detail}
+        errors = {_connection_field(exc): exc.detail}
         return _connection_form(request, ui, provider, values, errors, exc.status, connection=info)
     except Conflict as exc:
         field = "name" if "named" in exc.detail else "status"
@@ -683,6 +751,26 @@ async def enable_connection(request: Request, connection_id: str) -> Response:
 @page
 async def disable_connection(request: Request, connection_id: str) -> Response:
     return await _set_status(request, connection_id, S.DISABLED)
+
+
+@router.post("/connections/{connection_id}/revoke")
+@page
+async def revoke_connection(request: Request, connection_id: str) -> Response:
+    """REVOKED (final: Interlink never calls with it again; only metadata can change, and delete),
+    as ``PATCH status REVOKED``, after the form's confirmation box was ticked."""
+    form = await _read_form(request)
+    ui = await _open(request, ApiKeyScope.CONNECTIONS_WRITE, CONNECTIONS)
+    if form.get("confirm") != "yes":
+        async with ui.runtime.db.unit_of_work(write=False) as session:
+            await _connections(ui).get(session, ui.actor, connection_id)  # someone else's: 404 first
+        errors = {"revokeConfirm": "Tick the box to confirm that this connection should be revoked."}
+        return await _connection_detail(request, ui, connection_id, status=422, errors=errors)
+    try:
+        async with ui.runtime.db.unit_of_work() as session:
+            await _connections(ui).update(session, ui.actor, connection_id, {"status": S.REVOKED})
+    except Conflict as exc:
+        return await _connection_detail(request, ui, connection_id, status=exc.status, error=exc.detail)
+    return _see_other(f"{CONNECTIONS}/{connection_id}?notice=revoked")
 
 
 @router.post("/connections/{connection_id}/delete")
@@ -750,6 +838,26 @@ async def run_health_check(request: Request, connection_id: str) -> Response:
     return _see_other(f"{CONNECTIONS}/{connection_id}?notice=health-checked")
 
 
+@router.get("/connections/{connection_id}/health-checks")
+@page
+async def health_checks_page(request: Request, connection_id: str) -> Response:
+    """Every stored check of the connection, newest first, a page at a time (as ``GET
+    /v1/connections/{id}/health-checks``)."""
+    ui = await _open(request, ApiKeyScope.CONNECTIONS_READ, CONNECTIONS)
+    page_request = _page_request(request)
+    async with ui.runtime.db.unit_of_work(write=False) as session:
+        conn = await _connections(ui).get(session, ui.actor, connection_id)
+        checks = await HealthChecker(ui.runtime).history(session, ui.actor, conn.id, page_request)
+    return _html(
+        request,
+        "health_checks.html",
+        active="connections",
+        connection=connection_info(conn),
+        health_checks=[health_check_info(r) for r in checks.items],
+        **_pager(f"{CONNECTIONS}/{conn.id}/health-checks", {}, page_request, checks.next_cursor),
+    )
+
+
 @router.get("/connections/{connection_id}/health-checks/{check_id}")
 @page
 async def health_check_page(request: Request, connection_id: str, check_id: str) -> Response:
@@ -775,14 +883,17 @@ async def api_requests_page(request: Request) -> Response:
     ui = await _open(request, ApiKeyScope.CONNECTIONS_READ, API_REQUESTS)
     filters = {
         "connectionId": _text_param(request, "connectionId", 64),
+        "providerKey": _text_param(request, "providerKey", 64),
         "status": _text_param(request, "status", 3),
         "errorClass": _text_param(request, "errorClass", 40),
         "since": _text_param(request, "since", 40),
         "until": _text_param(request, "until", 40),
     }
     _no_nul(filters["connectionId"], "connectionId")
+    _no_nul(filters["providerKey"], "providerKey")
     flt = request_log.RequestFilter(
         connection_id=filters["connectionId"] or None,
+        provider_key=filters["providerKey"] or None,
         status=_int_param(filters["status"], "status", 100, 999) if filters["status"] else None,
         error_class=filters["errorClass"] or None,
         since=parse_time(filters["since"], "since"),
@@ -794,12 +905,31 @@ async def api_requests_page(request: Request) -> Response:
         connections = await _connections(ui).list_connections(
             session, ui.actor, PageRequest(MAX_LIMIT), ConnectionFilter()
         )
+        # As GET /v1/api-requests/metrics: the connection or provider chosen, in the window chosen
+        # (default the last 24 hours); status and outcome do not narrow the metrics. A window the
+        # metrics refuse (over 90 days, ...) still lists the calls, with the reason instead.
+        metrics: ApiMetrics | None = None
+        metrics_error = None
+        try:
+            metrics = await outbound_metrics.api_metrics(
+                session,
+                ui.actor.tenant_id,
+                connection_id=flt.connection_id,
+                provider_key=flt.provider_key,
+                since=flt.since,
+                until=flt.until,
+            )
+        except ValidationFailed as exc:
+            metrics_error = exc.detail
     return _html(
         request,
         "api_requests.html",
         active="api-requests",
         requests=[request_log.request_info(r) for r in result.items],
         connections={c.id: c.name for c in connections.items},
+        providers={key: p.name for key, p in sorted(ui.runtime.providers.providers.items())},
+        metrics=metrics,
+        metrics_error=metrics_error,
         filters=filters,
         error_classes=["none", *sorted(ERROR_CLASSES)],
         **_pager(API_REQUESTS, filters, page_request, result.next_cursor),
@@ -839,15 +969,271 @@ def _sources(ui: UiSession) -> InboundSources:
 async def inbound_sources_page(request: Request) -> Response:
     ui = await _open(request, ApiKeyScope.WEBHOOKS_READ, INBOUND_SOURCES)
     page_request = _page_request(request)
+    connections: dict[str, str] = {}
     async with ui.runtime.db.unit_of_work(write=False) as session:
         result = await _sources(ui).list_sources(session, ui.actor, page_request)
+        if ui.actor.has_scope(ApiKeyScope.CONNECTIONS_READ):
+            listed = await _connections(ui).list_connections(
+                session, ui.actor, PageRequest(MAX_LIMIT), ConnectionFilter()
+            )
+            connections = {c.id: c.name for c in listed.items}
     return _html(
         request,
         "inbound_sources.html",
         active="inbound-sources",
         sources=[source_info(r) for r in result.items],
+        connections=connections,
+        can_write=ui.actor.has_scope(ApiKeyScope.WEBHOOKS_WRITE),
+        notice=_notice(request, SOURCE_NOTICES),
         **_pager(INBOUND_SOURCES, {}, page_request, result.next_cursor),
     )
+
+
+def _blank_source_form(connection_id: str = "") -> dict[str, Any]:
+    return {
+        "name": "",
+        "description": "",
+        "scheme": Scheme.STANDARD.value,
+        "connection_id": connection_id,
+        "tolerance_seconds": "",
+        "ip_allowlist": "",
+        "max_body_bytes": "",
+        "scheme_options": "",
+        "event_from": "",
+        "event_field": "",
+        "event_prefix": "",
+        "dedupe_from": "default",
+        "dedupe_field": "",
+        "enabled": True,
+    }
+
+
+def _source_values(info: InboundSourceInfo) -> dict[str, Any]:
+    """The edit form filled from the source."""
+    event = info.event_type or {}
+    return {
+        "name": info.name,
+        "description": info.description or "",
+        "scheme": info.scheme,
+        "connection_id": info.connection_id or "",
+        "tolerance_seconds": str(info.tolerance_seconds),
+        "ip_allowlist": "\n".join(info.ip_allowlist),
+        "max_body_bytes": str(info.max_body_bytes),
+        "scheme_options": json.dumps(info.scheme_options, indent=2) if info.scheme_options else "",
+        "event_from": event.get("from", ""),
+        "event_field": event.get("field", ""),
+        "event_prefix": event.get("prefix", ""),
+        "dedupe_from": info.dedupe["from"] if info.dedupe else "off",
+        "dedupe_field": info.dedupe["field"] if info.dedupe else "",
+        "enabled": info.enabled,
+    }
+
+
+def _source_form_values(form: Any) -> dict[str, Any]:
+    """The inbound source form as sent (the secret is never sent back)."""
+    values = _blank_source_form()
+    for name in values:
+        if name != "enabled":
+            values[name] = form.get(name)
+    values["scheme_options"] = (form.fields.get("scheme_options") or [""])[0]
+    values["dedupe_from"] = values["dedupe_from"] or "default"
+    values["enabled"] = form.get("enabled") == "yes"
+    return values
+
+
+SOURCE_INPUTS = {
+    "connection_id": "connectionId",
+    "tolerance_seconds": "toleranceSeconds",
+    "ip_allowlist": "ipAllowlist",
+    "max_body_bytes": "maxBodyBytes",
+    "scheme_options": "schemeOptions",
+    "event_from": "eventType",
+    "event_field": "eventType",
+    "event_prefix": "eventType",
+    "dedupe_from": "dedupe",
+    "dedupe_field": "dedupe",
+}
+
+
+def _source_int(text: str, name: str) -> int | None:
+    """A whole number from a text input (None when blank); the service checks its range."""
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError as exc:
+        raise ValidationFailed(f"{name} must be a whole number", field=name) from exc
+
+
+def _source_fields(values: dict[str, Any]) -> dict[str, Any]:
+    """The service fields of a filled-in form (``scheme`` and the secret left out); a form error
+    raises :class:`ValidationFailed` naming the field."""
+    for name, text in values.items():
+        if isinstance(text, str):
+            field = SOURCE_INPUTS.get(name, name)
+            _no_nul(text, field)
+            if len(text) > MAX_FORM_TEXT:
+                raise ValidationFailed(f"{field} must be at most {MAX_FORM_TEXT} characters", field=field)
+    event_type: dict[str, Any] | None = None
+    if values["event_from"] or values["event_field"] or values["event_prefix"]:
+        event_type = {"from": values["event_from"], "field": values["event_field"]}
+        if values["event_prefix"]:
+            event_type["prefix"] = values["event_prefix"]
+    dedupe: dict[str, Any] | None = None
+    if values["dedupe_from"] in ("body", "header"):
+        dedupe = {"from": values["dedupe_from"], "field": values["dedupe_field"]}
+    elif values["dedupe_from"] not in ("default", "off"):
+        raise ValidationFailed("choose where the provider's event id comes from", field="dedupe.from")
+    connection_id = values["connection_id"] or None
+    return {
+        "name": values["name"],
+        "description": values["description"] or None,
+        "connection_id": connection_id,
+        "scheme_options": parse_json(values["scheme_options"], "schemeOptions"),
+        "tolerance_seconds": _source_int(values["tolerance_seconds"], "toleranceSeconds"),
+        "ip_allowlist": parse_names(values["ip_allowlist"]),
+        "max_body_bytes": _source_int(values["max_body_bytes"], "maxBodyBytes"),
+        "event_type": event_type,
+        "dedupe": dedupe,
+        "dedupe_given": values["dedupe_from"] != "default",
+        "enabled": values["enabled"],
+    }
+
+
+def _source_error(exc: ValidationFailed) -> dict[str, str]:
+    """A service error by the form field that shows it (``ipAllowlist.2`` is shown at ``ipAllowlist``)."""
+    field, _, part = _field_of(exc, "name").partition(".")
+    detail = exc.detail
+    if part and not part.isdigit() and not detail.startswith(part):
+        detail = f"{part}: {detail}"  # schemeOptions.algorithm: name the option
+    return {field if field in SOURCE_FORM_FIELDS else "form": detail}
+
+
+async def _source_form(
+    request: Request,
+    ui: UiSession,
+    values: dict[str, Any],
+    errors: dict[str, str],
+    status: int,
+    *,
+    source: InboundSourceInfo | None = None,
+) -> Response:
+    connections: dict[str, str] = {}
+    if ui.actor.has_scope(ApiKeyScope.CONNECTIONS_READ):
+        async with ui.runtime.db.unit_of_work(write=False) as session:
+            listed = await _connections(ui).list_connections(
+                session, ui.actor, PageRequest(MAX_LIMIT), ConnectionFilter()
+            )
+        connections = {c.id: c.name for c in listed.items}
+    general = [v for k, v in errors.items() if k not in SOURCE_FORM_FIELDS]
+    message = None
+    if errors:
+        message = "; ".join(general) or "Check the fields marked below."
+    return _html(
+        request,
+        "inbound_source_form.html",
+        status,
+        active="inbound-sources",
+        source=source,
+        form=values,
+        errors=errors,
+        schemes=SCHEME_LABELS,
+        connections=connections,
+        default_tolerance=DEFAULT_TOLERANCE,
+        default_max_body=min(DEFAULT_MAX_BODY, ui.runtime.settings.max_body_bytes),
+        max_body_limit=ui.runtime.settings.max_body_bytes,
+        error=message,
+    )
+
+
+@router.get("/inbound-sources/new")
+@page
+async def new_inbound_source_page(request: Request) -> Response:
+    """The create form (``?connectionId=`` preselects the connection the source belongs to)."""
+    ui = await _open(request, ApiKeyScope.WEBHOOKS_WRITE, INBOUND_SOURCES)
+    connection_id = _text_param(request, "connectionId", 64)
+    _no_nul(connection_id, "connectionId")
+    return await _source_form(request, ui, _blank_source_form(connection_id), {}, 200)
+
+
+@router.post("/inbound-sources")
+@page
+async def create_inbound_source(request: Request) -> Response:
+    """Create a source and show its signing secret, once, in this response (as ``POST
+    /v1/inbound-sources``); the provider's own secret is used when one is given."""
+    form = await _read_form(request)
+    ui = await _open(request, ApiKeyScope.WEBHOOKS_WRITE, INBOUND_SOURCES)
+    values = _source_form_values(form)
+    secret = form.get("secret")
+    try:
+        _no_nul(secret, "secret")
+        if not values["name"]:
+            raise ValidationFailed("Enter a name.", field="name")
+        fields = _source_fields(values)
+        spec = SourceSpec(
+            scheme=values["scheme"],
+            secret=secret or None,
+            **fields,
+        )
+        async with ui.runtime.db.unit_of_work() as session:
+            row, revealed = await _sources(ui).create(session, ui.actor, spec)
+    except ValidationFailed as exc:
+        return await _source_form(request, ui, values, _source_error(exc), exc.status)
+    return await _source_detail(request, ui, row.id, status=201, secret=revealed, created=True)
+
+
+@router.get("/inbound-sources/{source_id}/edit")
+@page
+async def edit_inbound_source_page(request: Request, source_id: str) -> Response:
+    ui = await _open(request, ApiKeyScope.WEBHOOKS_WRITE, INBOUND_SOURCES)
+    async with ui.runtime.db.unit_of_work(write=False) as session:
+        info = source_info(await _sources(ui).get(session, ui.actor, source_id))
+    return await _source_form(request, ui, _source_values(info), {}, 200, source=info)
+
+
+@router.post("/inbound-sources/{source_id}/edit")
+@page
+async def update_inbound_source(request: Request, source_id: str) -> Response:
+    """Save what changed (as ``PATCH /v1/inbound-sources/{id}``; the scheme cannot change). A blank
+    tolerance or body limit goes back to its default."""
+    form = await _read_form(request)
+    ui = await _open(request, ApiKeyScope.WEBHOOKS_WRITE, INBOUND_SOURCES)
+    service = _sources(ui)
+    async with ui.runtime.db.unit_of_work(write=False) as session:
+        info = source_info(await service.get(session, ui.actor, source_id))
+    values = _source_form_values(form)
+    values["scheme"] = info.scheme
+    try:
+        if not values["name"]:
+            raise ValidationFailed("Enter a name.", field="name")
+        fields = _source_fields(values)
+        before = _source_fields(_source_values(info))
+        changes = {k: v for k, v in fields.items() if k not in ("dedupe", "dedupe_given") and v != before[k]}
+        if values["dedupe_from"] != "default" and fields["dedupe"] != before["dedupe"]:
+            changes["dedupe"] = fields["dedupe"]
+        if changes:
+            async with ui.runtime.db.unit_of_work() as session:
+                await service.update(session, ui.actor, source_id, changes)
+    except ValidationFailed as exc:
+        return await _source_form(request, ui, values, _source_error(exc), exc.status, source=info)
+    return _see_other(f"{INBOUND_SOURCES}/{source_id}?notice=updated")
+
+
+@router.post("/inbound-sources/{source_id}/delete")
+@page
+async def delete_inbound_source(request: Request, source_id: str) -> Response:
+    """Delete after the form's confirmation box was ticked (as ``DELETE /v1/inbound-sources/{id}``)."""
+    form = await _read_form(request)
+    ui = await _open(request, ApiKeyScope.WEBHOOKS_WRITE, INBOUND_SOURCES)
+    service = _sources(ui)
+    if form.get("confirm") != "yes":
+        async with ui.runtime.db.unit_of_work(write=False) as session:
+            await service.get(session, ui.actor, source_id)  # someone else's source: 404 first
+        errors = {"confirm": "Tick the box to confirm that this inbound source should be deleted."}
+        return await _source_detail(request, ui, source_id, status=422, errors=errors)
+    async with ui.runtime.db.unit_of_work() as session:
+        await service.delete(session, ui.actor, source_id)
+    return _see_other(f"{INBOUND_SOURCES}?notice=deleted")
 
 
 async def _source_detail(
@@ -858,21 +1244,33 @@ async def _source_detail(
     status: int = 200,
     errors: dict[str, str] | None = None,
     secret: RevealedSourceSecret | None = None,
+    created: bool = False,
+    overlap: str = "",
 ) -> Response:
     async with ui.runtime.db.unit_of_work(write=False) as session:
         service = _sources(ui)
         row = await service.get(session, ui.actor, source_id)
         active_secrets = await service.secret_count(session, row)
+        connection = None
+        if row.connection_id and ui.actor.has_scope(ApiKeyScope.CONNECTIONS_READ):
+            try:
+                connection = connection_info(await _connections(ui).get(session, ui.actor, row.connection_id))
+            except NotFound:  # deleted since
+                connection = None
+    notice = "Inbound source created." if created else _notice(request, SOURCE_NOTICES)
     return _html(
         request,
         "inbound_source_detail.html",
         status,
         active="inbound-sources",
         source=source_info(row),
+        connection=connection,
         active_secrets=active_secrets,
         secret=secret,
+        overlap=overlap,
         errors=errors or {},
         can_write=ui.actor.has_scope(ApiKeyScope.WEBHOOKS_WRITE),
+        notice=notice,
         error="Check the fields marked below." if errors else None,
     )
 
@@ -904,5 +1302,7 @@ async def rotate_inbound_secret(request: Request, source_id: str) -> Response:
         async with ui.runtime.db.unit_of_work(write=False) as session:
             await _sources(ui).get(session, ui.actor, source_id)  # someone else's source: 404 first
         errors = {_field_of(exc, "secret"): exc.detail}
-        return await _source_detail(request, ui, source_id, status=exc.status, errors=errors)
+        return await _source_detail(
+            request, ui, source_id, status=exc.status, errors=errors, overlap=overlap_text[:20]
+        )
     return await _source_detail(request, ui, source_id, status=201, secret=revealed)

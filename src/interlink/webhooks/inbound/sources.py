@@ -303,11 +303,14 @@ class InboundSources:
         return row
 
     async def list_sources(
-        self, session: AsyncSession, actor: Actor, page: PageRequest
+        self, session: AsyncSession, actor: Actor, page: PageRequest, *, connection_id: str | None = None
     ) -> Page[WebhookInboundSource]:
+        """The tenant's live sources, newest first; only those of ``connection_id`` when given."""
         stmt = sa.select(WebhookInboundSource).where(
             WebhookInboundSource.tenant_id == actor.tenant_id, WebhookInboundSource.deleted_at.is_(None)
         )
+        if connection_id is not None:
+            stmt = stmt.where(WebhookInboundSource.connection_id == connection_id)
         rows = (await session.scalars(paginate_query(stmt, WebhookInboundSource.id, page))).all()
         return make_page(rows, page, lambda r: r.id)
 
