@@ -7,10 +7,12 @@ the REST errors."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import ipaddress
 import json
 import os
+import signal
 import ssl
 import subprocess
 import textwrap
@@ -54,14 +56,15 @@ from interlink.core.enums import RetentionPolicy
 from interlink.core.ids import new_id
 from interlink.core.models import AuditEvent
 from interlink.core.settings import Settings
+from interlink.jobs import queue
 from interlink.jobs.registry import BUILTIN_SCHEDULES, CONNECTIONS_HEALTH, build_handlers
 from interlink.outbound.config import RetryPolicy
 from interlink.outbound.models import ExternalApiRequest
 from interlink.runtime import Runtime
 from interlink.webhooks.models import WebhookEvent
 from tests.api_helpers import assert_problem, make_tenant
-from tests.cli_runner import run_interlink
-from tests.conftest import LiveServer, auth, free_port, make_settings
+from tests.cli_runner import INTERLINK, run_interlink
+from tests.conftest import TEST_MASTER_KEYS, TEST_PEPPER, LiveServer, auth, free_port, make_settings
 
 H = IntegrationHealthStatus
 API_KEY = "hc-test-api-key"
@@ -79,6 +82,8 @@ class LocalApi:
     status: int = 200
     body: Any = field(default_factory=lambda: {"ok": True})
     seen: list[dict[str, str]] = field(default_factory=list)
+    hold: asyncio.Event | None = None
+    """When set, answers wait for this event (a provider that hangs until released)."""
     _runner: web.AppRunner | None = None
 
     @property
@@ -87,6 +92,8 @@ class LocalApi:
 
     async def _answer(self, request: web.Request) -> web.Response:
         self.seen.append({"path": request.path, "authorization": request.headers.get("Authorization", "")})
+        if self.hold is not None:
+            await self.hold.wait()
         return web.json_response(self.body, status=self.status)
 
     async def start(self) -> None:
@@ -209,6 +216,18 @@ def _provider_file(directory: Path, api_port: int, tls_port: int) -> Path:
                   path: /health
                   expected_status: [200]
                   expect_json: {{ok: true}}
+              - key: local-limited
+                name: Local limited
+                category: CRM
+                docs_url: https://example.com/docs
+                auth_types: [API_KEY]
+                base_urls:
+                  PRODUCTION: http://127.0.0.1:{api_port}/api
+                rate_limits:
+                  - {{limit: 1, window_seconds: 3, scope: account, description: One call in 3 s}}
+                verification:
+                  method: GET
+                  path: /health
               - key: local-plain
                 name: Local plain
                 category: CRM
@@ -388,6 +407,39 @@ async def test_healthy_connection_uses_the_verification_call_with_credentials(
     api.body = {"ok": False}
     failed = await _check(client, admin_headers, created["id"])
     assert failed["status"] == "UNHEALTHY" and "expected True" in _by_name(failed)["http"]["message"]
+
+
+async def test_a_connection_blocked_by_a_429_is_degraded_and_nothing_is_sent(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], runtime: Runtime, api: LocalApi
+) -> None:
+    """While the provider's 429 blocks the connection the verification call is not sent (the block
+    holds for every process) and the check is a WARN, like the 429 itself: the provider answers,
+    the connection is only rate limited. Nothing waits for the block."""
+    created = await _connection(client, admin_headers, "local-verified")
+    for seconds in (5, 61):  # one the call would once have waited for, one it would not
+        await runtime.outbound.limiter.block(created["id"], seconds)
+        started = asyncio.get_running_loop().time()
+        check = await _check(client, admin_headers, created["id"])
+        assert asyncio.get_running_loop().time() - started < 3
+        http = _by_name(check)["http"]
+        assert http["status"] == "WARN" and "not sent (rate limited)" in http["message"], http
+        assert "blocked by the provider" in http["message"]
+        assert check["status"] == "DEGRADED" and check["responseTime"] is None
+    assert api.seen == []
+
+
+async def test_a_wait_for_a_rate_limit_slot_is_not_response_time(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], api: LocalApi
+) -> None:
+    created = await _connection(client, admin_headers, "local-limited", credentials={"apiKey": API_KEY})
+    assert (await _check(client, admin_headers, created["id"]))["status"] == "HEALTHY"  # the one slot
+    started = asyncio.get_running_loop().time()
+    check = await _check(client, admin_headers, created["id"])
+    assert asyncio.get_running_loop().time() - started >= 2  # it waited for the next slot
+    http = _by_name(check)["http"]
+    assert http["status"] == "PASS" and http["duration"] < 2000, http
+    assert check["status"] == "HEALTHY" and check["responseTime"] < 2000
+    assert len(api.seen) == 2
 
 
 async def test_error_rate_of_the_request_log_lowers_the_score(
@@ -649,6 +701,153 @@ async def test_scheduled_job_checks_due_connections(
     assert (await health.run_due(runtime))["checked"] == 2
 
 
+async def _checked(runtime: Runtime, connection_id: str) -> int:
+    async with runtime.db.unit_of_work(write=False) as session:
+        found = await session.scalar(
+            sa.select(sa.func.count())
+            .select_from(IntegrationHealthCheck)
+            .where(IntegrationHealthCheck.connection_id == connection_id)
+        )
+    return int(found or 0)
+
+
+async def test_a_run_stopped_mid_way_loses_and_repeats_nothing(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], runtime: Runtime, api: LocalApi
+) -> None:
+    """A worker killed mid-run holds only the connections it was checking, and only for the claim:
+    they come due again when it ends (not one interval later); the others are checked by the next
+    run; every connection is checked exactly once."""
+    hourly = {"healthCheckIntervalSeconds": 3600}
+    ids = [
+        (await _connection(client, admin_headers, "local-plain", name=f"c{i}", metadata=hourly))["id"]
+        for i in range(6)
+    ]
+    clock.shift(timedelta(minutes=5, seconds=1))
+    api.hold = asyncio.Event()
+    run = asyncio.create_task(health.run_due(runtime, concurrency=2))
+    for _ in range(500):  # until both slots are inside their HTTP check
+        if len(api.seen) >= 2:
+            break
+        await asyncio.sleep(0.01)
+    assert len(api.seen) == 2
+    run.cancel()  # the worker dies: what it claimed stays claimed
+    with contextlib.suppress(asyncio.CancelledError):
+        await run
+    api.hold.set()
+    rows = [await _row(runtime, cid) for cid in ids]
+    held = [r for r in rows if r.next_health_check_at is not None]
+    assert len(held) == 2 and all(r.last_health_check_at is None for r in held)
+    claim_end = clock.utcnow() + timedelta(seconds=health.CLAIM_SECONDS)
+    assert all(r.next_health_check_at is not None and r.next_health_check_at <= claim_end for r in held)
+
+    api.hold = None
+    assert await health.run_due(runtime) == {"due": 4, "checked": 4, "failed": 0}
+    assert await health.run_due(runtime) == {"due": 0, "checked": 0, "failed": 0}
+    clock.shift(timedelta(seconds=health.CLAIM_SECONDS + 1))
+    assert await health.run_due(runtime) == {"due": 2, "checked": 2, "failed": 0}
+    assert await health.run_due(runtime) == {"due": 0, "checked": 0, "failed": 0}
+    assert [await _checked(runtime, cid) for cid in ids] == [1] * 6
+    for cid in ids:
+        row = await _row(runtime, cid)
+        assert row.next_health_check_at is not None and row.last_health_check_at is not None
+        assert row.next_health_check_at - row.last_health_check_at == timedelta(hours=1)
+
+
+async def test_a_sigkilled_worker_holds_only_what_it_was_checking(
+    client: httpx.AsyncClient,
+    admin_headers: dict[str, str],
+    runtime: Runtime,
+    settings: Settings,
+    api: LocalApi,
+) -> None:
+    """A real ``interlink worker`` killed with SIGKILL in the middle of the ``connections.health``
+    job: the connections it was checking come due again when their claim ends, the others at once;
+    another worker then checks each connection exactly once."""
+    hourly = {"healthCheckIntervalSeconds": 3600}
+    ids = [
+        (await _connection(client, admin_headers, "local-plain", name=f"k{i}", metadata=hourly))["id"]
+        for i in range(8)
+    ]
+    async with runtime.db.unit_of_work() as session:
+        await session.execute(
+            sa.update(IntegrationConnection)
+            .where(IntegrationConnection.id.in_(ids))
+            .values(next_health_check_at=clock.utcnow() - timedelta(seconds=1))
+        )
+        await queue.enqueue(session, CONNECTIONS_HEALTH)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INTERLINK_")}
+    env.update(
+        {
+            "INTERLINK_DATABASE_URL": settings.effective_database_url,
+            "INTERLINK_DATA_DIR": str(settings.data_dir),
+            "INTERLINK_MASTER_KEYS": TEST_MASTER_KEYS,
+            "INTERLINK_KEY_PEPPER": TEST_PEPPER,
+            "INTERLINK_PROVIDERS_FILE": str(settings.providers_file),
+            "INTERLINK_ALLOWED_TARGET_NETWORKS": '["127.0.0.0/8"]',
+            "INTERLINK_WORKER_POLL_SECONDS": "0.2",
+            "INTERLINK_LOG_LEVEL": "WARNING",
+        }
+    )
+    api.hold = asyncio.Event()
+    worker = subprocess.Popen(
+        [INTERLINK, "worker"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        for _ in range(3000):  # until its 4 slots are inside their HTTP checks
+            if len(api.seen) >= health.CONCURRENCY or worker.poll() is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert len(api.seen) == health.CONCURRENCY, worker.stderr.read() if worker.poll() is not None else ""
+    finally:
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
+        api.hold.set()
+    api.hold = None
+
+    now = clock.utcnow()
+    rows = [await _row(runtime, cid) for cid in ids]
+    held = [r.id for r in rows if r.next_health_check_at is not None and r.next_health_check_at > now]
+    assert len(held) == health.CONCURRENCY
+    claim_end = now + timedelta(seconds=health.CLAIM_SECONDS)
+    assert all(r.next_health_check_at is not None and r.next_health_check_at <= claim_end for r in rows)
+    assert all(r.last_health_check_at is None for r in rows)
+
+    assert await health.run_due(runtime) == {"due": 4, "checked": 4, "failed": 0}
+    clock.shift(timedelta(seconds=health.CLAIM_SECONDS + 1))
+    assert await health.run_due(runtime) == {"due": 4, "checked": 4, "failed": 0}
+    assert await health.run_due(runtime) == {"due": 0, "checked": 0, "failed": 0}
+    assert [await _checked(runtime, cid) for cid in ids] == [1] * 8
+
+
+async def test_a_scheduled_check_is_cut_off_before_its_claim_ends(
+    client: httpx.AsyncClient,
+    admin_headers: dict[str, str],
+    runtime: Runtime,
+    api: LocalApi,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(health, "CLAIM_SECONDS", 20)
+    monkeypatch.setattr(health, "CLAIM_MARGIN_SECONDS", 19)  # the check gets 1 s
+    conn = await _connection(client, admin_headers, "local-plain")
+    clock.shift(timedelta(minutes=5, seconds=1))
+    api.hold = asyncio.Event()
+    try:
+        started = asyncio.get_running_loop().time()
+        assert await health.run_due(runtime) == {"due": 1, "checked": 1, "failed": 0}
+        assert asyncio.get_running_loop().time() - started < 5
+    finally:
+        api.hold.set()
+    history = (await client.get(f"/v1/connections/{conn['id']}/health-checks", headers=admin_headers)).json()
+    [check] = history["data"]
+    assert check["trigger"] == "scheduled" and check["status"] == "UNHEALTHY"
+    http = _by_name(check)["http"]
+    assert http["status"] == "FAIL" and "no result within 1 s" in http["message"]
+    assert [c["status"] for c in check["checks"]][:2] == ["PASS", "PASS"]
+    row = await _row(runtime, conn["id"])
+    assert row.next_health_check_at is not None and row.last_health_check_at is not None
+    assert row.next_health_check_at - row.last_health_check_at == timedelta(seconds=300)
+
+
 async def test_retention_purges_old_checks(
     client: httpx.AsyncClient, admin_headers: dict[str, str], runtime: Runtime
 ) -> None:
@@ -670,6 +869,51 @@ async def test_retention_purges_old_checks(
     assert runtime.settings.connection_health_retention_days == 30
     with pytest.raises(ValueError, match="greater than or equal to 30"):
         Settings(connection_health_retention_days=7)
+
+
+class _CutShort:
+    """A database whose ``fail_at``-th unit of work fails: a purge cut short."""
+
+    def __init__(self, db: Any, fail_at: int) -> None:
+        self.db, self.fail_at, self.units = db, fail_at, 0
+
+    def unit_of_work(self, *args: Any, **kwargs: Any) -> Any:
+        self.units += 1
+        if self.units == self.fail_at:
+            raise ConnectionError("the database went away")
+        return self.db.unit_of_work(*args, **kwargs)
+
+
+async def test_a_purge_cut_short_audits_what_it_deleted(
+    client: httpx.AsyncClient,
+    admin_headers: dict[str, str],
+    runtime: Runtime,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    conn = await _connection(client, admin_headers, "local-plain")
+    for days in (31, 32, 33, 34, 35):
+        await _insert(runtime, conn, H.HEALTHY, timedelta(days=days))
+    monkeypatch.setattr(health, "PURGE_BATCH", 2)
+    forever = RetentionPolicy.FOREVER
+    with pytest.raises(ConnectionError):  # the first batch is deleted, the second never starts
+        await retention.purge(_CutShort(runtime.db, fail_at=2), forever, forever, health_check_days=30)
+
+    async def state() -> tuple[int, list[int]]:
+        async with runtime.db.unit_of_work(write=False) as session:
+            left = await session.scalar(sa.select(sa.func.count()).select_from(IntegrationHealthCheck))
+            audits = (
+                await session.scalars(
+                    sa.select(AuditEvent)
+                    .where(AuditEvent.action == "retention.purged", AuditEvent.tenant_id == conn["tenantId"])
+                    .order_by(AuditEvent.id)
+                )
+            ).all()
+        return int(left or 0), [a.changes["healthChecks"]["new"] for a in audits]
+
+    assert await state() == (3, [2])
+    result = await retention.purge(runtime.db, forever, forever, health_check_days=30)
+    assert result.health_checks == {conn["tenantId"]: 3}
+    assert await state() == (0, [2, 3])
 
 
 # -- REST errors -----------------------------------------------------------------------------------

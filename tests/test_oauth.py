@@ -565,6 +565,34 @@ async def test_concurrent_callers_in_one_process_refresh_once(
     assert len({t.value for t in got}) == 1 and {t.version for t in got} == {2}
 
 
+async def test_a_short_lived_token_is_used_for_half_its_life_not_refreshed_at_every_call(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], runtime: Runtime, oauth_server: OAuth2MockServer
+) -> None:
+    """A provider whose tokens live less than the minimum validity a call wants (60 s) still gets
+    one token request per token, from callers in this process and through the proxy."""
+    oauth_server.configure(expires_in=30)
+    created = await _connection(client, admin_headers, "OAUTH2_CLIENT_CREDENTIALS")
+    actor = system_actor(created["tenantId"])
+    tokens = Tokens.from_runtime(runtime)
+    first = await tokens.get_access_token(actor, created["id"])
+    assert oauth_server.state()["tokenRequests"] == 1
+    got = await asyncio.gather(*(tokens.get_access_token(actor, created["id"]) for _ in range(20)))
+    assert {t.version for t in got} == {first.version}
+    proxy = f"/v1/connections/{created['id']}/proxy"
+    for _ in range(5):
+        response = await client.post(proxy, json={"method": "GET", "path": "/me"}, headers=admin_headers)
+        assert response.status_code == 200, response.text
+    assert oauth_server.state()["tokenRequests"] == 1
+
+    clock.shift(timedelta(seconds=16))  # past half of its life: one refresh for the burst
+    got = await asyncio.gather(*(tokens.get_access_token(actor, created["id"]) for _ in range(20)))
+    assert {t.version for t in got} == {first.version + 1}
+    for _ in range(3):
+        response = await client.post(proxy, json={"method": "GET", "path": "/me"}, headers=admin_headers)
+        assert response.status_code == 200, response.text
+    assert oauth_server.state()["tokenRequests"] == 2
+
+
 WORKER_SCRIPT = """
 import asyncio, json, sys
 from interlink.connections.oauth import Tokens
@@ -655,6 +683,9 @@ async def test_refresh_job_renews_tokens_that_expire_soon(
     await tokens.get_access_token(system_actor(created["tenantId"]), created["id"])
     oauth_server.configure(expires_in=3600)
     await tokens.get_access_token(system_actor(later["tenantId"]), later["id"])
+    # A token living shorter than twice the window is due once less than half its life is left.
+    assert (await oauth.refresh_expiring(runtime, timedelta(minutes=10)))["due"] == 0
+    clock.shift(timedelta(minutes=3))
     result = await oauth.refresh_expiring(runtime, timedelta(minutes=10))
     assert result == {"due": 1, "refreshed": 1, "failed": 0}
     assert (await _row(runtime, created["id"])).token_version == 2

@@ -116,7 +116,8 @@ class _Plan:
     """Credential and connection headers; they replace the caller's of the same name."""
     auth_query: Mapping[str, str]
     token_version: int | None
-    token_expires_at: datetime | None
+    token_stale_at: datetime | None
+    """When the plan's OAuth2 token is due for a refresh (``None``: never)."""
     built_at: float
     state: tuple[Any, ...] | None = None
     """The state row (:class:`_StateReader`) the plan was last confirmed by."""
@@ -378,7 +379,7 @@ class ConnectionClients:
             and stale_version is None
             and plan.fingerprint == _fingerprint(conn)
             and now - plan.built_at < PLAN_TTL_SECONDS
-            and (plan.token_expires_at is None or plan.token_expires_at > utcnow() + TOKEN_MIN_VALID)
+            and (plan.token_stale_at is None or plan.token_stale_at > utcnow())
         ):
             if state is not None and plan.state != state:
                 plan = self._plans[key] = replace(plan, state=state)
@@ -428,14 +429,14 @@ class ConnectionClients:
         headers = connection_headers(provider, conn, provider.request_headers)
         query: dict[str, str] = {}
         token_version: int | None = None
-        token_expires_at: datetime | None = None
+        token_stale_at: datetime | None = None
         if conn.auth_type in OAUTH2_TYPES:
             token = await self.tokens.get_access_token(
                 actor, conn.id, min_valid=TOKEN_MIN_VALID, stale_version=stale_version
             )
             headers["Authorization"] = f"Bearer {token.value}"
             token_version = token.version
-            token_expires_at = token.expires_at
+            token_stale_at = token.stale_at(TOKEN_MIN_VALID)
         elif conn.auth_type in (A.API_KEY, A.BASIC, A.BEARER):
             creds = await self._credentials(actor, conn)
             if conn.auth_type is A.BASIC:
@@ -475,7 +476,7 @@ class ConnectionClients:
             fixed_headers=headers,
             auth_query=query,
             token_version=token_version,
-            token_expires_at=token_expires_at,
+            token_stale_at=token_stale_at,
             built_at=time.monotonic(),
         )
 

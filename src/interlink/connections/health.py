@@ -23,7 +23,9 @@ failed; a ``SKIP`` of TLS on a plain-http base URL is simply not applicable)
   2xx/3xx; without that either, a ``GET`` of the base URL without credentials, PASS on any answer
   below 500 (the server answers; nothing is proven about the credentials). A 429 or a PASS slower
   than :data:`SLOW_RESPONSE_MS` is a WARN; anything else (another status, no answer, a refused
-  connection) is a FAIL.
+  connection) is a FAIL. A call through the connection is not sent while the provider's 429 blocks
+  the connection (in any process): that is a WARN too ("not sent (rate limited)"), like the 429
+  itself. Its response time is the attempt's, without any wait for a rate-limit slot.
 
 Score (0–100, an integer)
 -------------------------
@@ -71,10 +73,15 @@ Scheduling and retention
 The ``connections.health`` job (every minute, :func:`run_due`) checks ACTIVE connections whose
 ``next_health_check_at`` is due (a connection never checked is due one default interval after it
 was created; ``POST .../health-checks`` checks it at once), at most :data:`MAX_PER_RUN` per run,
-:data:`CONCURRENCY` at a time. A connection is claimed by moving its ``next_health_check_at`` one
-interval ahead (compare-and-set), so several workers never check it twice. The interval is
-``connection_health_interval_seconds`` (default 300), or the connection's
-``metadata.healthCheckIntervalSeconds`` (60–86400). History older than
+:data:`CONCURRENCY` at a time. Each of the run's :data:`CONCURRENCY` slots claims one connection
+when it is free to check it, by moving its ``next_health_check_at`` to the end of a claim
+(compare-and-set): :data:`CLAIM_SECONDS`, or the interval when shorter. So several workers never
+check a connection twice, and a worker killed mid-run leaves only the connections it was checking
+claimed, due again when their claim ends (not one interval later). A scheduled check that is still
+running :data:`CLAIM_MARGIN_SECONDS` before its claim ends is cut off: the check in progress is
+stored as failed ("no result within ... s") and the rest as not run. The stored check sets the
+next time one interval ahead. The interval is ``connection_health_interval_seconds`` (default
+300), or the connection's ``metadata.healthCheckIntervalSeconds`` (60–86400). History older than
 ``connection_health_retention_days`` (default 30, at least 30) is purged by the daily retention job
 (:func:`purge_history`).
 """
@@ -121,6 +128,7 @@ from interlink.outbound.transport import TransportError
 from interlink.webhooks import operational, ssrf
 
 if TYPE_CHECKING:
+    from interlink.outbound.service import BatchHook
     from interlink.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -140,6 +148,11 @@ TLS_TIMEOUT_SECONDS: Final = 10.0
 HTTP_TIMEOUT_SECONDS: Final = 15.0
 MAX_PER_RUN: Final = 200
 CONCURRENCY: Final = 4
+CLAIM_SECONDS: Final = 120
+"""How long a scheduled check holds its connection (at most one interval)."""
+CLAIM_MARGIN_SECONDS: Final = 15
+"""A scheduled check is cut off this long before its claim ends, so it never outlives it."""
+CHECK_NAMES: Final = ("dns", "tcp", "tls", "http")
 MIN_INTERVAL_SECONDS: Final = 60
 MAX_INTERVAL_SECONDS: Final = 86_400
 MAX_PATH_CHARS: Final = 500
@@ -381,6 +394,8 @@ class HttpAnswer:
     duration_ms: float
     data: Any = None
     error: str | None = None
+    held_back: bool = False
+    """Not sent: the provider's 429 blocks the connection (or no rate-limit slot freed in time)."""
 
 
 class HealthChecker:
@@ -422,9 +437,12 @@ class HealthChecker:
 
     # -- probes ------------------------------------------------------------------------------------
 
-    async def probe(self, actor: Actor, conn: IntegrationConnection) -> ProbeReport:
-        """Run the four checks against ``conn`` (never raises for a failing target)."""
-        report = ProbeReport()
+    async def probe(
+        self, actor: Actor, conn: IntegrationConnection, report: ProbeReport | None = None
+    ) -> ProbeReport:
+        """Run the four checks against ``conn`` (never raises for a failing target), adding them to
+        ``report`` as each ends (so a caller that cuts the probe off keeps what was found)."""
+        report = report if report is not None else ProbeReport()
         try:
             provider = self.connections.provider(conn.provider_key)
             base_url = self.base_url(provider, conn)
@@ -471,6 +489,18 @@ class HealthChecker:
 
         report.checks.append(await self._http(actor, conn, provider, base_url, report))
         return report
+
+    @staticmethod
+    def cut_off(report: ProbeReport, seconds: float) -> None:
+        """Complete a probe stopped after ``seconds``: the check in progress FAILs, later ones are
+        blocked."""
+        done = {c.name for c in report.checks}
+        missing = [name for name in CHECK_NAMES if name not in done]
+        if not missing:
+            return
+        message = f"no result within {seconds:g} s (the scheduled check was cut off)"
+        report.checks.append(CheckResult(missing[0], CheckStatus.FAIL, seconds * 1000.0, message))
+        HealthChecker._block(report, missing[1:], missing[0])
 
     @staticmethod
     def _block(report: ProbeReport, names: Iterable[str], failed: str) -> None:
@@ -593,6 +623,9 @@ class HealthChecker:
         else:
             answer = await self.send_plain(base_url, plan)
         report.http_status = answer.status
+        if answer.held_back:
+            message = f"{plan.description} was not sent (rate limited): {answer.error}"
+            return CheckResult("http", CheckStatus.WARN, answer.duration_ms, message[:500])
         if answer.status is None:
             return CheckResult("http", CheckStatus.FAIL, answer.duration_ms, answer.error or "no answer")
         report.response_time_ms = round(answer.duration_ms, 1)
@@ -632,7 +665,7 @@ class HealthChecker:
             client = await ConnectionClients.from_runtime(self.runtime).open(
                 actor,
                 connection_id,
-                retry=RetryPolicy(max_attempts=1),
+                retry=RetryPolicy(max_attempts=1, max_retry_after_seconds=0.0),
                 log_requests=True,
                 timeout_seconds=HTTP_TIMEOUT_SECONDS,
             )
@@ -641,12 +674,16 @@ class HealthChecker:
                 builder = builder.with_headers(plan.headers)
             response = await client.request(builder)
         except OutboundError as exc:
+            if exc.error_class == "rate_limited":
+                return HttpAnswer(None, _ms(started), error=exc.message[:400], held_back=True)
             return HttpAnswer(None, _ms(started), error=f"no answer ({exc.error_class}): {exc.message}"[:500])
         except ValidationFailed as exc:
             return HttpAnswer(None, _ms(started), error=f"the request is not valid: {exc.detail}"[:500])
         except InterlinkError as exc:  # not found, unavailable (e.g. a refused token refresh), ...
             return HttpAnswer(None, _ms(started), error=f"cannot call the provider: {exc.detail}"[:500])
-        return HttpAnswer(response.status, response.duration_ms, data=response.data)
+        # The attempt's own time: waiting out a 429 block or a rate-limit slot is not the provider's.
+        elapsed = response.timing.total_ms or response.duration_ms
+        return HttpAnswer(response.status, elapsed, data=response.data)
 
     async def send_plain(self, base_url: str, plan: HttpPlan) -> HttpAnswer:
         """A request without credentials through the process's SSRF-guarded transport."""
@@ -662,17 +699,31 @@ class HealthChecker:
     # -- running and storing -----------------------------------------------------------------------
 
     async def run(
-        self, actor: Actor, connection_id: str, trigger: HealthCheckTrigger = HealthCheckTrigger.MANUAL
+        self,
+        actor: Actor,
+        connection_id: str,
+        trigger: HealthCheckTrigger = HealthCheckTrigger.MANUAL,
+        *,
+        deadline_seconds: float | None = None,
     ) -> IntegrationHealthCheck:
         """Check the connection now and store the result (404 for an unknown or foreign id; 409
         ``connection-unavailable``, before any network traffic, for one that cannot be called:
-        DISABLED, REVOKED, or an OAuth2 authorization-code connection never authorized)."""
+        DISABLED, REVOKED, or an OAuth2 authorization-code connection never authorized). With
+        ``deadline_seconds``, probes still running then are cut off (:meth:`cut_off`)."""
         from interlink.connections.client import check_callable
 
         async with self.db.unit_of_work(write=False) as session:
             conn = await self._connection(session, actor, connection_id)
         check_callable(conn)
-        report = await self.probe(actor, conn)
+        report = ProbeReport()
+        if deadline_seconds is None:
+            await self.probe(actor, conn, report)
+        else:
+            try:
+                async with asyncio.timeout(deadline_seconds):
+                    await self.probe(actor, conn, report)
+            except TimeoutError:
+                self.cut_off(report, deadline_seconds)
         return await self.record(actor, connection_id, report, trigger)
 
     async def record(
@@ -920,10 +971,17 @@ async def publish(
 # -- the scheduled job and retention ---------------------------------------------------------------
 
 
+def claim_seconds(meta: Mapping[str, Any] | None, default_interval_seconds: int) -> float:
+    """How long a scheduled check holds the connection: :data:`CLAIM_SECONDS`, at most one interval."""
+    return min(float(CLAIM_SECONDS), interval_for(meta, default_interval_seconds).total_seconds())
+
+
 async def claim_due(
     db: Database, now: datetime, default_interval_seconds: int, limit: int = MAX_PER_RUN
-) -> list[tuple[str, str]]:
-    """Connections due for a scheduled check, claimed by moving ``next_health_check_at`` ahead."""
+) -> list[tuple[str, str, float]]:
+    """Up to ``limit`` connections due for a scheduled check, each claimed by moving its
+    ``next_health_check_at`` to the end of its claim (compare-and-set); ``(id, tenant id, claim
+    seconds)`` each. Fewer when other workers claim the same ones first."""
     C = IntegrationConnection
     first_due = now - timedelta(seconds=default_interval_seconds)
     due = sa.or_(
@@ -936,38 +994,51 @@ async def claim_due(
                 sa.select(C.id, C.tenant_id, C.meta)
                 .where(C.status.in_(list(SCHEDULED_STATUSES)), due)
                 .order_by(sa.nulls_first(C.next_health_check_at.asc()), C.id)
-                .limit(limit)
+                .limit(limit + CONCURRENCY)  # a few spare ones for claims lost to other workers
             )
         ).all()
-    claimed: list[tuple[str, str]] = []
+    claimed: list[tuple[str, str, float]] = []
     if not rows:
         return claimed
     async with db.unit_of_work() as session:
         for connection_id, tenant_id, meta in rows:
+            seconds = claim_seconds(meta, default_interval_seconds)
             result = await session.execute(
                 sa.update(C)
                 .where(C.id == connection_id, due)
-                .values(next_health_check_at=now + interval_for(meta, default_interval_seconds))
+                .values(next_health_check_at=now + timedelta(seconds=seconds))
                 .execution_options(synchronize_session=False)
             )
             if getattr(result, "rowcount", 0) == 1:
-                claimed.append((connection_id, tenant_id))
+                claimed.append((connection_id, tenant_id, seconds))
+                if len(claimed) >= limit:
+                    break
     return claimed
 
 
 async def run_due(
     runtime: Runtime, *, limit: int = MAX_PER_RUN, concurrency: int = CONCURRENCY
 ) -> dict[str, int]:
-    """The ``connections.health`` job: check the due connections (see the module doc)."""
+    """The ``connections.health`` job: check the due connections (see the module doc). Each slot
+    claims the next due connection only when it is free to check it."""
     checker = HealthChecker(runtime)
-    claimed = await claim_due(runtime.db, utcnow(), checker.interval_seconds, limit)
-    gate = asyncio.Semaphore(max(1, concurrency))
-    counts = {"due": len(claimed), "checked": 0, "failed": 0}
+    counts = {"due": 0, "checked": 0, "failed": 0}
 
-    async def one(connection_id: str, tenant_id: str) -> None:
-        async with gate:
+    async def slot() -> None:
+        while counts["due"] < limit:
+            counts["due"] += 1  # reserved before the claim: the slots together stay within limit
+            claimed = await claim_due(runtime.db, utcnow(), checker.interval_seconds, 1)
+            if not claimed:
+                counts["due"] -= 1
+                return
+            connection_id, tenant_id, seconds = claimed[0]
             try:
-                await checker.run(system_actor(tenant_id), connection_id, HealthCheckTrigger.SCHEDULED)
+                await checker.run(
+                    system_actor(tenant_id),
+                    connection_id,
+                    HealthCheckTrigger.SCHEDULED,
+                    deadline_seconds=max(1.0, seconds - CLAIM_MARGIN_SECONDS),
+                )
                 counts["checked"] += 1
             except Exception as exc:  # one connection must not stop the others
                 counts["failed"] += 1
@@ -975,12 +1046,15 @@ async def run_due(
                     "connection_health_check_failed", connection_id=connection_id, error=str(exc)[:500]
                 )
 
-    await asyncio.gather(*(one(cid, tid) for cid, tid in claimed))
+    await asyncio.gather(*(slot() for _ in range(max(1, concurrency))))
     return counts
 
 
-async def purge_history(db: Database, retention_days: int) -> dict[str, int]:
-    """Delete health checks older than ``retention_days``; counts per tenant."""
+async def purge_history(
+    db: Database, retention_days: int, on_batch: BatchHook | None = None
+) -> dict[str, int]:
+    """Delete health checks older than ``retention_days`` in batches (each its own transaction, in
+    which ``on_batch`` gets the batch's rows per tenant); counts per tenant."""
     R = IntegrationHealthCheck
     cutoff = utcnow() - timedelta(days=retention_days)
     counts: dict[str, int] = {}
@@ -993,13 +1067,18 @@ async def purge_history(db: Database, retention_days: int) -> dict[str, int]:
             ).all()
             if not rows:
                 return counts
+            batch: dict[str, int] = {}
             for _id, tenant_id in rows:
-                counts[tenant_id] = counts.get(tenant_id, 0) + 1
+                batch[tenant_id] = batch.get(tenant_id, 0) + 1
             await session.execute(
                 sa.delete(R)
                 .where(R.id.in_([r[0] for r in rows]))
                 .execution_options(synchronize_session=False)
             )
+            if on_batch is not None:
+                await on_batch(session, batch)
+        for tenant_id, count in batch.items():
+            counts[tenant_id] = counts.get(tenant_id, 0) + count
         if len(rows) < PURGE_BATCH:
             return counts
 

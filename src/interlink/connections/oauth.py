@@ -3,7 +3,8 @@
 Contracts:
 
 * :meth:`Tokens.get_access_token` returns a usable access token of an OAuth2 connection. A stored
-  token valid for at least ``min_valid`` more is returned as is (fast path, no lock). Otherwise the
+  token valid for at least ``min_valid`` more (or for more than half its lifetime, when that is
+  shorter: :func:`refresh_margin`) is returned as is (fast path, no lock). Otherwise the
   caller takes the connection row lock (``SELECT ... FOR UPDATE`` on PostgreSQL; the database
   write lock on SQLite, whose writers start with ``BEGIN IMMEDIATE``), looks again, and only if
   the token is still stale asks the provider's token endpoint, stores the answer and bumps
@@ -95,6 +96,23 @@ class AccessToken:
     expires_at: datetime | None
     version: int
     token_type: str = "Bearer"  # noqa: S105 - the OAuth2 token type name
+    issued_at: datetime | None = None
+    """When it was obtained (the connection's ``last_refreshed_at``)."""
+
+    def stale_at(self, min_valid: timedelta) -> datetime | None:
+        """When it is due for a refresh (:func:`refresh_margin`); ``None``: it does not expire."""
+        if self.expires_at is None:
+            return None
+        return self.expires_at - refresh_margin(self.expires_at, self.issued_at, min_valid)
+
+
+def refresh_margin(expires_at: datetime, issued_at: datetime | None, min_valid: timedelta) -> timedelta:
+    """How long before ``expires_at`` a token is due for a refresh: ``min_valid``, but at most half
+    of the token's lifetime, so a token that lives shorter than twice ``min_valid`` (say 30 s) is
+    used for the first half of its life instead of being refreshed again at every call."""
+    if issued_at is None or expires_at <= issued_at:
+        return min_valid
+    return min(min_valid, (expires_at - issued_at) / 2)
 
 
 @dataclass(frozen=True)
@@ -277,7 +295,10 @@ class Tokens:
     def fresh(conn: IntegrationConnection, now: datetime, min_valid: timedelta) -> bool:
         if ROLE_ACCESS not in (conn.secret_ids or {}):
             return False
-        return conn.token_expires_at is None or conn.token_expires_at > now + min_valid
+        if conn.token_expires_at is None:
+            return True
+        margin = refresh_margin(conn.token_expires_at, conn.last_refreshed_at, min_valid)
+        return conn.token_expires_at > now + margin
 
     async def _reveal(self, session: AsyncSession, actor: Actor, conn: IntegrationConnection) -> AccessToken:
         revealed = await self.secrets.reveal(
@@ -287,7 +308,9 @@ class Tokens:
             purpose="connection access token",
             allow_expired=True,
         )
-        return AccessToken(revealed.value, conn.token_expires_at, conn.token_version)
+        return AccessToken(
+            revealed.value, conn.token_expires_at, conn.token_version, issued_at=conn.last_refreshed_at
+        )
 
     async def credentials(
         self,
@@ -516,13 +539,20 @@ class Tokens:
 
 
 async def refresh_expiring(runtime: Runtime, within: timedelta, *, limit: int = 500) -> dict[str, int]:
-    """The ``connections.refresh`` job: refresh OAuth2 tokens that expire within ``within``."""
+    """The ``connections.refresh`` job: refresh OAuth2 tokens that expire within ``within`` (at most
+    half their lifetime: :func:`refresh_margin`)."""
     tokens = Tokens.from_runtime(runtime)
-    deadline = utcnow() + within
+    now = utcnow()
+    deadline = now + within
     async with runtime.db.unit_of_work(write=False) as session:
-        rows = (
+        found = (
             await session.execute(
-                sa.select(IntegrationConnection.id, IntegrationConnection.tenant_id)
+                sa.select(
+                    IntegrationConnection.id,
+                    IntegrationConnection.tenant_id,
+                    IntegrationConnection.token_expires_at,
+                    IntegrationConnection.last_refreshed_at,
+                )
                 .where(
                     IntegrationConnection.token_expires_at.is_not(None),
                     IntegrationConnection.token_expires_at <= deadline,
@@ -533,6 +563,11 @@ async def refresh_expiring(runtime: Runtime, within: timedelta, *, limit: int = 
                 .limit(limit)
             )
         ).all()
+    rows = [
+        (connection_id, tenant_id)
+        for connection_id, tenant_id, expires_at, issued_at in found
+        if expires_at is not None and expires_at <= now + refresh_margin(expires_at, issued_at, within)
+    ]
     refreshed = failed = 0
     for connection_id, tenant_id in rows:
         try:

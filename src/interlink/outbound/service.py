@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
@@ -21,6 +22,9 @@ from interlink.outbound.schemas import ApiRequestTiming, ExternalApiRequestInfo
 from interlink.webhooks.metrics import shifted
 
 PURGE_BATCH: Final = 5000
+
+BatchHook = Callable[[AsyncSession, dict[str, int]], Awaitable[None]]
+"""Called in the transaction of each purge batch with the rows it deletes per tenant."""
 ID_CLOCK_SLACK: Final = timedelta(minutes=10)
 
 _R = ExternalApiRequest
@@ -125,10 +129,13 @@ def request_info(row: ExternalApiRequest) -> ExternalApiRequestInfo:
     )
 
 
-async def purge_requests(db: Database, policy: RetentionPolicy) -> dict[str, int]:
-    """Delete calls older than ``policy`` in batches (each its own transaction); rows deleted per
-    tenant. Ids are made when a call ends, so ``id < min_id_at(cutoff)`` selects calls that ended
-    (and started) before the cutoff: a range scan of the primary key."""
+async def purge_requests(
+    db: Database, policy: RetentionPolicy, on_batch: BatchHook | None = None
+) -> dict[str, int]:
+    """Delete calls older than ``policy`` in batches (each its own transaction, in which
+    ``on_batch`` gets the batch's rows per tenant); rows deleted per tenant. Ids are made when a
+    call ends, so ``id < min_id_at(cutoff)`` selects calls that ended (and started) before the
+    cutoff: a range scan of the primary key."""
     days = policy.days
     if days is None:
         return {}
@@ -143,12 +150,17 @@ async def purge_requests(db: Database, policy: RetentionPolicy) -> dict[str, int
             ).all()
             if not rows:
                 return counts
+            batch: dict[str, int] = {}
             for _id, tenant_id in rows:
-                counts[tenant_id] = counts.get(tenant_id, 0) + 1
+                batch[tenant_id] = batch.get(tenant_id, 0) + 1
             await session.execute(
                 sa.delete(_R)
                 .where(_R.id.in_([r[0] for r in rows]))
                 .execution_options(synchronize_session=False)
             )
+            if on_batch is not None:
+                await on_batch(session, batch)
+        for tenant_id, count in batch.items():
+            counts[tenant_id] = counts.get(tenant_id, 0) + count
         if len(rows) < PURGE_BATCH:
             return counts
