@@ -16,11 +16,12 @@ import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, ParamSpec
+from typing import Any, ParamSpec, Protocol
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from interlink.core import audit, tenancy
 from interlink.core.actor import Actor
@@ -314,6 +315,36 @@ async def _open(
 def _see_other(url: str) -> Response:
     """303 See Other to ``url``: where a dashboard form post sends the browser next."""
     return RedirectResponse(url, status_code=303)
+
+
+class DeletableItems(Protocol):
+    """A domain service whose items the dashboard deletes (``get`` is 404 for another tenant's)."""
+
+    async def get(self, session: AsyncSession, actor: Actor, item_id: str) -> Any: ...
+
+    async def delete(self, session: AsyncSession, actor: Actor, item_id: str) -> None: ...
+
+
+async def delete_confirmed(
+    ui: UiSession,
+    form: Form,
+    service: DeletableItems,
+    item_id: str,
+    *,
+    noun: str,
+    collection: str,
+    detail: Callable[[dict[str, str]], Awaitable[Response]],
+) -> Response:
+    """Delete ``item_id`` once the form's confirmation box was ticked, then back to ``collection``.
+    Unticked: 404 for an item the actor cannot see, else ``detail`` (the item's page, 422) with
+    the box marked."""
+    if form.get("confirm") != "yes":
+        async with ui.runtime.db.unit_of_work(write=False) as session:
+            await service.get(session, ui.actor, item_id)
+        return await detail({"confirm": f"Tick the box to confirm that this {noun} should be deleted."})
+    async with ui.runtime.db.unit_of_work() as session:
+        await service.delete(session, ui.actor, item_id)
+    return _see_other(f"{collection}?notice=deleted")
 
 
 def _html(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:

@@ -68,6 +68,7 @@ from interlink.http.routers.ui import (
     _read_form,
     _see_other,
     _text_param,
+    delete_confirmed,
     page,
 )
 from interlink.http.routers.ui_webhooks import (
@@ -779,15 +780,15 @@ async def delete_connection(request: Request, connection_id: str) -> Response:
     """Delete after the form's confirmation box was ticked (and the browser's prompt accepted)."""
     form = await _read_form(request)
     ui = await _open(request, ApiKeyScope.CONNECTIONS_WRITE, CONNECTIONS)
-    service = _connections(ui)
-    if form.get("confirm") != "yes":
-        async with ui.runtime.db.unit_of_work(write=False) as session:
-            await service.get(session, ui.actor, connection_id)  # someone else's connection: 404 first
-        errors = {"confirm": "Tick the box to confirm that this connection should be deleted."}
-        return await _connection_detail(request, ui, connection_id, status=422, errors=errors)
-    async with ui.runtime.db.unit_of_work() as session:
-        await service.delete(session, ui.actor, connection_id)
-    return _see_other(f"{CONNECTIONS}?notice=deleted")
+    return await delete_confirmed(
+        ui,
+        form,
+        _connections(ui),
+        connection_id,
+        noun="connection",
+        collection=CONNECTIONS,
+        detail=lambda errors: _connection_detail(request, ui, connection_id, status=422, errors=errors),
+    )
 
 
 @router.post("/connections/{connection_id}/connect")
@@ -1225,15 +1226,15 @@ async def delete_inbound_source(request: Request, source_id: str) -> Response:
     """Delete after the form's confirmation box was ticked (as ``DELETE /v1/inbound-sources/{id}``)."""
     form = await _read_form(request)
     ui = await _open(request, ApiKeyScope.WEBHOOKS_WRITE, INBOUND_SOURCES)
-    service = _sources(ui)
-    if form.get("confirm") != "yes":
-        async with ui.runtime.db.unit_of_work(write=False) as session:
-            await service.get(session, ui.actor, source_id)  # someone else's source: 404 first
-        errors = {"confirm": "Tick the box to confirm that this inbound source should be deleted."}
-        return await _source_detail(request, ui, source_id, status=422, errors=errors)
-    async with ui.runtime.db.unit_of_work() as session:
-        await service.delete(session, ui.actor, source_id)
-    return _see_other(f"{INBOUND_SOURCES}?notice=deleted")
+    return await delete_confirmed(
+        ui,
+        form,
+        _sources(ui),
+        source_id,
+        noun="inbound source",
+        collection=INBOUND_SOURCES,
+        detail=lambda errors: _source_detail(request, ui, source_id, status=422, errors=errors),
+    )
 
 
 async def _source_detail(

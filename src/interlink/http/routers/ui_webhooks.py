@@ -39,6 +39,7 @@ from interlink.http.routers.ui import (
     _read_form,
     _see_other,
     _text_param,
+    delete_confirmed,
     page,
 )
 from interlink.http.routers.webhooks_events import delivery_info, event_info
@@ -711,15 +712,15 @@ async def delete_endpoint(request: Request, endpoint_id: str) -> Response:
     """Delete after the form's confirmation box was ticked (and the browser's prompt accepted)."""
     form = await _read_form(request)
     ui = await _open(request, ApiKeyScope.WEBHOOKS_WRITE, ENDPOINTS)
-    service = _service(ui)
-    if form.get("confirm") != "yes":
-        async with ui.runtime.db.unit_of_work(write=False) as session:
-            await service.get(session, ui.actor, endpoint_id)  # someone else's endpoint: 404 first
-        errors = {"confirm": "Tick the box to confirm that this endpoint should be deleted."}
-        return await _endpoint_detail(request, ui, endpoint_id, status=422, errors=errors)
-    async with ui.runtime.db.unit_of_work() as session:
-        await service.delete(session, ui.actor, endpoint_id)
-    return _see_other(f"{ENDPOINTS}?notice=deleted")
+    return await delete_confirmed(
+        ui,
+        form,
+        _service(ui),
+        endpoint_id,
+        noun="endpoint",
+        collection=ENDPOINTS,
+        detail=lambda errors: _endpoint_detail(request, ui, endpoint_id, status=422, errors=errors),
+    )
 
 
 @router.post("/endpoints/{endpoint_id}/test")
