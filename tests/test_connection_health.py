@@ -112,26 +112,42 @@ class LocalApi:
             self._runner = None
 
 
-def self_signed(tmp_path: Path, days: int = 40) -> tuple[ssl.SSLContext, dt.datetime]:
-    """A server context with a self-signed certificate for 127.0.0.1, and its expiry."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    expires = now + timedelta(days=days)
-    cert = (
+LOCALHOST = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+
+
+def _certificate(
+    subject: x509.Name,
+    issuer: x509.Name,
+    public_key: ec.EllipticCurvePublicKey,
+    signing_key: ec.EllipticCurvePrivateKey,
+    now: dt.datetime,
+    expires: dt.datetime,
+    *,
+    ca: bool = False,
+) -> x509.Certificate:
+    """A certificate valid from a day before ``now`` to ``expires``: a CA's, or one for 127.0.0.1."""
+    builder = (
         x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(days=1))
         .not_valid_after(expires)
-        .add_extension(
+    )
+    if ca:
+        builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+    else:
+        builder = builder.add_extension(
             x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
         )
-        .sign(key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / "cert.pem", tmp_path / "key.pem"
+    return builder.sign(signing_key, hashes.SHA256())
+
+
+def _server_context(
+    tmp_path: Path, stem: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey
+) -> ssl.SSLContext:
+    cert_file, key_file = tmp_path / f"{stem}.pem", tmp_path / f"{stem}-key.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_file.write_bytes(
         key.private_bytes(
@@ -140,7 +156,16 @@ def self_signed(tmp_path: Path, days: int = 40) -> tuple[ssl.SSLContext, dt.date
     )
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert_file, key_file)
-    return context, expires
+    return context
+
+
+def self_signed(tmp_path: Path, days: int = 40) -> tuple[ssl.SSLContext, dt.datetime]:
+    """A server context with a self-signed certificate for 127.0.0.1, and its expiry."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    expires = now + timedelta(days=days)
+    cert = _certificate(LOCALHOST, LOCALHOST, key.public_key(), key, now, expires)
+    return _server_context(tmp_path, "cert", cert, key), expires
 
 
 def ca_signed(tmp_path: Path, days: int) -> tuple[ssl.SSLContext, ssl.SSLContext, dt.datetime]:
@@ -149,42 +174,11 @@ def ca_signed(tmp_path: Path, days: int) -> tuple[ssl.SSLContext, ssl.SSLContext
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca = _certificate(ca_name, ca_name, ca_key.public_key(), ca_key, now, now + timedelta(days=365), ca=True)
     expires = now + timedelta(days=days)
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(expires)
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    cert_file, key_file = tmp_path / "leaf.pem", tmp_path / "leaf-key.pem"
-    cert_file.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server.load_cert_chain(cert_file, key_file)
+    leaf = _certificate(LOCALHOST, ca_name, key.public_key(), ca_key, now, expires)
     client = ssl.create_default_context(cadata=ca.public_bytes(serialization.Encoding.PEM).decode())
-    return server, client, expires
+    return _server_context(tmp_path, "leaf", leaf, key), client, expires
 
 
 @pytest.fixture
