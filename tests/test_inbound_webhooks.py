@@ -24,7 +24,8 @@ import sqlalchemy as sa
 from standardwebhooks.webhooks import Webhook
 
 from interlink.bootstrap import BootstrapResult
-from interlink.core import clock
+from interlink.core import clock, retention
+from interlink.core.enums import RetentionPolicy
 from interlink.core.models import AuditEvent
 from interlink.core.settings import Settings
 from interlink.keys.models import SecurityEvent
@@ -450,6 +451,38 @@ async def test_a_replayed_request_is_a_duplicate_whatever_its_unsigned_headers(
         distinct.append(await client.post(standard["receivePath"], content=text, headers=headers))
     assert [a.json()["duplicate"] for a in distinct] == [False, False, True]
     assert len(await events_of(runtime, standard["id"])) == 2
+
+
+async def test_receipts_are_purged_after_their_retention(
+    client: httpx.AsyncClient, admin_headers: dict[str, str], runtime: Runtime
+) -> None:
+    source = await make_source(client, admin_headers, scheme="stripe", secret="whsec_s")
+    body = b'{"id":"evt_old","type":"invoice.paid"}'
+    first = await client.post(source["receivePath"], content=body, headers=stripe_headers("whsec_s", body))
+    assert first.json()["duplicate"] is False
+    kept = await retention.purge(
+        runtime.db, RetentionPolicy.FOREVER, RetentionPolicy.FOREVER, inbound_receipt_days=90
+    )
+    assert kept.inbound_receipts == {}
+    clock.shift(timedelta(days=91))
+    purged = await retention.purge(
+        runtime.db, RetentionPolicy.FOREVER, RetentionPolicy.FOREVER, inbound_receipt_days=90
+    )
+    [event] = await events_of(runtime, source["id"])
+    assert purged.inbound_receipts == {event.tenant_id: 2}  # the event id and the signed content
+    async with runtime.db.unit_of_work(write=False) as session:
+        left = await session.scalar(sa.select(sa.func.count()).select_from(WebhookInboundReceipt))
+        audits = (
+            await session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "retention.purged"))
+        ).all()
+    assert left == 0
+    assert audits[-1].changes["inboundReceipts"]["new"] == 2
+    assert audits[-1].changes["inboundReceiptRetentionDays"]["new"] == 90
+    again = await client.post(source["receivePath"], content=body, headers=stripe_headers("whsec_s", body))
+    assert again.json()["duplicate"] is False  # remembered no longer: taken as new
+    assert runtime.settings.inbound_receipt_retention_days == 90
+    with pytest.raises(ValueError, match="greater than or equal to 7"):
+        Settings(inbound_receipt_retention_days=1)
 
 
 async def test_missing_provider_event_id_is_refused(

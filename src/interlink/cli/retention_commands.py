@@ -56,11 +56,13 @@ def retention_run(
                     settings.security_event_retention,
                     settings.api_request_retention,
                     health_check_days=settings.connection_health_retention_days,
+                    inbound_receipt_days=settings.inbound_receipt_retention_days,
                 )
                 tenants = {
                     *core.audit_events,
                     *core.api_requests,
                     *core.health_checks,
+                    *core.inbound_receipts,
                     *(t for t in core.security_events if t),
                 }
                 out["audit"] = {
@@ -69,6 +71,7 @@ def retention_run(
                         "securityEvents": core.security_events.get(tenant, 0),
                         "apiRequests": core.api_requests.get(tenant, 0),
                         "healthChecks": core.health_checks.get(tenant, 0),
+                        "inboundReceipts": core.inbound_receipts.get(tenant, 0),
                     }
                     for tenant in sorted(tenants)
                 }

@@ -1,6 +1,7 @@
 """Retention: purge audit events, security events and the outbound request log
-(``external_api_requests``) older than their RetentionPolicy, and connection health checks older
-than ``connection_health_retention_days``.
+(``external_api_requests``) older than their RetentionPolicy, connection health checks older
+than ``connection_health_retention_days`` and inbound receipts (the provider event ids an inbound
+source answers repeats of as duplicates) older than ``inbound_receipt_retention_days``.
 
 Runs as the scheduled job ``retention.purge`` (daily). Each purge writes one audit row per tenant it
 touched (``retention.purged`` with counts), so the trail records its own trimming. The row is
@@ -36,6 +37,7 @@ class PurgeResult:
     security_events: dict[str | None, int]
     api_requests: dict[str, int] = field(default_factory=dict)
     health_checks: dict[str, int] = field(default_factory=dict)
+    inbound_receipts: dict[str, int] = field(default_factory=dict)
 
 
 class _Trail:
@@ -119,10 +121,12 @@ async def purge(
     security_policy: RetentionPolicy,
     api_request_policy: RetentionPolicy | None = None,
     health_check_days: int | None = None,
+    inbound_receipt_days: int | None = None,
 ) -> PurgeResult:
     """Delete expired rows in batches; audit the purge per tenant (in the batches' transactions).
     Idempotent. The request log is purged only when ``api_request_policy`` is given, connection
-    health checks only when ``health_check_days`` is."""
+    health checks only when ``health_check_days`` is, inbound receipts only when
+    ``inbound_receipt_days`` is."""
     counted = ["auditEvents", "securityEvents"]
     settings: dict[str, Any] = {"auditPolicy": audit_policy.value, "securityPolicy": security_policy.value}
     if api_request_policy is not None:
@@ -131,6 +135,9 @@ async def purge(
     if health_check_days is not None:
         counted.append("healthChecks")
         settings["healthCheckRetentionDays"] = health_check_days
+    if inbound_receipt_days is not None:
+        counted.append("inboundReceipts")
+        settings["inboundReceiptRetentionDays"] = inbound_receipt_days
     trail = _Trail(counted, settings)
     security_counts = await _purge_table(
         db, SecurityEvent, security_policy, on_batch=trail.hook("securityEvents")
@@ -150,9 +157,17 @@ async def purge(
         from interlink.connections.health import purge_history
 
         health_counts = await purge_history(db, health_check_days, on_batch=trail.hook("healthChecks"))
+    receipt_counts: dict[str, int] = {}
+    if inbound_receipt_days is not None:
+        from interlink.webhooks.inbound.receiver import purge_receipts
+
+        receipt_counts = await purge_receipts(
+            db, inbound_receipt_days, on_batch=trail.hook("inboundReceipts")
+        )
     return PurgeResult(
         audit_events={k: v for k, v in audit_counts.items() if k is not None},
         security_events=security_counts,
         api_requests=api_counts,
         health_checks=health_counts,
+        inbound_receipts=receipt_counts,
     )

@@ -235,6 +235,14 @@ class Settings(BaseSettings):
         description="Connection health checks older than this many days are purged by the daily "
         "retention job (at least 30: the 30-day availability is computed from them).",
     )
+    inbound_receipt_retention_days: int = Field(
+        default=90,
+        ge=7,
+        le=3650,
+        description="How long an inbound source remembers a provider event id (and what an accepted "
+        "request's signature covered) to answer repeats as duplicates; older receipts are purged by "
+        "the daily retention job. Keep it above the longest retry window of your providers.",
+    )
     run_worker: bool = Field(
         default=True,
         description="Run the job worker inside `interlink serve`; turn off when running separate "

@@ -40,6 +40,7 @@ def build_handlers(runtime: Runtime) -> dict[str, Handler]:
             runtime.settings.security_event_retention,
             runtime.settings.api_request_retention,
             health_check_days=runtime.settings.connection_health_retention_days,
+            inbound_receipt_days=runtime.settings.inbound_receipt_retention_days,
         )
 
     async def purge_webhook_retention(_ctx: JobContext) -> None:
