@@ -122,13 +122,14 @@ from interlink.core.enums import IntegrationConnectionStatus
 from interlink.core.errors import Conflict, InterlinkError, NotFound, ValidationFailed
 from interlink.core.ids import is_id, min_id_at, new_id
 from interlink.core.pagination import Page, PageRequest, make_page, paginate_query
+from interlink.core.purge import purge_in_batches
 from interlink.core.secrets import SecretStore
 from interlink.outbound.models import ExternalApiRequest
 from interlink.outbound.transport import TransportError
 from interlink.webhooks import operational, ssrf
 
 if TYPE_CHECKING:
-    from interlink.outbound.service import BatchHook
+    from interlink.core.purge import BatchHook
     from interlink.runtime import Runtime
 
 log = structlog.get_logger(__name__)
@@ -1055,32 +1056,11 @@ async def purge_history(
 ) -> dict[str, int]:
     """Delete health checks older than ``retention_days`` in batches (each its own transaction, in
     which ``on_batch`` gets the batch's rows per tenant); counts per tenant."""
-    R = IntegrationHealthCheck
     cutoff = utcnow() - timedelta(days=retention_days)
-    counts: dict[str, int] = {}
-    while True:
-        async with db.unit_of_work() as session:
-            rows = (
-                await session.execute(
-                    sa.select(R.id, R.tenant_id).where(R.checked_at < cutoff).limit(PURGE_BATCH)
-                )
-            ).all()
-            if not rows:
-                return counts
-            batch: dict[str, int] = {}
-            for _id, tenant_id in rows:
-                batch[tenant_id] = batch.get(tenant_id, 0) + 1
-            await session.execute(
-                sa.delete(R)
-                .where(R.id.in_([r[0] for r in rows]))
-                .execution_options(synchronize_session=False)
-            )
-            if on_batch is not None:
-                await on_batch(session, batch)
-        for tenant_id, count in batch.items():
-            counts[tenant_id] = counts.get(tenant_id, 0) + count
-        if len(rows) < PURGE_BATCH:
-            return counts
+    condition = IntegrationHealthCheck.checked_at < cutoff
+    return await purge_in_batches(
+        db, IntegrationHealthCheck, condition, on_batch=on_batch, batch_size=PURGE_BATCH
+    )
 
 
 def _unverified_context() -> ssl.SSLContext:

@@ -25,8 +25,9 @@ from interlink.core.clock import utcnow
 from interlink.core.db import Database
 from interlink.core.enums import RetentionPolicy
 from interlink.core.models import AuditEvent
+from interlink.core.purge import BatchHook, purge_in_batches
 from interlink.keys.models import SecurityEvent
-from interlink.outbound.service import BatchHook, purge_requests
+from interlink.outbound.service import purge_requests
 
 BATCH = 5000
 
@@ -89,30 +90,10 @@ async def _purge_table(
     days = policy.days
     if days is None:
         return {}
-    cutoff = utcnow() - timedelta(days=days)
-    counts: dict[str | None, int] = {}
-    while True:
-        async with db.unit_of_work() as session:
-            pick = sa.select(model.id, model.tenant_id).where(model.occurred_at < cutoff)
-            if exclude_actions and model is AuditEvent:
-                pick = pick.where(AuditEvent.action.not_in(exclude_actions))
-            rows = (await session.execute(pick.limit(BATCH))).all()
-            if not rows:
-                return counts
-            batch: dict[str | None, int] = {}
-            for _id, tenant_id in rows:
-                batch[tenant_id] = batch.get(tenant_id, 0) + 1
-            await session.execute(
-                sa.delete(model)
-                .where(model.id.in_([r[0] for r in rows]))
-                .execution_options(synchronize_session=False)
-            )
-            if on_batch is not None:
-                await on_batch(session, {t: n for t, n in batch.items() if t is not None})
-        for tenant_id, count in batch.items():
-            counts[tenant_id] = counts.get(tenant_id, 0) + count
-        if len(rows) < BATCH:
-            return counts
+    condition = model.occurred_at < utcnow() - timedelta(days=days)
+    if exclude_actions and model is AuditEvent:
+        condition = condition & AuditEvent.action.not_in(exclude_actions)
+    return await purge_in_batches(db, model, condition, on_batch=on_batch, batch_size=BATCH)
 
 
 async def purge(

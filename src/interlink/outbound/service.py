@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
@@ -16,15 +15,12 @@ from interlink.core.enums import RetentionPolicy
 from interlink.core.errors import NotFound, ValidationFailed
 from interlink.core.ids import is_id, min_id_at
 from interlink.core.pagination import Page, PageRequest, make_page, paginate_query
+from interlink.core.purge import BatchHook, purge_in_batches
 from interlink.outbound.models import ExternalApiRequest
 from interlink.outbound.response import ERROR_CLASSES
 from interlink.outbound.schemas import ApiRequestTiming, ExternalApiRequestInfo
 from interlink.webhooks.metrics import shifted
 
-PURGE_BATCH: Final = 5000
-
-BatchHook = Callable[[AsyncSession, dict[str, int]], Awaitable[None]]
-"""Called in the transaction of each purge batch with the rows it deletes per tenant."""
 ID_CLOCK_SLACK: Final = timedelta(minutes=10)
 
 _R = ExternalApiRequest
@@ -140,27 +136,4 @@ async def purge_requests(
     if days is None:
         return {}
     cutoff_id = min_id_at("apr", utcnow() - timedelta(days=days))
-    counts: dict[str, int] = {}
-    while True:
-        async with db.unit_of_work() as session:
-            rows = (
-                await session.execute(
-                    sa.select(_R.id, _R.tenant_id).where(_R.id < cutoff_id).order_by(_R.id).limit(PURGE_BATCH)
-                )
-            ).all()
-            if not rows:
-                return counts
-            batch: dict[str, int] = {}
-            for _id, tenant_id in rows:
-                batch[tenant_id] = batch.get(tenant_id, 0) + 1
-            await session.execute(
-                sa.delete(_R)
-                .where(_R.id.in_([r[0] for r in rows]))
-                .execution_options(synchronize_session=False)
-            )
-            if on_batch is not None:
-                await on_batch(session, batch)
-        for tenant_id, count in batch.items():
-            counts[tenant_id] = counts.get(tenant_id, 0) + count
-        if len(rows) < PURGE_BATCH:
-            return counts
+    return await purge_in_batches(db, _R, _R.id < cutoff_id, order_by=_R.id, on_batch=on_batch)

@@ -38,14 +38,13 @@ import hashlib
 import ipaddress
 import json
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final, NoReturn
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from interlink.core.actor import Actor
 from interlink.core.clock import utcnow
@@ -54,6 +53,7 @@ from interlink.core.db import Database
 from interlink.core.errors import Forbidden, InterlinkError, NotFound, Unauthorized, ValidationFailed
 from interlink.core.ids import new_id
 from interlink.core.jsoncheck import MAX_JSON_DEPTH, check_json, deeper_than
+from interlink.core.purge import BatchHook, purge_in_batches
 from interlink.keys.security import SecurityContext, SecurityEventType, SecurityLog
 from interlink.webhooks import ingest
 from interlink.webhooks.inbound import schemes
@@ -111,43 +111,18 @@ def _ip_allowed(ip: str | None, allowlist: list[str]) -> bool:
     return any(candidate in network for candidate in candidates for network in networks)
 
 
-PURGE_BATCH: Final = 5000
-
-
 async def purge_receipts(
     db: Database,
     retention_days: int,
-    on_batch: Callable[[AsyncSession, dict[str, int]], Awaitable[None]] | None = None,
+    on_batch: BatchHook | None = None,
 ) -> dict[str, int]:
     """Delete receipts older than ``retention_days`` in batches (each its own transaction, in which
     ``on_batch`` gets the batch's rows per tenant); counts per tenant. A provider event repeated
     after its receipt is gone is taken as new."""
-    R = WebhookInboundReceipt
     cutoff = utcnow() - timedelta(days=retention_days)
-    counts: dict[str, int] = {}
-    while True:
-        async with db.unit_of_work() as session:
-            rows = (
-                await session.execute(
-                    sa.select(R.id, R.tenant_id).where(R.created_at < cutoff).limit(PURGE_BATCH)
-                )
-            ).all()
-            if not rows:
-                return counts
-            batch: dict[str, int] = {}
-            for _id, tenant_id in rows:
-                batch[tenant_id] = batch.get(tenant_id, 0) + 1
-            await session.execute(
-                sa.delete(R)
-                .where(R.id.in_([r[0] for r in rows]))
-                .execution_options(synchronize_session=False)
-            )
-            if on_batch is not None:
-                await on_batch(session, batch)
-        for tenant_id, count in batch.items():
-            counts[tenant_id] = counts.get(tenant_id, 0) + count
-        if len(rows) < PURGE_BATCH:
-            return counts
+    return await purge_in_batches(
+        db, WebhookInboundReceipt, WebhookInboundReceipt.created_at < cutoff, on_batch=on_batch
+    )
 
 
 def _lookup(body: Any, path: str) -> Any:
